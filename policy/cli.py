@@ -1,0 +1,182 @@
+"""`gpuadmit`: lint, rules, schema, inspect, serve.
+
+Exit codes: 0 clean, 1 findings at or above the failing severity, 2 unusable input or
+wrong usage. Imports are deferred to the command that needs them: `gpuadmit lint` on
+one file is the pre-commit path and must start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"gpuadmit: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="gpuadmit", description="Reject unsafe GPU model-serving configurations before they deploy.")
+    parser.add_argument("--version", action="version", version=f"gpuadmit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    lint = commands.add_parser("lint", help="judge plans, Triton repositories and Kubernetes manifests")
+    lint.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (formats are detected)")
+    lint.add_argument("--format", "-f", default="text", help="text | json | sarif | github | junit | markdown")
+    lint.add_argument(
+        "--output", "-o", action="append", default=[], metavar="[FORMAT=]FILE",
+        help="also write a format to a file, e.g. -o sarif=gpuadmit.sarif (repeatable)",
+    )
+    lint.add_argument("--capacity", default="declared", metavar="declared|nvml|FILE", help="where real GPU capacity comes from")
+    lint.add_argument("--strict-capacity", action="store_true", default=None, help="unverifiable capacity is an error")
+    lint.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
+    lint.add_argument("--config", metavar="FILE", help="project config (default: nearest .gpuadmit.yaml)")
+    lint.add_argument("--fail-on", choices=["error", "warning", "never"], default=None, help="severity that fails the run")
+    lint.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    lint.set_defaults(run=_lint)
+
+    rules = commands.add_parser("rules", help="list rules or explain one")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
+    for name, run in (("list", _rules_list), ("explain", _rules_explain)):
+        sub = rules_commands.add_parser(name)
+        if name == "explain":
+            sub.add_argument("rule_id", metavar="ID")
+        sub.add_argument("--rules", action="append", default=[], metavar="DIR")
+        sub.add_argument("--config", metavar="FILE")
+        sub.set_defaults(run=run)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of plans, rule files or the config")
+    schema.add_argument("--kind", choices=["plan", "rule", "config"], default="plan")
+    schema.set_defaults(run=_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import InputError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except InputError as error:
+        sys.stderr.write(f"gpuadmit: {error}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .config import find_config, load_config
+
+    return load_config(Path(args.config) if args.config else find_config())
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from .api import Linter
+    from .writers import FORMATS, render
+
+    config = _config(args)
+    if args.fail_on:
+        config.fail_on = args.fail_on
+    if args.format not in FORMATS:
+        return _usage(f"unknown format {args.format!r}; choose one of {', '.join(FORMATS)}")
+    outputs = [_parse_output(spec, args.format) for spec in args.output]
+    for fmt, _ in outputs:
+        if fmt not in FORMATS:
+            return _usage(f"unknown format {fmt!r} in --output")
+    linter = Linter(config, args.rules)
+    report = linter.lint_paths(args.paths)
+    color = args.color == "always" or (
+        args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ and args.format == "text"
+    )
+    sys.stdout.write(render(report, args.format, color=color))
+    for fmt, file in outputs:
+        Path(file).write_text(render(report, fmt), encoding="utf-8")
+    return report.exit_code(config.fail_on)
+
+
+def _parse_output(spec: str, default_format: str) -> tuple[str, str]:
+    fmt, sep, file = spec.partition("=")
+    if not sep:
+        suffix = Path(spec).suffix.lstrip(".").lower()
+        guessed = {"sarif": "sarif", "json": "json", "xml": "junit", "md": "markdown", "txt": "text"}.get(suffix)
+        return guessed or default_format, spec
+    return fmt, file
+
+
+def _usage(message: str) -> int:
+    sys.stderr.write(f"gpuadmit: {message}\n")
+    return EXIT_USAGE
+
+
+def _ruleset(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .engine import RuleSet
+
+    config = _config(args)
+    return RuleSet.load([*config.rule_paths(), *map(Path, args.rules)], config.rules)
+
+
+def _rules_list(args: argparse.Namespace) -> int:
+    rules = _ruleset(args)
+    for rule in sorted(rules.rules, key=lambda r: r.id):
+        state = "" if rule.spec.enabled else "  (disabled)"
+        print(f"{rule.id:<28} {rule.spec.severity:<8} {rule.spec.scope:<7} {rule.spec.title}{state}")
+    return EXIT_OK
+
+
+def _rules_explain(args: argparse.Namespace) -> int:
+    rules = _ruleset(args)
+    rule = rules.by_id.get(args.rule_id)
+    if rule is None:
+        import difflib
+
+        hint = difflib.get_close_matches(args.rule_id, list(rules.by_id), n=1)
+        return _usage(f"no rule {args.rule_id!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    spec = rule.spec
+    print(f"{spec.id}: {spec.title}")
+    print(f"severity: {spec.severity}   scope: {spec.scope}   file: {rule.file}")
+    print()
+    print(spec.description.strip())
+    if spec.params:
+        print("\nparameters (override under `rules: {" + spec.id + ": {params: ...}}` in .gpuadmit.yaml):")
+        for name, value in spec.params.items():
+            print(f"  {name}: {value}")
+    print(f"\nfix: {spec.remediation}")
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import json
+
+    if args.kind == "plan":
+        from .plan import json_schema
+
+        schema = json_schema()
+    elif args.kind == "rule":
+        from .rules import rule_file_schema
+
+        schema = rule_file_schema()
+    else:
+        from .config import ProjectConfig
+
+        schema = ProjectConfig.model_json_schema()
+    print(json.dumps(schema, indent=2))
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The project config file (`.gpuadmit.yaml`): rule overrides, extra rule folders,
+memory accounting, waivers. Found from the working directory upward."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InputError
+from .facts import Accounting
+from .plan import Waiver
+from .rules import RuleOverride
+from .yamlio import decode, load_documents, position
+
+CONFIG_NAMES = (".gpuadmit.yaml", ".gpuadmit.yml")
+
+
+class ProjectConfig(BaseModel):
+    """Everything a project can set without writing Python."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: dict[str, RuleOverride] = Field(default_factory=dict, description="Per rule id: enabled, severity, params.")
+    rule_dirs: list[str] = Field(default_factory=list, description="Extra rule folders, relative to this file.")
+    accounting: Accounting = Field(default_factory=Accounting)
+    fail_on: Literal["error", "warning", "never"] = "error"
+    strict_capacity: bool = Field(False, description="Unverifiable capacity is an error, not a warning.")
+    waivers: list[Waiver] = Field(default_factory=list, description="Waivers that apply to every plan.")
+    #: Where the file was read from; rule_dirs are relative to it.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    def rule_paths(self) -> list[Path]:
+        return [(self.base_dir / d).resolve() for d in self.rule_dirs]
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest config file in `start` or one of its parents."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        for name in CONFIG_NAMES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_config(path: Path | None) -> ProjectConfig:
+    if path is None:
+        return ProjectConfig()
+    file = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read config: {exc.strerror}", file=file) from None
+    docs = load_documents(decode(raw, file), file)
+    data = docs[0].data if docs else {}
+    if not isinstance(data, dict):
+        raise InputError("the config file holds one YAML mapping", file=file)
+    try:
+        config = ProjectConfig.model_validate({**data, "base_dir": path.parent})
+    except ValidationError as exc:
+        raise pydantic_input_error(exc, data, file, ProjectConfig) from None
+    return config
+
+
+def pydantic_input_error(exc: ValidationError, data: object, file: str, model: type[BaseModel]) -> InputError:
+    """The first pydantic error as one line with file, line and field, and a did-you-mean."""
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(error["loc"])
+    line, column = position(data, loc)
+    field = _dotted(loc)
+    message = error["msg"]
+    if error["type"] == "extra_forbidden" and loc:
+        message = "unknown key"
+        suggestion = _did_you_mean(str(loc[-1]), _known_fields(model, loc[:-1]))
+        if suggestion:
+            message += f"; did you mean {suggestion!r}?"
+    elif "input" in error and error["type"] not in {"missing"} and not isinstance(error["input"], (dict, list)):
+        message += f" (got {error['input']!r})"
+    return InputError(message, file=file, line=line, column=column, field=field or None)
+
+
+def _dotted(loc: tuple[object, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _did_you_mean(key: str, known: list[str]) -> str | None:
+    matches = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _known_fields(model: type[BaseModel], path: tuple[object, ...]) -> list[str]:
+    """Field names of the (nested) pydantic model that `path` leads to."""
+    import typing
+
+    current: type[BaseModel] | None = model
+    for part in path:
+        if current is None or isinstance(part, int):
+            continue
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        current = None
+        for arg in _flatten(field.annotation, typing):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                current = arg
+                break
+    if current is None:
+        return []
+    names = list(current.model_fields)
+    names += [f.alias for f in current.model_fields.values() if f.alias]
+    return names
+
+
+def _flatten(annotation: object, typing: object) -> list[object]:
+    args = getattr(annotation, "__args__", None)
+    if not args:
+        return [annotation]
+    out: list[object] = []
+    for arg in args:
+        out.extend(_flatten(arg, typing))
+    return out

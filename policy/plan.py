@@ -1,0 +1,247 @@
+"""The serving plan: the one shape every reader produces and the engine judges.
+
+Field names are the user-facing contract (see the README); the JSON Schema users get
+in their editor (`gpuadmit schema`) and the CRD's OpenAPI schema are generated from
+these models. All memory is GiB (2**30 bytes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+API_VERSION = "gpuadmit.dev/v1alpha1"
+
+#: Upper bounds that catch typos (800 for 80) without limiting real fleets.
+MAX_GPU_GB = 4096.0
+MAX_INSTANCES = 1024
+MAX_MS = 3_600_000.0
+
+Sharing = Literal["exclusive", "time-slicing", "mps", "mig"]
+
+#: Spellings users and tools write, mapped to one framework name.
+FRAMEWORK_ALIASES = {
+    "trtllm": "tensorrt_llm",
+    "tensorrtllm": "tensorrt_llm",
+    "tensorrt-llm": "tensorrt_llm",
+    "trt-llm": "tensorrt_llm",
+    "tensorrt": "tensorrt",
+    "tensorrt_plan": "tensorrt",
+    "torch": "pytorch",
+    "pytorch_libtorch": "pytorch",
+    "libtorch": "pytorch",
+    "onnx": "onnxruntime",
+    "onnxruntime_onnx": "onnxruntime",
+    "onnx-runtime": "onnxruntime",
+    "tf": "tensorflow",
+    "tensorflow_graphdef": "tensorflow",
+    "tensorflow_savedmodel": "tensorflow",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+
+
+class RateLimit(_Strict):
+    """How much traffic reaches the model and how long it may wait."""
+
+    max_rps: float | None = Field(None, gt=0, le=1e7, description="Requests per second admitted.")
+    max_concurrency: int | None = Field(None, gt=0, le=1_000_000, description="Requests executing at once.")
+    max_queue: int | None = Field(
+        None, ge=0, le=100_000_000, description="Requests allowed to wait; 0 means unbounded (Triton's convention)."
+    )
+    queue_timeout_ms: float | None = Field(
+        None, ge=0, le=MAX_MS, description="How long a request may wait in the queue before it is rejected."
+    )
+    timeout_action: Literal["reject", "delay"] | None = Field(
+        None, description="What happens at the queue timeout; `delay` may wait forever (Triton's DELAY)."
+    )
+    enabled: bool = Field(
+        True,
+        description="False when the server ignores this limit (tritonserver without --rate-limit=execution_count).",
+    )
+
+
+class Caps(_Strict):
+    """Limits that keep a bulk model from taking the whole GPU."""
+
+    max_batch_size: int | None = Field(None, gt=0, le=1_000_000, description="Largest batch the model runs.")
+    compute_pct: float | None = Field(
+        None, gt=0, le=100, description="Share of the GPU's compute (MPS active thread %, HAMi gpucores)."
+    )
+
+
+class Gpu(_Strict):
+    """One physical GPU (or a GPU-sized share of one)."""
+
+    id: str = Field(min_length=1, max_length=253, description="Name models use in `gpu`/`gpus`.")
+    product: str | None = Field(None, description="Looked up in the GPU catalog (`H100`, `NVIDIA A100-SXM4-80GB`, ...).")
+    memory_gb: float | None = Field(None, gt=0, le=MAX_GPU_GB, description="Total memory in GiB; overrides the catalog.")
+    sharing: Sharing = Field("time-slicing", description="How models on this GPU share it.")
+    mig: list[str] | None = Field(
+        None, max_length=7, description="MIG profiles carved on this GPU (with `sharing: mig`); slices are `ID:0`, `ID:1`, ..."
+    )
+    index: int | None = Field(None, ge=0, le=1024, description="Device index, to match real capacity.")
+    uuid: str | None = Field(None, description="Device UUID (`GPU-...`), to match real capacity.")
+
+    @field_validator("mig")
+    @classmethod
+    def _profiles_look_like_mig(cls, profiles: list[str] | None) -> list[str] | None:
+        for profile in profiles or []:
+            if not _is_mig_profile(profile):
+                raise ValueError(f"{profile!r} is not a MIG profile such as 3g.40gb")
+        return profiles
+
+
+class Model(_Strict):
+    """One served model and how it is protected."""
+
+    name: str = Field(min_length=1, max_length=253)
+    framework: str = Field(
+        "unknown",
+        max_length=64,
+        description="tensorrt_llm | vllm | sglang | pytorch | onnxruntime | tensorflow | python | ...",
+    )
+    gpu: str | None = Field(None, description="The GPU (or MIG slice `gpu0:1`) the model runs on.")
+    gpus: list[str] | None = Field(None, max_length=1024, description="Several GPUs (tensor parallel).")
+    instances: int = Field(1, ge=0, le=MAX_INSTANCES, description="Instances on each GPU the model is placed on.")
+    gpu_gb: float | None = Field(
+        None, ge=0, le=MAX_GPU_GB, description="GiB per instance on each of its GPUs (tensor parallel: the per-GPU share)."
+    )
+    gpu_gb_estimated: bool = Field(False, description="True when gpu_gb was estimated from model files, not declared.")
+    latency_critical: bool = False
+    sla_ms: float | None = Field(None, gt=0, le=MAX_MS, description="Latency target in milliseconds.")
+    priority: int | None = Field(
+        None, ge=0, le=1_000_000, description="1 is the highest (Triton's convention); 0 counts as 1."
+    )
+    rate_limit: RateLimit | None = None
+    caps: Caps | None = None
+    memory_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description=(
+            "Fraction a greedy framework pre-allocates: vLLM gpu_memory_utilization (of total), "
+            "TensorRT-LLM kv_cache_free_gpu_mem_fraction (of free memory after weights), "
+            "SGLang mem_fraction_static, TensorFlow per_process_gpu_memory_fraction."
+        ),
+    )
+    memory_limit_gb: float | None = Field(
+        None, gt=0, le=MAX_GPU_GB, description="Hard cap on the framework's allocator (ONNX Runtime gpu_mem_limit)."
+    )
+    server: str | None = Field(
+        None,
+        max_length=253,
+        description=(
+            "The serving process the model runs in. Priorities and rate limits arbitrate only "
+            "inside one process; models of a plan share one server unless told otherwise."
+        ),
+    )
+
+    @field_validator("framework")
+    @classmethod
+    def _canonical_framework(cls, framework: str) -> str:
+        key = framework.strip().lower()
+        return FRAMEWORK_ALIASES.get(key, key)
+
+    @model_validator(mode="after")
+    def _one_way_to_place(self) -> Model:
+        if self.gpu is not None and self.gpus is not None:
+            raise ValueError("give either `gpu` or `gpus`, not both")
+        return self
+
+    @property
+    def placed_on(self) -> list[str]:
+        if self.gpus is not None:
+            return list(self.gpus)
+        return [self.gpu] if self.gpu is not None else []
+
+
+class Waiver(_Strict):
+    """An accepted exception: exact rule id and subject, with a reason and usually an expiry."""
+
+    rule: str = Field(min_length=1)
+    model: str | None = None
+    gpu: str | None = None
+    reason: str = Field(min_length=1, description="Why the risk is accepted; required.")
+    expires: dt.date | None = Field(None, description="After this date the waiver is an error, not a pass.")
+
+    @model_validator(mode="after")
+    def _names_a_subject(self) -> Waiver:
+        if self.model is None and self.gpu is None:
+            raise ValueError("a waiver names the `model` or `gpu` it applies to")
+        if not self.reason.strip():
+            raise ValueError("a waiver needs a non-empty reason")
+        return self
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = "plan"
+
+
+class ServingPlan(_Strict):
+    """GPUs, the models placed on them, and accepted exceptions."""
+
+    apiVersion: Literal["gpuadmit.dev/v1alpha1"] = API_VERSION
+    kind: Literal["ServingPlan"] = "ServingPlan"
+    metadata: Metadata = Field(default_factory=Metadata)
+    gpus: list[Gpu] = Field(default_factory=list, max_length=100_000)
+    models: list[Model] = Field(default_factory=list, max_length=1_000_000)
+    waivers: list[Waiver] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_form(cls, data: Any) -> Any:
+        """Accept the seed demo's data: a top-level `gpu_gb` (or `GPU_GB`) and `models`.
+
+        All models then sit on one implicit GPU `gpu0` of that size.
+        """
+        if not isinstance(data, dict):
+            return data
+        size_key = "gpu_gb" if "gpu_gb" in data else "GPU_GB" if "GPU_GB" in data else None
+        if size_key is None:
+            return data
+        if "gpus" in data:
+            raise ValueError(f"give either a top-level `{size_key}` (one implicit GPU) or `gpus`, not both")
+        converted = {k: v for k, v in data.items() if k != size_key}
+        converted["gpus"] = [{"id": "gpu0", "memory_gb": data[size_key]}]
+        models = data.get("models")
+        if isinstance(models, list):
+            converted["models"] = [
+                {**m, "gpu": "gpu0"} if isinstance(m, dict) and "gpu" not in m and "gpus" not in m else m
+                for m in models
+            ]
+        return converted
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ServingPlan:
+        for kind, names in (("GPU id", [g.id for g in self.gpus]), ("model name", [m.name for m in self.models])):
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"{kind} {name!r} is used twice")
+                seen.add(name)
+        return self
+
+
+def _is_mig_profile(profile: str) -> bool:
+    compute, _, memory = profile.partition(".")
+    return (
+        len(compute) >= 2
+        and compute[:-1].isdigit()
+        and compute.endswith("g")
+        and memory.endswith("gb")
+        and memory[:-2].replace("+me", "").isdigit()
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a plan file, as users get it in their editor."""
+    schema = ServingPlan.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "gpuadmit ServingPlan"
+    return schema

@@ -1,0 +1,97 @@
+"""Native plans: `kind: ServingPlan` files (flat or as a Kubernetes custom resource with
+`spec`), and the seed form (top-level `gpu_gb`/`GPU_GB` plus `models`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..config import pydantic_input_error
+from ..errors import InputError
+from ..plan import ServingPlan
+from ..source import PlanSource
+from ..yamlio import Document, LineDict, LineList, decode, load_documents
+
+PLAN_KEYS = {"gpu_gb", "GPU_GB", "models", "gpus"}
+
+
+def is_plan(data: Any) -> bool:
+    """A native plan document: kind ServingPlan, or plan-shaped keys without a Kubernetes kind."""
+    if not isinstance(data, dict):
+        return False
+    if data.get("kind") == "ServingPlan":
+        return True
+    return "kind" not in data and "apiVersion" not in data and bool(PLAN_KEYS & set(data))
+
+
+def read_plan_file(path: Path) -> list[PlanSource]:
+    """Every plan document in one file (used where the file is known to hold plans)."""
+    file = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=file) from None
+    docs = load_documents(decode(raw, file), file)
+    if not docs:
+        raise InputError("empty file: no plan in it", file=file)
+    return [read_plan_document(doc, default_name=path.stem) for doc in docs]
+
+
+def read_plan_document(doc: Document, default_name: str = "plan") -> PlanSource:
+    """One document to a PlanSource, with the position of every model, GPU and waiver."""
+    data = doc.data
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping with `models` (a plan)", file=doc.file, line=doc.line)
+    body, prefix = data, ()
+    if data.get("kind") == "ServingPlan" and "spec" in data:
+        body = data.get("spec")
+        if not isinstance(body, dict):
+            raise InputError("`spec` must be a mapping", file=doc.file, line=doc.line, field="spec")
+        body = {**body, "metadata": data.get("metadata") or {}}
+        prefix = ("spec",)
+    if not isinstance(body.get("metadata"), dict) or "name" not in body.get("metadata", {}):
+        body = {**body, "metadata": {**(body.get("metadata") or {}), "name": default_name}}
+    try:
+        plan = ServingPlan.model_validate(body)
+    except ValidationError as exc:
+        error = pydantic_input_error(exc, _reattach(data, prefix, body), doc.file, ServingPlan)
+        if error.line is None:
+            error.line = doc.line
+        raise error from None
+    source = PlanSource(plan=plan, file=doc.file, line=doc.line)
+    source.positions.update(positions_of(data[prefix[0]] if prefix else data))
+    source.positions[("plan", plan.metadata.name)] = (doc.line, 1)
+    return source
+
+
+def _reattach(original: dict[str, Any], prefix: tuple[str, ...], body: dict[str, Any]) -> Any:
+    """Positions for errors: the pydantic loc is relative to `body`, lines live in `original`."""
+    if not prefix:
+        return original
+    inner = original[prefix[0]]
+    return inner if isinstance(inner, LineDict) else body
+
+
+def positions_of(body: Any) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """(kind, name[, field]) -> (line, column) for the models, GPUs and waivers of a plan body."""
+    positions: dict[tuple[Any, ...], tuple[int, int]] = {}
+    if not isinstance(body, dict):
+        return positions
+    for key, kind, name_key in (("models", "model", "name"), ("gpus", "gpu", "id"), ("waivers", "waiver", None)):
+        items = body.get(key)
+        if not isinstance(items, LineList):
+            continue
+        for n, item in enumerate(items):
+            name = item.get(name_key) if name_key and isinstance(item, dict) else n
+            if n < len(items.item_lines):
+                positions[(kind, name)] = items.item_lines[n]
+            if isinstance(item, LineDict):
+                for field_name, pos in item.key_lines.items():
+                    positions[(kind, name, field_name)] = pos
+    if "gpu_gb" in body or "GPU_GB" in body:  # seed form: the implicit GPU is the size key
+        key = "gpu_gb" if "gpu_gb" in body else "GPU_GB"
+        if isinstance(body, LineDict) and key in body.key_lines:
+            positions[("gpu", "gpu0")] = body.key_lines[key]
+    return positions

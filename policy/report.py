@@ -1,0 +1,83 @@
+"""Findings and the report: what the engine produces and every writer prints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .facts import GpuSummary
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+FailOn = Literal["error", "warning", "never"]
+
+
+@dataclass
+class Finding:
+    """One thing a rule found about one subject (a model, a GPU, a waiver or the input)."""
+
+    rule: str
+    severity: Severity
+    message: str
+    model: str | None = None
+    gpu: str | None = None
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    fix: str | None = None
+    waived: bool = False
+    waiver_reason: str | None = None
+    plan: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def counts(self) -> bool:
+        """Waived findings are reported but never fail a run."""
+        return not self.waived
+
+
+@dataclass
+class PlanReport:
+    """The verdict on one plan: its GPUs' memory and its findings."""
+
+    name: str
+    file: str | None
+    gpus: list[GpuSummary] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    """Everything one run found, across every plan it read."""
+
+    plans: list[PlanReport] = field(default_factory=list)
+    #: Findings not tied to a readable plan (unreadable files, schema errors).
+    input_findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [*self.input_findings, *(f for p in self.plans for f in p.findings)]
+
+    @property
+    def unusable_input(self) -> bool:
+        return any(f.rule == "schema" and f.severity == "error" and f.counts for f in self.findings)
+
+    def failed(self, fail_on: FailOn = "error") -> bool:
+        if fail_on == "never":
+            return False
+        threshold = SEVERITY_RANK[fail_on]
+        return any(f.counts and SEVERITY_RANK[f.severity] >= threshold for f in self.findings)
+
+    def exit_code(self, fail_on: FailOn = "error") -> int:
+        """0 clean, 1 findings at or above `fail_on`, 2 unusable input."""
+        if self.unusable_input:
+            return 2
+        return 1 if self.failed(fail_on) else 0
+
+    def counts(self) -> dict[str, int]:
+        totals = {"error": 0, "warning": 0, "info": 0, "waived": 0}
+        for f in self.findings:
+            totals["waived" if f.waived else f.severity] += 1
+        return totals

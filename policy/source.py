@@ -1,0 +1,38 @@
+"""A plan together with where it came from, so findings can point at lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .plan import ServingPlan
+from .report import Finding
+
+Position = tuple[int, int]
+
+
+@dataclass
+class PlanSource:
+    """What every reader returns: the plan, its file, and the position of each subject.
+
+    `positions` keys are `(kind, name)` or `(kind, name, field)` with kind one of
+    model, gpu, waiver, plan; values are 1-based (line, column).
+    """
+
+    plan: ServingPlan
+    file: str | None = None
+    line: int | None = None
+    positions: dict[tuple[Any, ...], Position] = field(default_factory=dict)
+    #: Findings the reader made itself (placeholders, estimates, ignored settings).
+    findings: list[Finding] = field(default_factory=list)
+
+    def locate(self, kind: str, name: Any, field_name: str | None = None) -> tuple[str | None, int | None, int | None]:
+        """(file, line, column) of a subject, or of one of its fields when present."""
+        if field_name is not None:
+            pos = self.positions.get((kind, name, field_name))
+            if pos:
+                return self.file, pos[0], pos[1]
+        pos = self.positions.get((kind, name))
+        if pos:
+            return self.file, pos[0], pos[1]
+        return self.file, self.line, None
