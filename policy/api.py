@@ -15,9 +15,16 @@ from .source import PlanSource
 class Linter:
     """Rules compiled once, then any number of plans judged. Thread-safe for reading."""
 
-    def __init__(self, config: ProjectConfig | None = None, rule_dirs: Sequence[str | Path] = ()) -> None:
+    def __init__(
+        self,
+        config: ProjectConfig | None = None,
+        rule_dirs: Sequence[str | Path] = (),
+        capacity: str = "declared",
+    ) -> None:
         self.config = config or ProjectConfig()
         self.rules = RuleSet.load([*self.config.rule_paths(), *map(Path, rule_dirs)], self.config.rules)
+        #: "declared" (the plan itself), "nvml", or a capacity file; see policy.capacity.
+        self.capacity = capacity
 
     def lint_sources(self, sources: Sequence[PlanSource], read: ReadResult | None = None) -> Report:
         report = Report()

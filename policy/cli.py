@@ -56,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", metavar="FILE")
         sub.set_defaults(run=run)
 
+    inspect = commands.add_parser("inspect", help="print this machine's GPUs (NVML) as a plan fragment")
+    from .capacity.inspect import add_arguments as add_inspect_arguments
+
+    add_inspect_arguments(inspect)
+    inspect.set_defaults(run=_inspect)
+
+    serve = commands.add_parser("serve", help="run the Kubernetes validating admission webhook")
+    from webhook.server import add_arguments as add_serve_arguments
+
+    add_serve_arguments(serve)
+    serve.set_defaults(run=_serve)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of plans, rule files or the config")
     schema.add_argument("--kind", choices=["plan", "rule", "config"], default="plan")
     schema.set_defaults(run=_schema)
@@ -98,7 +110,9 @@ def _lint(args: argparse.Namespace) -> int:
     for fmt, _ in outputs:
         if fmt not in FORMATS:
             return _usage(f"unknown format {fmt!r} in --output")
-    linter = Linter(config, args.rules)
+    if args.strict_capacity is not None:
+        config.strict_capacity = args.strict_capacity
+    linter = Linter(config, args.rules, capacity=args.capacity)
     report = linter.lint_paths(args.paths)
     color = args.color == "always" or (
         args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ and args.format == "text"
@@ -157,6 +171,18 @@ def _rules_explain(args: argparse.Namespace) -> int:
             print(f"  {name}: {value}")
     print(f"\nfix: {spec.remediation}")
     return EXIT_OK
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .capacity.inspect import run
+
+    return run(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from webhook.server import run
+
+    return run(args)
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""Capacity providers: real GPU inventory (NVML, node labels, inventory files)."""
