@@ -161,41 +161,47 @@ class RuleSet:
         *,
         include_builtin: bool = True,
     ) -> RuleSet:
-        """Read, validate, compile and self-check every rule; apply project overrides."""
-        specs: dict[str, tuple[RuleSpec, str]] = {}
+        """Read, validate, compile and self-check every rule; apply project overrides.
+
+        A rule set identical to one loaded before is taken from the rule cache
+        (see policy.rulecache), skipping schema validation, compilation and self-check.
+        """
+        from . import rulecache
+
         dirs = ([builtin_rules_dir()] if include_builtin else []) + [Path(d) for d in extra_dirs]
-        for directory in dirs:
-            for spec, file in load_rule_dir(directory):
-                if spec.id in specs:
-                    raise RuleError(f"rule id {spec.id!r} is already defined in {specs[spec.id][1]}", file=file, field="id")
-                specs[spec.id] = (spec, file)
-        for rule_id, override in (overrides or {}).items():
-            if rule_id not in specs:
-                hint = difflib.get_close_matches(rule_id, list(specs), n=1)
-                raise RuleError(
-                    f"no rule {rule_id!r} to configure" + (f"; did you mean {hint[0]!r}?" if hint else ""),
-                    field=f"rules.{rule_id}",
-                )
-            spec, file = specs[rule_id]
-            unknown = set(override.params) - set(spec.params)
-            if unknown:
-                name = sorted(unknown)[0]
-                hint = difflib.get_close_matches(name, list(spec.params), n=1)
-                raise RuleError(
-                    f"rule {rule_id!r} has no parameter {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""),
-                    field=f"rules.{rule_id}.params.{name}",
-                )
-            update: dict[str, Any] = {"params": {**spec.params, **override.params}}
-            if override.severity is not None:
-                update["severity"] = override.severity
-            if override.enabled is not None:
-                update["enabled"] = override.enabled
-            specs[rule_id] = (spec.model_copy(update=update), file)
-        rules = [CompiledRule(spec, file, params=_as_params(spec.params)) for spec, file in specs.values()]
+        overrides = overrides or {}
+        key = rulecache.cache_key(dirs, {k: v.model_dump() for k, v in overrides.items()})
+        cached = rulecache.read(key)
+        if cached is not None:
+            try:
+                return cls._from_cache(cached)
+            except Exception:  # a stale or foreign entry: fall back to the full load
+                pass
+        specs = _load_specs(dirs, overrides)
+        rules = [CompiledRule(spec, file, params=_as_params(spec.params)) for spec, file in specs]
         ruleset = cls(rules)
         ruleset._compile()
         ruleset._self_check()
+        rulecache.write(
+            key,
+            [
+                {"spec": r.spec.model_dump(), "file": r.file, "program": r.program.serialize() if r.program else None}
+                for r in rules
+            ],
+        )
         return ruleset
+
+    @classmethod
+    def _from_cache(cls, entries: list[dict[str, Any]]) -> RuleSet:
+        _, env = _cel()
+        rules = []
+        for entry in entries:
+            spec = RuleSpec.model_validate(entry["spec"])
+            rule = CompiledRule(spec, entry["file"], params=_as_params(spec.params))
+            if entry["program"] is not None:
+                rule.program = env.deserialize(entry["program"])
+            rules.append(rule)
+        return cls(rules)
 
     @property
     def active(self) -> list[CompiledRule]:
@@ -212,6 +218,7 @@ class RuleSet:
     def _compile(self) -> None:
         _, env = _cel()
         for rule in self.active:
+            _check_expressions(rule)
             rule.program = _compile(env, _program_source(rule.spec), rule)
 
     def _self_check(self) -> None:
@@ -223,7 +230,10 @@ class RuleSet:
         for rule in self.active:
             program = _compile(env, _self_check_source(rule.spec), rule)
             scope = SCOPES[rule.spec.scope]
-            result = _plain(program.eval(data=data), rule)
+            try:
+                result = _plain(program.eval(data=data), rule)
+            except RuleError as error:
+                raise _pinpoint(rule, env, data) or error from None
             for idx, passes, values, matched in result:
                 if not isinstance(matched, bool) or any(not isinstance(p, bool) for p in passes):
                     raise RuleError("a validation or `match` does not evaluate to a boolean", file=rule.file, field="validations")
@@ -325,6 +335,101 @@ class RuleSet:
                 yield rule, [], exc.message
                 continue
             yield rule, rows, None
+
+
+def _load_specs(dirs: list[Path], overrides: dict[str, RuleOverride]) -> list[tuple[RuleSpec, str]]:
+    """Every rule of `dirs`, ids unique, with the project's overrides applied."""
+    specs: dict[str, tuple[RuleSpec, str]] = {}
+    for directory in dirs:
+        for spec, file in load_rule_dir(directory):
+            if spec.id in specs:
+                raise RuleError(f"rule id {spec.id!r} is already defined in {specs[spec.id][1]}", file=file, field="id")
+            specs[spec.id] = (spec, file)
+    for rule_id, override in overrides.items():
+        if rule_id not in specs:
+            hint = difflib.get_close_matches(rule_id, list(specs), n=1)
+            raise RuleError(
+                f"no rule {rule_id!r} to configure" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                field=f"rules.{rule_id}",
+            )
+        spec, file = specs[rule_id]
+        unknown = set(override.params) - set(spec.params)
+        if unknown:
+            name = sorted(unknown)[0]
+            hint = difflib.get_close_matches(name, list(spec.params), n=1)
+            raise RuleError(
+                f"rule {rule_id!r} has no parameter {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                field=f"rules.{rule_id}.params.{name}",
+            )
+        update: dict[str, Any] = {"params": {**spec.params, **override.params}}
+        if override.severity is not None:
+            update["severity"] = override.severity
+        if override.enabled is not None:
+            update["enabled"] = override.enabled
+        specs[rule_id] = (spec.model_copy(update=update), file)
+    return list(specs.values())
+
+
+def _check_expressions(rule: CompiledRule) -> None:
+    """Compile each expression alone, so an error names its own field, and check its type."""
+    cel, _ = _cel()
+    spec = rule.spec
+    scope = SCOPES[spec.scope]
+    mapping = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
+    declared: dict[str, Any] = {scope.var: mapping, "params": mapping, "plan": mapping}
+    from cel_expr_python.ext import ext_math, ext_strings
+
+    extensions = [ext_math.ExtMath(), ext_strings.ExtStrings()]
+    checks: list[tuple[str, str, bool]] = []
+    if spec.match:
+        checks.append(("match", spec.match, True))
+    for n, variable in enumerate(spec.variables):
+        checks.append((f"variables[{n}].expression", variable.expression, False))
+    checks += [(f"validations[{n}].expression", v.expression, True) for n, v in enumerate(spec.validations)]
+    names = [v.name for v in spec.variables]
+    for field_name, expression, boolean in checks:
+        env = cel.NewEnv(variables=declared, extensions=extensions)
+        try:
+            compiled = env.compile(expression)
+        except Exception as exc:  # cel raises plain exceptions carrying the checker's message
+            raise RuleError(_cel_message(exc), file=rule.file, field=field_name) from None
+        returned = compiled.return_type()
+        if boolean and returned not in (cel.Type.BOOL, cel.Type.DYN):
+            raise RuleError(f"must evaluate to a boolean, not {returned.name()}", file=rule.file, field=field_name)
+        if field_name.startswith("variables["):
+            declared = {**declared, names[int(field_name[10:].split("]")[0])]: cel.Type.DYN}
+
+
+def _pinpoint(rule: CompiledRule, env: Any, data: dict[str, Any]) -> RuleError | None:
+    """Which expression of a rule fails on the self-check plan (e.g. a misspelt fact)."""
+    spec = rule.spec
+    scope = SCOPES[spec.scope]
+    bound: list[tuple[str, str]] = []
+    pieces: list[tuple[str, str]] = []
+    if spec.match:
+        pieces.append(("match", spec.match))
+    for n, variable in enumerate(spec.variables):
+        pieces.append((f"variables[{n}].expression", variable.expression))
+    pieces += [(f"validations[{n}].expression", v.expression) for n, v in enumerate(spec.validations)]
+    for field_name, expression in pieces:
+        source = (
+            f'cel.bind(params, rule_params["{spec.id}"], '
+            f"{scope.collection}.map({scope.var}, {_bind(bound, f'({expression})')}))"
+        )
+        value = env.compile(source).eval(data=data)
+        if value.type() == _cel()[0].Type.ERROR:
+            return RuleError(f"fails on the self-check plan: {value.plain_value()}", file=rule.file, field=field_name)
+        if field_name.startswith("variables["):
+            bound.append((spec.variables[len(bound)].name, f"({expression})"))
+    return None
+
+
+def _cel_message(exc: Exception) -> str:
+    """The checker's first line without its `INVALID_ARGUMENT: ERROR: <input>:` preamble."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for prefix in ("INVALID_ARGUMENT: ", "ERROR: "):
+        first = first.removeprefix(prefix)
+    return "expression does not compile: " + first.replace("<input>:", "at ")
 
 
 def _compile(env: Any, source: str, rule: CompiledRule) -> Any:

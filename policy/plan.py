@@ -42,7 +42,7 @@ FRAMEWORK_ALIASES = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class RateLimit(_Strict):
@@ -178,6 +178,35 @@ class Waiver(_Strict):
         return self
 
 
+class TritonServer(_Strict):
+    """One tritonserver process and its model repository, read as plain models.
+
+    A Triton config cannot say how much memory a model needs, whether it is
+    latency-critical, which GPUs the server sees or how the server is started; this
+    section and the plan's `models` entries (matched by model name) say it.
+    """
+
+    repository: str = Field(
+        ".", min_length=1, description="Model repository folder (`<model>/config.pbtxt`), relative to the plan file."
+    )
+    server: str | None = Field(
+        None, max_length=253, description="Name of the tritonserver process; default `triton-<repository folder>`."
+    )
+    args: list[str] | None = Field(
+        None,
+        max_length=1000,
+        description=(
+            "How tritonserver is started (its flags). `--rate-limit=execution_count` switches rate limiters on; "
+            "given without it, every `rate_limiter` is ignored. Unset: not known."
+        ),
+    )
+    gpus: list[str] | None = Field(
+        None,
+        max_length=1024,
+        description="The plan GPUs the server sees, in device-index order (Triton GPU 0 first); default: every GPU.",
+    )
+
+
 class Metadata(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str = "plan"
@@ -192,6 +221,13 @@ class ServingPlan(_Strict):
     gpus: list[Gpu] = Field(default_factory=list, max_length=100_000)
     models: list[Model] = Field(default_factory=list, max_length=1_000_000)
     waivers: list[Waiver] = Field(default_factory=list, max_length=10_000)
+    triton: TritonServer | None = Field(
+        None,
+        description=(
+            "A Triton model repository served on this plan's GPUs; its models join `models`, and `models` "
+            "entries with the same name add what config.pbtxt cannot hold (gpu_gb, latency_critical, sla_ms)."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -16,7 +16,8 @@ def write(report: Report, *, color: bool = False) -> str:
         out.append(_finding_line(finding, paint))
     for plan in report.plans:
         out.extend(_plan(plan, paint))
-    out.append(_summary(report))
+    if report.plans or not report.input_findings:
+        out.append(_summary(report))
     return "\n".join(out) + "\n"
 
 
@@ -55,11 +56,12 @@ def _finding_line(finding: Finding, paint) -> str:  # type: ignore[no-untyped-de
     label = "waived" if finding.waived else finding.severity
     where = ""
     if finding.file:
-        where = finding.file + (f":{finding.line}" if finding.line else "") + ": "
+        where = finding.file + (f":{finding.line}" if finding.line else "")
+        where += (f":{finding.column}" if finding.line and finding.column else "") + ": "
     line = f"{paint(f'{label:<7}', label)} {finding.rule:<28} {where}{finding.message}"
     if finding.waived:
         line += f"  (waived: {finding.waiver_reason})"
-    elif finding.fix:
+    elif finding.fix and finding.rule != "schema":  # input errors stay one line
         line += f"\n{'':<41}fix: {finding.fix}"
     return line
 

@@ -1,0 +1,78 @@
+"""A cache of checked and compiled rule sets, so the pre-commit path starts fast.
+
+Loading rules validates every file against the rule schema, compiles each expression
+and runs it on the self-check plan: about 60 ms, most of it importing the schema
+validator. The result depends only on the rule files' bytes, the configured overrides
+and gpuadmit's own code, so it is cached under that key. A cache that cannot be read
+or written (read-only file system, corrupt entry) is ignored: the slow path is
+always correct. Entries are JSON, never pickles, so a cache file cannot run code.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+#: Files whose content changes what a compiled rule means.
+_ENGINE_FILES = ("engine.py", "rules.py", "facts.py", "data/selfcheck-plan.yaml")
+
+
+def cache_dir() -> Path | None:
+    """`$GPUADMIT_CACHE_DIR`, else `$XDG_CACHE_HOME/gpuadmit`, else `~/.cache/gpuadmit`; `off` disables."""
+    configured = os.environ.get("GPUADMIT_CACHE_DIR")
+    if configured:
+        return None if configured == "off" else Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    return Path(base) / "gpuadmit"
+
+
+def cache_key(dirs: list[Path], overrides: dict[str, Any]) -> str:
+    digest = hashlib.sha256(__version__.encode())
+    here = Path(__file__).parent
+    for name in _ENGINE_FILES:
+        stat = (here / name).stat()
+        digest.update(f"{name}:{stat.st_mtime_ns}:{stat.st_size}".encode())
+    for directory in dirs:
+        digest.update(str(directory.resolve()).encode())
+        for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+            digest.update(path.name.encode())
+            if path.is_file():
+                digest.update(path.read_bytes())
+    digest.update(json.dumps(overrides, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def read(key: str) -> list[dict[str, Any]] | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    try:
+        entries = json.loads((folder / f"rules-{key}.json").read_text(encoding="utf-8"))
+        for entry in entries:
+            entry["program"] = base64.b64decode(entry["program"]) if entry["program"] else None
+        return entries  # type: ignore[no-any-return]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write(key: str, entries: list[dict[str, Any]]) -> None:
+    folder = cache_dir()
+    if folder is None:
+        return
+    payload = [
+        {**entry, "program": base64.b64encode(entry["program"]).decode() if entry["program"] else None}
+        for entry in entries
+    ]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".rules-{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(payload), encoding="utf-8")
+        tmp.replace(folder / f"rules-{key}.json")
+    except OSError:
+        pass

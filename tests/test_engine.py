@@ -1,0 +1,170 @@
+"""The rule engine: user rule folders, broken rules caught at load, waivers, fail closed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SAMPLES, run_cli
+from policy.api import Linter
+from policy.engine import RuleSet
+from policy.errors import RuleError
+from policy.rules import RuleOverride
+
+GOOD_RULE = """\
+id: max-instances
+title: No model runs more than a few instances per GPU
+severity: warning
+scope: model
+description: Many instances of one model multiply its memory and contexts.
+remediation: "lower instances of {model.name} to {params.limit:g} or fewer"
+params:
+  limit: 2
+validations:
+  - expression: double(model.instances) <= params.limit
+    message: "{model.name}: {model.instances} instances > {params.limit:g}"
+    field: instances
+"""
+
+
+def _rule_dir(tmp_path: Path, text: str, name: str = "max-instances.yaml") -> Path:
+    folder = tmp_path / "policies"
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(text)
+    return folder
+
+
+def test_user_rule_folder_adds_a_rule_without_python(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("gpus: [{id: gpu0, memory_gb: 80}]\nmodels:\n  - name: emb\n    gpu: gpu0\n    gpu_gb: 1\n    instances: 4\n")
+    report = Linter(rule_dirs=[_rule_dir(tmp_path, GOOD_RULE)]).lint_paths([plan])
+    (finding,) = [f for f in report.findings if f.rule == "max-instances"]
+    assert finding.severity == "warning"
+    assert finding.message == "emb: 4 instances > 2"
+    assert finding.line == 6  # the `instances` key
+    assert finding.fix == "lower instances of emb to 2 or fewer"
+
+
+def test_params_and_severity_are_overridden_by_config(tmp_path: Path) -> None:
+    folder = _rule_dir(tmp_path, GOOD_RULE)
+    rules = RuleSet.load([folder], {"max-instances": RuleOverride(severity="error", params={"limit": 8})})
+    rule = rules.by_id["max-instances"]
+    assert rule.spec.severity == "error"
+    assert rule.params["limit"] == 8.0
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message", "field"),
+    [
+        (("expression: double(model.instances) <= params.limit", "expression: model.instances <="), "does not compile", "validations[0].expression"),
+        (("expression: double(model.instances) <= params.limit", "expression: double(model.instancez) <= params.limit"), "instancez", "validations[0].expression"),
+        (("{model.instances} instances", "{model.instancez} instances"), "message placeholder", "validations[0].message"),
+        (("severity: warning", "severity: fatal"), "'fatal' is not one of", "severity"),
+        (("scope: model", "scope: model\nwhen: always"), "unknown key", None),
+        (("id: max-instances", "id: other-id"), "differs from the file name", "id"),
+        (("expression: double(model.instances) <= params.limit", "expression: double(model.instances)"), "must evaluate to a boolean, not DOUBLE", "validations[0].expression"),
+    ],
+)
+def test_broken_rule_fails_at_load_with_file_and_field(
+    tmp_path: Path, mutation: tuple[str, str], message: str, field: str | None
+) -> None:
+    folder = _rule_dir(tmp_path, GOOD_RULE.replace(*mutation))
+    with pytest.raises(RuleError) as caught:
+        RuleSet.load([folder])
+    error = caught.value
+    assert error.file and error.file.endswith("max-instances.yaml")
+    assert message in str(error)
+    if field:
+        assert error.field == field
+
+
+def test_broken_rule_through_the_cli_is_exit_2_one_line(tmp_path: Path) -> None:
+    folder = _rule_dir(tmp_path, GOOD_RULE.replace("severity: warning", "severity: loud"))
+    run = run_cli("lint", "--rules", str(folder), str(SAMPLES / "seed-demo.yaml"))
+    assert run.code == 2
+    assert run.stderr.count("\n") == 1
+    assert "max-instances.yaml:3:1: severity: 'loud' is not one of" in run.stderr
+
+
+def test_stray_file_in_rule_folder_is_refused(tmp_path: Path) -> None:
+    folder = _rule_dir(tmp_path, GOOD_RULE)
+    (folder / "notes.txt").write_text("hello")
+    with pytest.raises(RuleError, match="not a rule file"):
+        RuleSet.load([folder])
+
+
+def test_duplicate_rule_id_is_refused(tmp_path: Path) -> None:
+    folder = _rule_dir(tmp_path, (ROOT / "rules" / "memory-fit.yaml").read_text(), name="memory-fit.yaml")
+    with pytest.raises(RuleError, match="already defined"):
+        RuleSet.load([folder])
+
+
+def test_unknown_param_override_suggests_the_right_one() -> None:
+    with pytest.raises(RuleError, match="did you mean 'warn_pct'"):
+        RuleSet.load([], {"memory-headroom": RuleOverride(params={"warn_pc": 80})})
+
+
+def test_rule_that_errors_on_a_plan_fails_closed(tmp_path: Path) -> None:
+    # Division by zero only happens on this plan, not on the self-check plan.
+    rule = GOOD_RULE.replace(
+        "double(model.instances) <= params.limit", "model.instances == 0 || 10 / (model.instances - 4) >= 0"
+    )
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("gpus: [{id: gpu0, memory_gb: 80}]\nmodels: [{name: emb, gpu: gpu0, gpu_gb: 1, instances: 4}]\n")
+    report = Linter(rule_dirs=[_rule_dir(tmp_path, rule)]).lint_paths([plan])
+    (finding,) = [f for f in report.findings if f.rule == "max-instances"]
+    assert finding.severity == "error"
+    assert "could not be evaluated" in finding.message
+    assert report.exit_code() == 1
+
+
+def test_expired_waiver_does_not_waive_and_is_an_error(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        (SAMPLES / "seed-demo.yaml").read_text()
+        + "waivers:\n"
+        "  - {rule: bulk-capped, model: embeddings, reason: nightly only, expires: 2020-01-01}\n"
+        "  - {rule: bulk-capped, model: reranker, reason: nightly only}\n"
+    )
+    report = Linter().lint_paths([plan])
+    by_model = {f.model: f for f in report.findings if f.rule == "bulk-capped"}
+    assert not by_model["embeddings"].waived
+    assert by_model["reranker"].waived and by_model["reranker"].waiver_reason == "nightly only"
+    (expired,) = [f for f in report.findings if f.rule == "waiver-expired"]
+    assert "expired on 2020-01-01" in expired.message and expired.line == 9
+
+
+def test_waiver_needs_a_reason_and_a_subject(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text((SAMPLES / "seed-demo.yaml").read_text() + "waivers:\n  - {rule: bulk-capped, model: embeddings, reason: ''}\n")
+    report = Linter().lint_paths([plan])
+    assert report.exit_code() == 2
+    assert "waivers[0].reason" in report.findings[0].message
+
+
+def test_rule_cache_gives_the_same_verdict_and_notices_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUADMIT_CACHE_DIR", str(tmp_path / "cache"))
+    folder = _rule_dir(tmp_path, GOOD_RULE)
+    first = RuleSet.load([folder])
+    assert list((tmp_path / "cache").glob("rules-*.json"))
+    second = RuleSet.load([folder])  # from the cache
+    assert [r.id for r in first.rules] == [r.id for r in second.rules]
+    plan = SAMPLES / "seed-demo.yaml"
+    from policy.readers import read_paths
+
+    source = read_paths([plan]).sources[0]
+    assert [f.message for f in first.judge(source).findings] == [f.message for f in second.judge(source).findings]
+    # A broken edit is not hidden by the cached good version.
+    (folder / "max-instances.yaml").write_text(GOOD_RULE.replace("severity: warning", "severity: loud"))
+    with pytest.raises(RuleError):
+        RuleSet.load([folder])
+
+
+def test_builtin_rules_are_found_in_an_installed_layout(tmp_path: Path) -> None:
+    from policy import rules
+
+    assert (rules.builtin_rules_dir() / "memory-fit.yaml").is_file()
+    copied = shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    assert len(list(copied.glob("*.yaml"))) == len(list((ROOT / "rules").glob("*.yaml")))
