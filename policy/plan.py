@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-API_VERSION = "gpuadmit.dev/v1alpha1"
+API_VERSION: Literal["gpuadmit.dev/v1alpha1"] = "gpuadmit.dev/v1alpha1"
 
 #: Upper bounds that catch typos (800 for 80) without limiting real fleets.
 MAX_GPU_GB = 4096.0

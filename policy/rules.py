@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import RuleError
-from .yamlio import LineDict, decode, load_documents, position
+from .yamlio import decode, load_documents, position
 
 Scope = Literal["input", "plan", "gpu", "model", "waiver"]
 RULE_ID_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
@@ -41,6 +41,13 @@ class Validation(_Spec):
         description="Shown on failure. `{gpu.committed_gb:.1f}`, `{params.x}` and `{variable}` are filled in.",
     )
     field: str | None = Field(None, description="The plan field the finding points at, when present.")
+    severity: Literal["error", "warning", "info"] | None = Field(
+        None,
+        description=(
+            "Severity of this validation's findings when lower than the rule's (a warning-level check "
+            "inside an error rule); never raises it, so lowering the rule in the config lowers this too."
+        ),
+    )
 
 
 class RuleSpec(_Spec):
@@ -131,7 +138,7 @@ def _schema_validator() -> Any:
     return jsonschema.Draft202012Validator(rule_file_schema())
 
 
-def _validate_against_schema(data: LineDict, file: str) -> None:
+def _validate_against_schema(data: dict[str, Any], file: str) -> None:
     errors = sorted(_schema_validator().iter_errors(json.loads(json.dumps(data, default=str))), key=lambda e: list(e.absolute_path))
     if not errors:
         return

@@ -44,12 +44,13 @@ def read_plan_document(doc: Document, default_name: str = "plan") -> PlanSource:
     data = doc.data
     if not isinstance(data, dict):
         raise InputError("expected a mapping with `models` (a plan)", file=doc.file, line=doc.line)
-    body, prefix = data, ()
+    body: dict[str, Any] = data
+    prefix: tuple[str, ...] = ()
     if data.get("kind") == "ServingPlan" and "spec" in data:
-        body = data.get("spec")
-        if not isinstance(body, dict):
+        spec = data.get("spec")
+        if not isinstance(spec, dict):
             raise InputError("`spec` must be a mapping", file=doc.file, line=doc.line, field="spec")
-        body = {**body, "metadata": data.get("metadata") or {}}
+        body = {**spec, "metadata": data.get("metadata") or {}}
         prefix = ("spec",)
     if not isinstance(body.get("metadata"), dict) or "name" not in body.get("metadata", {}):
         body = {**body, "metadata": {**(body.get("metadata") or {}), "name": default_name}}
