@@ -24,7 +24,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI; `command` (the subcommand about to run) decides which heavy options load."""
     from . import __version__
 
     parser = _Parser(prog="gpuadmit", description="Reject unsafe GPU model-serving configurations before they deploy.")
@@ -56,16 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", metavar="FILE")
         sub.set_defaults(run=run)
 
+    # `inspect` and `serve` define their options in modules that import NVML and
+    # Starlette; they are imported only when that command runs, so `lint` stays fast.
     inspect = commands.add_parser("inspect", help="print this machine's GPUs (NVML) as a plan fragment")
-    from .capacity.inspect import add_arguments as add_inspect_arguments
+    if command == "inspect":
+        from .capacity.inspect import add_arguments as add_inspect_arguments
 
-    add_inspect_arguments(inspect)
+        add_inspect_arguments(inspect)
     inspect.set_defaults(run=_inspect)
 
     serve = commands.add_parser("serve", help="run the Kubernetes validating admission webhook")
-    from webhook.server import add_arguments as add_serve_arguments
+    if command == "serve":
+        from webhook.server import add_arguments as add_serve_arguments
 
-    add_serve_arguments(serve)
+        add_serve_arguments(serve)
     serve.set_defaults(run=_serve)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of plans, rule files or the config")
@@ -77,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from .errors import InputError
 
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:

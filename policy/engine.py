@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .capacity.inventory import Inventory
 from .errors import RuleError
 from .facts import Accounting, Fact, Facts, build_facts
 from .plan import ServingPlan, Waiver
-from .report import Finding, PlanReport
+from .report import SEVERITY_RANK, Finding, PlanReport
 from .rules import RuleOverride, RuleSpec, builtin_rules_dir, load_rule_dir
 from .source import PlanSource
 
@@ -260,12 +261,14 @@ class RuleSet:
         accounting: Accounting | None = None,
         extra_waivers: Sequence[Waiver] = (),
         facts: Facts | None = None,
+        inventory: Inventory | None = None,
+        strict_capacity: bool = False,
     ) -> PlanReport:
-        """Every finding for one plan, waivers applied."""
+        """Every finding for one plan, waivers applied; `inventory` is the real capacity, if any."""
         plan = source.plan
         if extra_waivers:
             plan = plan.model_copy(update={"waivers": [*plan.waivers, *extra_waivers]})
-        facts = facts or build_facts(plan, accounting)
+        facts = facts or build_facts(plan, accounting, inventory=inventory, strict_capacity=strict_capacity)
         report = PlanReport(name=plan.metadata.name, file=source.file, gpus=facts.summaries)
         report.findings.extend(source.findings)
         for rule, rows, error in self._evaluate(facts):
@@ -295,7 +298,7 @@ class RuleSet:
                     report.findings.append(
                         Finding(
                             rule=rule.id,
-                            severity=rule.spec.severity,
+                            severity=_lower(rule.spec.severity, validation.severity),
                             message=render(validation.message, context),
                             model=subject.get(scope.model_key) or None if scope.model_key else None,
                             gpu=subject.get(scope.gpu_key) or None if scope.gpu_key else None,
@@ -445,6 +448,13 @@ def _plain(value: Any, rule: CompiledRule) -> Any:
     if value.type() == cel.Type.ERROR:
         raise RuleError(f"evaluation failed: {value.plain_value()}", file=rule.file, field="validations")
     return value.plain_value()
+
+
+def _lower(rule_severity: str, validation_severity: str | None) -> Any:
+    """A validation may lower its rule's severity, never raise it."""
+    if validation_severity is None or SEVERITY_RANK[validation_severity] >= SEVERITY_RANK[rule_severity]:
+        return rule_severity
+    return validation_severity
 
 
 def _apply_waivers(findings: list[Finding], waivers: Sequence[Waiver], today: str) -> None:

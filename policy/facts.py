@@ -17,6 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import catalog
+from .capacity.inventory import Inventory
+from .capacity.match import PlanCapacity, RealUnit, match_plan
 from .plan import Gpu, Model, ServingPlan
 
 Fact = dict[str, Any]
@@ -74,6 +76,10 @@ class CapacityUnit:
     capacity_gb: float | None
     sharing: str
     models: list[Model] = field(default_factory=list)
+    #: What the plan says, before real capacity (when verified) lowers `capacity_gb`.
+    declared_capacity_gb: float | None = None
+    #: What is really there (neutral under `--capacity declared`).
+    real: RealUnit = field(default_factory=RealUnit)
 
 
 @dataclass
@@ -90,6 +96,7 @@ class GpuSummary:
     context_gb: float
     greedy_gb: float
     models: list[tuple[str, float]]  # (name, GiB on this unit incl. greedy reservations)
+    other_gb: float = 0.0  # held by processes outside the plan (real capacity only)
 
 
 @dataclass
@@ -106,11 +113,20 @@ class Facts:
         return {"gpus": self.gpus, "models": self.models, "waivers": self.waivers, "plans": [self.plan]}
 
 
-def build_facts(plan: ServingPlan, accounting: Accounting | None = None, today: dt.date | None = None) -> Facts:
+def build_facts(
+    plan: ServingPlan,
+    accounting: Accounting | None = None,
+    today: dt.date | None = None,
+    inventory: Inventory | None = None,
+    *,
+    strict_capacity: bool = False,
+) -> Facts:
+    """The facts of one plan; with an `inventory`, checked against the GPUs really there."""
     acc = accounting or Accounting()
     today = today or dt.date.today()
     allocators = _allocators(acc)
-    units = _capacity_units(plan)
+    real = match_plan(plan, inventory) if inventory is not None else PlanCapacity()
+    units = _capacity_units(plan, real)
     unit_by_id = {u.id: u for u in units}
 
     placements: dict[str, list[CapacityUnit]] = {}
@@ -173,25 +189,52 @@ def build_facts(plan: ServingPlan, accounting: Accounting | None = None, today: 
         "today": today.isoformat(),
         "cuda_context_gb": acc.cuda_context_gb,
         "headroom_pct": acc.headroom_pct,
+        "capacity_source": real.source,
+        "capacity_origin": real.origin,
+        "capacity_host": real.host,
+        "capacity_gpus": real.n_devices,
+        "capacity_error": real.error,
+        "strict_capacity": strict_capacity,
     }
     return Facts(plan_fact, gpu_facts, model_facts, waiver_facts, summaries)
 
 
-def _capacity_units(plan: ServingPlan) -> list[CapacityUnit]:
+def _capacity_units(plan: ServingPlan, real: PlanCapacity) -> list[CapacityUnit]:
     units: list[CapacityUnit] = []
     for gpu in plan.gpus:
         product = catalog.lookup(gpu.product)
         capacity = gpu.memory_gb if gpu.memory_gb is not None else (product.memory_gb if product else None)
-        units.append(CapacityUnit(gpu.id, gpu.id, "gpu", gpu, product, capacity, gpu.sharing))
+        units.append(_unit(gpu.id, gpu.id, "gpu", gpu, product, capacity, gpu.sharing, real))
         if gpu.sharing == "mig":
             for n, profile in enumerate(gpu.mig or []):
                 units.append(
-                    CapacityUnit(
+                    _unit(
                         f"{gpu.id}:{n}", gpu.id, "mig-slice", gpu, product,
-                        catalog.mig_profile_memory_gb(profile), "mig-slice",
+                        catalog.mig_profile_memory_gb(profile), "mig-slice", real,
                     )
                 )
     return units
+
+
+def _unit(
+    unit_id: str,
+    parent: str,
+    kind: str,
+    gpu: Gpu,
+    product: catalog.Product | None,
+    declared: float | None,
+    sharing: str,
+    real: PlanCapacity,
+) -> CapacityUnit:
+    """A unit whose capacity is what the plan declares, lowered to the real memory when verified."""
+    found = real.units.get(unit_id, RealUnit())
+    capacity = declared
+    if found.verified and found.memory_gb is not None:
+        capacity = found.memory_gb if declared is None else min(declared, found.memory_gb)
+    unit = CapacityUnit(unit_id, parent, kind, gpu, product, capacity, sharing)
+    unit.declared_capacity_gb = declared
+    unit.real = found
+    return unit
 
 
 def _instance_memory(
@@ -258,7 +301,9 @@ def _gpu_fact(
     greedy = sum(m.instances * footprints[(m.name, unit.id)][1] for m in models)
     processes = sum(m.instances for m in models)
     context = processes * acc.cuda_context_gb
-    committed = declared + greedy + context
+    real = unit.real
+    # Memory other processes already hold is not free for the plan: it counts as committed.
+    committed = declared + greedy + context + real.processes_gb
     capacity = unit.capacity_gb or 0.0
     critical = [m for m in models if m.latency_critical]
     bulk = [m for m in models if not m.latency_critical]
@@ -328,6 +373,29 @@ def _gpu_fact(
         "mig_compute_used": sum(catalog.mig_profile_compute_slices(p) for p in mig_profiles),
         "mig_compute_total": product.compute_slices if product else 7,
         "mig_memory_used_gb": sum(catalog.mig_profile_memory_gb(p) for p in mig_profiles),
+        **_real_capacity_facts(unit),
+    }
+
+
+def _real_capacity_facts(unit: CapacityUnit) -> Fact:
+    """What the real device says (neutral values under `--capacity declared`)."""
+    real = unit.real
+    return {
+        "declared_capacity_gb": unit.declared_capacity_gb or 0.0,
+        "verified": real.verified,
+        "real_found": real.found,
+        "real_device": real.device,
+        "real_memory_known": real.memory_gb is not None,
+        "real_memory_gb": real.memory_gb or 0.0,
+        "real_product": real.product,
+        "product_matches": real.product_matches,
+        "real_mig_mode": real.mig_mode,
+        "real_mig": real.mig,
+        "real_mig_text": real.mig_text,
+        "mig_matches": real.mig_matches,
+        "other_processes_gb": real.processes_gb,
+        "other_processes": real.processes,
+        "capacity_note": real.note,
     }
 
 
@@ -432,4 +500,5 @@ def _summary(
         context_gb=fact["context_gb"],
         greedy_gb=fact["greedy_gb"],
         models=parts,
+        other_gb=fact["other_processes_gb"],
     )

@@ -27,6 +27,8 @@ class Finding:
     fix: str | None = None
     waived: bool = False
     waiver_reason: str | None = None
+    #: Where the waiver lives: "plan" (in the judged file itself) or "config" (the project config).
+    waiver_source: str | None = None
     plan: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,6 +38,26 @@ class Finding:
     def counts(self) -> bool:
         """Waived findings are reported but never fail a run."""
         return not self.waived
+
+    @property
+    def subject(self) -> str:
+        """What the finding is about, as writers name it: the model, the GPU, the plan or the file."""
+        return self.model or self.gpu or self.plan or self.file or "input"
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """A rule's metadata as writers need it (SARIF rule entries, JUnit passing cases).
+
+    Carried on the Report so that writers describe rules without loading or judging them.
+    """
+
+    id: str
+    title: str
+    description: str
+    remediation: str
+    severity: Severity
+    scope: str
 
 
 @dataclass
@@ -55,6 +77,8 @@ class Report:
     plans: list[PlanReport] = field(default_factory=list)
     #: Findings not tied to a readable plan (unreadable files, schema errors).
     input_findings: list[Finding] = field(default_factory=list)
+    #: The enabled rules this run judged with, in id order (empty when the caller did not say).
+    rules: list[RuleInfo] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:

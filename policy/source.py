@@ -8,7 +8,9 @@ from typing import Any
 from .plan import ServingPlan
 from .report import Finding
 
-Position = tuple[int, int]
+#: (line, column), or (line, column, file) when the subject sits in another file than
+#: the plan's (a Triton repository: each model in its own config.pbtxt).
+Position = tuple[int, int] | tuple[int, int, str]
 
 
 @dataclass
@@ -16,7 +18,8 @@ class PlanSource:
     """What every reader returns: the plan, its file, and the position of each subject.
 
     `positions` keys are `(kind, name)` or `(kind, name, field)` with kind one of
-    model, gpu, waiver, plan; values are 1-based (line, column).
+    model, gpu, waiver, plan; values are 1-based (line, column), optionally followed by
+    the file they are in when that is not `file`.
     """
 
     plan: ServingPlan
@@ -31,8 +34,12 @@ class PlanSource:
         if field_name is not None:
             pos = self.positions.get((kind, name, field_name))
             if pos:
-                return self.file, pos[0], pos[1]
+                return _file_of(pos, self.file), pos[0], pos[1]
         pos = self.positions.get((kind, name))
         if pos:
-            return self.file, pos[0], pos[1]
+            return _file_of(pos, self.file), pos[0], pos[1]
         return self.file, self.line, None
+
+
+def _file_of(pos: Position, default: str | None) -> str | None:
+    return pos[2] if len(pos) > 2 else default

@@ -8,7 +8,9 @@ expand into absurd sizes through aliases (a "billion laughs" file).
 
 from __future__ import annotations
 
+import bisect
 import json
+import json.scanner
 import math
 import re
 from dataclasses import dataclass
@@ -54,46 +56,76 @@ class LineList(list):  # type: ignore[type-arg]
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """SafeLoader that builds LineDict/LineList and rejects duplicate keys."""
+    """PyYAML's C parser and composer; nodes are turned into data by `convert`."""
 
-    def construct_yaml_map(self, node: yaml.MappingNode) -> Iterator[LineDict]:
-        data = LineDict()
-        data.line = node.start_mark.line + 1
-        data.column = node.start_mark.column + 1
-        yield data
-        self.flatten_mapping(node)
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=False)
-            try:
-                hash(key)
-            except TypeError:
-                raise InputError(
-                    "a mapping key must be a scalar",
-                    line=key_node.start_mark.line + 1,
-                    column=key_node.start_mark.column + 1,
-                ) from None
-            if key in data.key_lines and key_node.tag != "tag:yaml.org,2002:merge":
-                first = data.key_lines[key][0]
-                raise InputError(
-                    f"duplicate key (first defined on line {first})",
-                    line=key_node.start_mark.line + 1,
-                    column=key_node.start_mark.column + 1,
-                    field=str(key),
-                )
-            data.key_lines[key] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            data[key] = self.construct_object(value_node, deep=False)
+    def convert(self, root: yaml.Node) -> Any:
+        """Nodes to LineDict/LineList/scalars, refusing duplicate keys.
 
-    def construct_yaml_seq(self, node: yaml.SequenceNode) -> Iterator[LineList]:
-        data = LineList()
-        data.line = node.start_mark.line + 1
-        data.column = node.start_mark.column + 1
-        yield data
-        data.extend(self.construct_object(child, deep=False) for child in node.value)
-        data.item_lines = [(c.start_mark.line + 1, c.start_mark.column + 1) for c in node.value]
+        A direct walk instead of PyYAML's generator-based constructor: twice as fast on
+        large plans. An alias yields the same object as its anchor (as in PyYAML), and
+        `check_size` bounds what such sharing can expand to.
+        """
+        done: dict[int, Any] = {}
+        scalar_constructors = self.yaml_constructors
+        str_tag = "tag:yaml.org,2002:str"
+        scalar_node, mapping_node = yaml.ScalarNode, yaml.MappingNode
+
+        def walk(node: yaml.Node) -> Any:
+            kind = type(node)
+            if kind is scalar_node:
+                if node.tag == str_tag:
+                    return node.value
+                constructor = scalar_constructors.get(node.tag)
+                if constructor is None:
+                    raise InputError(
+                        f"unsupported YAML tag {node.tag}",
+                        line=node.start_mark.line + 1,
+                        column=node.start_mark.column + 1,
+                    )
+                return constructor(self, node)
+            known = done.get(id(node))
+            if known is not None:
+                return known
+            if kind is mapping_node:
+                mapping = LineDict()
+                mapping.line = node.start_mark.line + 1
+                mapping.column = node.start_mark.column + 1
+                done[id(node)] = mapping
+                if any(key.tag == "tag:yaml.org,2002:merge" for key, _ in node.value):
+                    self.flatten_mapping(node)
+                key_lines = mapping.key_lines
+                for key_node, value_node in node.value:
+                    key = walk(key_node)
+                    try:
+                        seen = key in key_lines
+                    except TypeError:
+                        raise InputError(
+                            "a mapping key must be a scalar",
+                            line=key_node.start_mark.line + 1,
+                            column=key_node.start_mark.column + 1,
+                        ) from None
+                    mark = key_node.start_mark
+                    if seen:
+                        raise InputError(
+                            f"duplicate key (first defined on line {key_lines[key][0]})",
+                            line=mark.line + 1,
+                            column=mark.column + 1,
+                            field=str(key),
+                        )
+                    key_lines[key] = (mark.line + 1, mark.column + 1)
+                    mapping[key] = walk(value_node)
+                return mapping
+            sequence = LineList()
+            sequence.line = node.start_mark.line + 1
+            sequence.column = node.start_mark.column + 1
+            done[id(node)] = sequence
+            sequence.extend(walk(child) for child in node.value)
+            sequence.item_lines = [(c.start_mark.line + 1, c.start_mark.column + 1) for c in node.value]
+            return sequence
+
+        return walk(root)
 
 
-_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_yaml_seq)
 # Dates stay strings until pydantic reads them, so one code path handles YAML and JSON.
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
 
@@ -128,7 +160,7 @@ def load_documents(text: str, file: str) -> list[Document]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            data = loader.construct_document(node)
+            data = loader.convert(node) if node is not None else None
             if data is not None:
                 docs.append(Document(data, file, len(docs), node.start_mark.line + 1))
     except InputError as exc:
@@ -165,16 +197,108 @@ def _may_be_huge(text: str) -> bool:
 
 
 def _load_json(text: str, file: str) -> Any:
+    """JSON with the positions of its keys and items, duplicate keys refused (as in YAML)."""
+
     def bad_constant(name: str) -> Any:
         raise InputError(f"{name} is not a number gpuadmit accepts", file=file)
 
     try:
-        data = json.loads(text, parse_constant=bad_constant)
+        return _PositionedJSONDecoder(text, file, bad_constant).decode(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno, column=exc.colno) from None
     except RecursionError:
         raise InputError(f"nested deeper than {MAX_DEPTH} levels", file=file) from None
-    return data
+
+
+_JSON_SPACE_RE = re.compile(r"[ \t\n\r]*")
+#: The standard library's pure-Python scanner and C string scanner (not in typeshed).
+_py_make_scanner: Any = getattr(json.scanner, "py_make_scanner")
+_scanstring: Any = getattr(json.decoder, "scanstring")
+
+
+def _skip_space(s: str, end: int) -> int:
+    match = _JSON_SPACE_RE.match(s, end)
+    return match.end() if match else end
+
+
+class _PositionedJSONDecoder(json.JSONDecoder):
+    """The standard library's JSON grammar, building LineDict/LineList with 1-based positions.
+
+    Strings and numbers are still scanned by the standard library (strings in C); only
+    objects and arrays are walked here, to note where each key and item starts. About
+    four times slower than `json.loads`, which is milliseconds for any real plan.
+    """
+
+    def __init__(self, text: str, file: str, parse_constant: Any) -> None:
+        super().__init__(parse_constant=parse_constant)
+        self.file = file
+        self.newlines = [m.start() for m in re.finditer("\n", text)]
+        self.parse_object = self._object
+        self.parse_array = self._array
+        self.scan_once = _py_make_scanner(self)
+
+    def _position(self, offset: int) -> tuple[int, int]:
+        before = bisect.bisect_left(self.newlines, offset)
+        line_start = self.newlines[before - 1] + 1 if before else 0
+        return before + 1, offset - line_start + 1
+
+    def _object(self, s_and_end: tuple[str, int], strict: bool, scan_once: Any, *_: Any) -> tuple[LineDict, int]:
+        s, end = s_and_end
+        data = LineDict()
+        data.line, data.column = self._position(end - 1)
+        end = _skip_space(s, end)
+        if s[end : end + 1] == "}":
+            return data, end + 1
+        while True:
+            if s[end : end + 1] != '"':
+                raise json.JSONDecodeError("Expecting property name enclosed in double quotes", s, end)
+            key_at = self._position(end)
+            key, end = _scanstring(s, end + 1, strict)
+            if key in data.key_lines:
+                raise InputError(
+                    f"duplicate key (first defined on line {data.key_lines[key][0]})",
+                    file=self.file, line=key_at[0], column=key_at[1], field=key,
+                )
+            end = _skip_space(s, end)
+            if s[end : end + 1] != ":":
+                raise json.JSONDecodeError("Expecting ':' delimiter", s, end)
+            end = _skip_space(s, end + 1)
+            try:
+                value, end = scan_once(s, end)
+            except StopIteration as err:
+                raise json.JSONDecodeError("Expecting value", s, err.value) from None
+            data.key_lines[key] = key_at
+            data[key] = value
+            end = _skip_space(s, end)
+            nextchar = s[end : end + 1]
+            if nextchar == "}":
+                return data, end + 1
+            if nextchar != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", s, end)
+            end = _skip_space(s, end + 1)
+
+    def _array(self, s_and_end: tuple[str, int], scan_once: Any) -> tuple[LineList, int]:
+        s, end = s_and_end
+        data = LineList()
+        data.line, data.column = self._position(end - 1)
+        end = _skip_space(s, end)
+        if s[end : end + 1] == "]":
+            return data, end + 1
+        while True:
+            start = end
+            try:
+                value, end = scan_once(s, end)
+            except StopIteration as err:
+                raise json.JSONDecodeError("Expecting value", s, err.value) from None
+            data.append(value)
+            data.item_lines.append(self._position(start))
+            end = _skip_space(s, end)
+            nextchar = s[end : end + 1]
+            if nextchar == "]":
+                return data, end + 1
+            if nextchar != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", s, end)
+            end = _skip_space(s, end + 1)
 
 
 def check_size(data: Any, file: str) -> None:

@@ -112,7 +112,12 @@ def read_documents(docs: list[Document], file: str, *, default_name: str = "plan
     for doc in docs:
         if native.is_plan(doc.data):
             name = default_name if len(docs) == 1 else f"{default_name}-{doc.index}"
-            sources.append(native.read_plan_document(doc, default_name=name))
+            source = native.read_plan_document(doc, default_name=name)
+            if source.plan.triton is not None:  # a plan over a Triton repository
+                from . import triton
+
+                source = triton.resolve_plan(source, Path(file).parent)
+            sources.append(source)
         elif kubernetes.is_object(doc.data):
             objects.append(doc)
         # Anything else (CI workflows, Helm values, ...) is not ours to judge: skipped.

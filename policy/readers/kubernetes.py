@@ -1,16 +1,846 @@
-"""Kubernetes objects to plans. (GPU workloads arrive with the Kubernetes reader.)"""
+"""Kubernetes objects to plans: the GPU workloads of one input file, judged together.
+
+Read: Deployments, StatefulSets, ReplicaSets, DaemonSets, Pods, Jobs, CronJobs, KServe
+InferenceServices (predictor, transformer, explainer) and LLMInferenceServices, and an
+AdmissionReview's object. PriorityClass objects and device-plugin time-slicing
+ConfigMaps in the same input inform them. Everything else is skipped.
+
+Each container that requests GPUs is one model (named after its workload; `/container`
+is appended when a pod has several). Where it runs:
+
+- **MIG** (`nvidia.com/mig-3g.40gb: 1`): its own GPU with those slices; the model sits
+  on the slices.
+- **Shared** GPUs: HAMi fractions (`nvidia.com/gpumem` MiB, `gpumem-percentage`,
+  `gpucores`), time-slicing (a GFD product label ending `-SHARED` in the node selector,
+  the `nvidia.com/gpu.shared` resource, or a time-slicing ConfigMap in the input), or
+  the annotations `gpuadmit.dev/gpu-pool: NAME` / `gpuadmit.dev/sharing: mps`. All
+  workloads of one pool (same product, or the same pool name) share the pool's GPUs,
+  and their replicas count as instances on them: the scheduler may stack every replica
+  on one GPU, and that is the case that must fit.
+- Otherwise **exclusive** GPUs: each replica gets its own, identical GPUs, so one
+  replica is judged (`instances: 1`).
+
+Capacity comes from the GPU product in the node selector (`nvidia.com/gpu.product`,
+also in required node affinity; GFD names with the `-SHARED` suffix are found in the
+catalog) or `gpuadmit.dev/gpu-product`; otherwise it is unknown.
+
+Engine flags in `command`/`args`: vLLM `--gpu-memory-utilization` (fraction of what the
+container sees: under a HAMi memory share, of that share), `--max-num-seqs` (batch cap),
+`--tensor-parallel-size`; SGLang `--mem-fraction-static`, `--max-running-requests`;
+tritonserver `--rate-limit` and `--model-repository` (read when it names a repository
+beside the manifest, or `gpuadmit.dev/triton-repository` does). `priorityClassName`
+ranks workloads by the PriorityClass values (the highest value is priority 1); KServe
+`containerConcurrency` is `rate_limit.max_concurrency`; `gpuadmit.dev/*` annotations
+set the rest and win over everything read.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ..source import PlanSource
-from ..yamlio import Document
+from pydantic import ValidationError
+
+from .. import catalog
+from ..errors import InputError
+from ..plan import Gpu, Model, ServingPlan, Waiver
+from ..report import Finding
+from ..source import PlanSource, Position
+from ..yamlio import Document, LineDict, load_documents
+from . import flags
+
+ANNOTATION_PREFIX = "gpuadmit.dev/"
+GPU = "nvidia.com/gpu"
+GPU_SHARED = "nvidia.com/gpu.shared"
+MIG_PREFIX = "nvidia.com/mig-"
+HAMI_MEM = "nvidia.com/gpumem"
+HAMI_MEM_PCT = "nvidia.com/gpumem-percentage"
+HAMI_CORES = "nvidia.com/gpucores"
+PRODUCT_LABEL = "nvidia.com/gpu.product"
+MEMORY_LABEL = "nvidia.com/gpu.memory"
+MIB_PER_GIB = 1024
+
+#: `gpuadmit.dev/<key>` annotations that set a model field: key -> (field path, type).
+ANNOTATIONS: dict[str, tuple[str, type]] = {
+    "latency-critical": ("latency_critical", bool),
+    "sla-ms": ("sla_ms", float),
+    "gpu-gb": ("gpu_gb", float),
+    "priority": ("priority", int),
+    "max-rps": ("rate_limit.max_rps", float),
+    "max-concurrency": ("rate_limit.max_concurrency", int),
+    "max-queue": ("rate_limit.max_queue", int),
+    "queue-timeout-ms": ("rate_limit.queue_timeout_ms", float),
+    "timeout-action": ("rate_limit.timeout_action", str),
+    "max-batch-size": ("caps.max_batch_size", int),
+    "compute-pct": ("caps.compute_pct", float),
+    "memory-fraction": ("memory_fraction", float),
+    "memory-limit-gb": ("memory_limit_gb", float),
+    "framework": ("framework", str),
+    "server": ("server", str),
+}
+#: Annotations that shape placement or the plan rather than one field.
+OTHER_ANNOTATIONS = {"waive", "gpu-pool", "sharing", "gpu-product", "triton-repository"}
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Pod", "Job", "CronJob"}
+KSERVE_KINDS = {"InferenceService", "LLMInferenceService"}
+#: KServe predictor keys -> framework.
+KSERVE_FORMATS = {
+    "tensorflow": "tensorflow",
+    "pytorch": "pytorch",
+    "torchserve": "pytorch",
+    "onnx": "onnxruntime",
+    "onnxruntime": "onnxruntime",
+    "triton": "triton",
+    "huggingface": "vllm",
+    "sklearn": "sklearn",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+}
+BUILTIN_PRIORITY_CLASSES = {"system-node-critical": 2_000_001_000, "system-cluster-critical": 2_000_000_000}
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
 
 
 def is_object(data: Any) -> bool:
     return isinstance(data, dict) and "apiVersion" in data and "kind" in data
 
 
+@dataclass
+class _Request:
+    """What one container asks of the GPUs."""
+
+    gpus: int = 0
+    shared_resource: bool = False
+    mig: dict[str, int] = field(default_factory=dict)
+    mem_mib: float | None = None
+    mem_pct: float | None = None
+    cores_pct: float | None = None
+
+    @property
+    def hami(self) -> bool:
+        return self.mem_mib is not None or self.mem_pct is not None or self.cores_pct is not None
+
+    @property
+    def wants_gpu(self) -> bool:
+        return self.gpus > 0 or bool(self.mig) or self.hami
+
+
+@dataclass
+class _Workload:
+    """One GPU container of a workload, with everything around it that shapes the model."""
+
+    name: str
+    kind: str
+    doc: Document
+    container: dict[str, Any]
+    request: _Request
+    annotations: dict[str, str]
+    annotation_lines: dict[str, tuple[int, int]]
+    replicas: int
+    node_selector: dict[str, str]
+    priority_class: str | None
+    priority_class_line: tuple[int, int] | None
+    framework_hint: str | None = None
+    concurrency: int | None = None
+    concurrency_line: tuple[int, int] | None = None
+
+
+@dataclass
+class _Context:
+    """What the whole input says about all its workloads."""
+
+    file: str
+    plan_name: str
+    priority_classes: dict[str, int] = field(default_factory=dict)
+    default_priority: int | None = None
+    time_sliced: dict[str, int] = field(default_factory=dict)  # resource -> replicas per GPU
+    findings: list[Finding] = field(default_factory=list)
+
+
 def read_objects(docs: list[Document], file: str, default_name: str = "plan") -> list[PlanSource]:
+    """The GPU workloads among `docs` as one plan (none when no object asks for a GPU)."""
+    docs = [_unwrap_review(doc) for doc in docs]
+    context = _Context(file=file, plan_name=default_name)
+    for doc in docs:
+        _learn(doc, context)
+    workloads: list[_Workload] = []
+    for doc in docs:
+        workloads.extend(_workloads(doc, context))
+    if not workloads:
+        return []
+    return [_plan(workloads, context)]
+
+
+def _unwrap_review(doc: Document) -> Document:
+    """An AdmissionReview is judged by the object it carries."""
+    data = doc.data
+    if isinstance(data, dict) and data.get("kind") == "AdmissionReview":
+        request = data.get("request")
+        obj = request.get("object") if isinstance(request, dict) else None
+        if is_object(obj):
+            return Document(obj, doc.file, doc.index, getattr(obj, "line", None) or doc.line)
+    return doc
+
+
+def _learn(doc: Document, context: _Context) -> None:
+    """PriorityClasses and time-slicing device-plugin configs."""
+    data = doc.data
+    if not is_object(data):
+        return
+    kind = data.get("kind")
+    if kind == "PriorityClass":
+        name = _get(data, "metadata", "name")
+        value = data.get("value")
+        if isinstance(name, str) and isinstance(value, int) and not isinstance(value, bool):
+            context.priority_classes[name] = value
+            if data.get("globalDefault") is True:
+                context.default_priority = value
+    elif kind == "ConfigMap" and isinstance(data.get("data"), dict):
+        for text in data["data"].values():
+            if isinstance(text, str) and "timeSlicing" in text:
+                _learn_time_slicing(text, doc.file, context)
+
+
+def _learn_time_slicing(text: str, file: str, context: _Context) -> None:
+    try:
+        docs = load_documents(text, file)
+    except InputError:
+        return
+    for inner in docs:
+        sharing = _get(inner.data, "sharing", "timeSlicing")
+        if not isinstance(sharing, dict):
+            continue
+        rename = sharing.get("renameByDefault") is True
+        for resource in sharing.get("resources") or []:
+            if isinstance(resource, dict) and isinstance(resource.get("name"), str):
+                name = resource["name"] + (".shared" if rename else "")
+                replicas = resource.get("replicas")
+                context.time_sliced[name] = replicas if isinstance(replicas, int) and replicas > 0 else 0
+
+
+def _get(data: Any, *path: str) -> Any:
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _workloads(doc: Document, context: _Context) -> list[_Workload]:
+    data = doc.data
+    if not is_object(data):
+        return []
+    kind = str(data.get("kind"))
+    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    name = str(meta.get("name") or kind.lower())
+    annotations, lines = _annotations(meta)
+    if kind in WORKLOAD_KINDS:
+        spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+        template: Any = spec
+        replicas = 1
+        if kind == "CronJob":
+            spec = _get(spec, "jobTemplate", "spec") or {}
+        if kind != "Pod":
+            template = spec.get("template") if isinstance(spec, dict) else None
+            if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+                replicas = _count(spec.get("replicas"), 1, doc, "spec.replicas")
+            elif kind in ("Job", "CronJob"):
+                replicas = _count(spec.get("parallelism"), 1, doc, "spec.parallelism")
+            tmeta = _get(template, "metadata")
+            if isinstance(tmeta, dict):
+                more, more_lines = _annotations(tmeta)
+                annotations, lines = {**annotations, **more}, {**lines, **more_lines}
+            pod = _get(template, "spec")
+        else:
+            pod = spec
+        return _pod_workloads(name, kind, doc, pod, annotations, lines, replicas, None, context)
+    if kind == "InferenceService":
+        spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+        found: list[_Workload] = []
+        for component in ("predictor", "transformer", "explainer"):
+            part = spec.get(component)
+            if isinstance(part, dict):
+                label = name if component == "predictor" else f"{name}-{component}"
+                found.extend(_kserve_component(label, doc, part, annotations, lines, context))
+        return found
+    if kind == "LLMInferenceService":
+        spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
+        replicas = _count(spec.get("replicas"), 1, doc, "spec.replicas")
+        found = _pod_workloads(name, kind, doc, spec.get("template"), annotations, lines, replicas, "vllm", context)
+        return found
     return []
+
+
+def _kserve_component(
+    name: str,
+    doc: Document,
+    part: dict[str, Any],
+    annotations: dict[str, str],
+    lines: dict[str, tuple[int, int]],
+    context: _Context,
+) -> list[_Workload]:
+    """A KServe component: a `model:`/framework block or `containers:`, plus pod fields beside them."""
+    more, more_lines = _annotations(part)
+    annotations, lines = {**annotations, **more}, {**lines, **more_lines}
+    replicas = _count(part.get("maxReplicas") or part.get("minReplicas"), 1, doc, "maxReplicas")
+    replicas = max(replicas, 1)
+    containers: list[tuple[dict[str, Any], str | None]] = []
+    for key, value in part.items():
+        if isinstance(value, dict) and key not in ("nodeSelector", "annotations", "labels", "affinity", "resources"):
+            if key == "model":
+                model_format = str(_get(value, "modelFormat", "name") or "").lower()
+                hint = KSERVE_FORMATS.get(model_format, model_format or None)
+                words = flags.tokens(value.get("args") or [])
+                if hint == "vllm" and flags.last(flags.flag_values(words), "--backend") == "huggingface":
+                    hint = "pytorch"
+                containers.append((value, hint))
+            elif key in KSERVE_FORMATS:
+                containers.append((value, KSERVE_FORMATS[key]))
+    for container in part.get("containers") or []:
+        if isinstance(container, dict):
+            containers.append((container, None))
+    pod = {**part, "containers": [c for c, _ in containers]}
+    found: list[_Workload] = []
+    for workload in _pod_workloads(name, "InferenceService", doc, pod, annotations, lines, replicas, None, context):
+        hint = next((h for c, h in containers if c is workload.container), None)
+        workload.framework_hint = hint
+        concurrency = part.get("containerConcurrency")
+        if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency > 0:
+            workload.concurrency = concurrency
+            workload.concurrency_line = part.key_lines.get("containerConcurrency") if isinstance(part, LineDict) else None
+        found.append(workload)
+    return found
+
+
+def _pod_workloads(
+    name: str,
+    kind: str,
+    doc: Document,
+    pod: Any,
+    annotations: dict[str, str],
+    lines: dict[str, tuple[int, int]],
+    replicas: int,
+    hint: str | None,
+    context: _Context,
+) -> list[_Workload]:
+    if not isinstance(pod, dict):
+        return []
+    containers = [c for c in (pod.get("containers") or []) if isinstance(c, dict)]
+    gpu_containers = [(c, _request(c, doc)) for c in containers]
+    gpu_containers = [(c, r) for c, r in gpu_containers if r.wants_gpu]
+    selector = {str(k): str(v) for k, v in (pod.get("nodeSelector") or {}).items()} if isinstance(pod.get("nodeSelector"), dict) else {}
+    product = _affinity_product(pod.get("affinity"))
+    if product and PRODUCT_LABEL not in selector:
+        selector[PRODUCT_LABEL] = product
+    priority_class = pod.get("priorityClassName")
+    class_line = pod.key_lines.get("priorityClassName") if isinstance(pod, LineDict) else None
+    result: list[_Workload] = []
+    for container, request in gpu_containers:
+        label = name if len(gpu_containers) == 1 else f"{name}/{container.get('name', len(result))}"
+        result.append(
+            _Workload(
+                name=label,
+                kind=kind,
+                doc=doc,
+                container=container,
+                request=request,
+                annotations=annotations,
+                annotation_lines=lines,
+                replicas=replicas,
+                node_selector=selector,
+                priority_class=str(priority_class) if priority_class else None,
+                priority_class_line=class_line,
+                framework_hint=hint,
+            )
+        )
+    return result
+
+
+def _affinity_product(affinity: Any) -> str | None:
+    """A GPU product pinned by required node affinity (`In` with one value)."""
+    terms = _get(affinity, "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+    for term in terms or []:
+        for expression in _get(term, "matchExpressions") or []:
+            if (
+                isinstance(expression, dict)
+                and expression.get("key") == PRODUCT_LABEL
+                and expression.get("operator") == "In"
+                and len(expression.get("values") or []) == 1
+            ):
+                return str(expression["values"][0])
+    return None
+
+
+def _annotations(meta: Any) -> tuple[dict[str, str], dict[str, tuple[int, int]]]:
+    raw = meta.get("annotations") if isinstance(meta, dict) else None
+    if not isinstance(raw, dict):
+        return {}, {}
+    lines = dict(raw.key_lines) if isinstance(raw, LineDict) else {}
+    return {str(k): str(v) for k, v in raw.items()}, {str(k): v for k, v in lines.items()}
+
+
+def _request(container: dict[str, Any], doc: Document) -> _Request:
+    """GPU resources of a container; limits win over requests (they must match for GPUs)."""
+    resources: dict[str, Any] = container["resources"] if isinstance(container.get("resources"), dict) else {}
+    merged: dict[str, Any] = {}
+    where: dict[str, Any] = {}
+    for section in ("requests", "limits"):
+        values = resources.get(section)
+        if isinstance(values, dict):
+            for key, value in values.items():
+                merged[str(key)] = value
+                where[str(key)] = values
+    request = _Request()
+    for key, value in merged.items():
+        if key in (GPU, GPU_SHARED):
+            request.gpus = max(request.gpus, int(_quantity(value, key, where[key], doc)))
+            request.shared_resource = request.shared_resource or key == GPU_SHARED
+        elif key.startswith(MIG_PREFIX):
+            request.mig[key[len(MIG_PREFIX) :]] = int(_quantity(value, key, where[key], doc))
+        elif key == HAMI_MEM:
+            request.mem_mib = _quantity(value, key, where[key], doc)
+        elif key == HAMI_MEM_PCT:
+            request.mem_pct = _quantity(value, key, where[key], doc, upper=100)
+        elif key == HAMI_CORES:
+            request.cores_pct = _quantity(value, key, where[key], doc, upper=100)
+    if request.hami and request.gpus == 0:
+        request.gpus = 1  # HAMi defaults to one vGPU when only memory or cores are asked
+    return request
+
+
+def _quantity(value: Any, key: str, parent: Any, doc: Document, upper: float | None = None) -> float:
+    line, column = parent.key_lines.get(key, (doc.line, 1)) if isinstance(parent, LineDict) else (doc.line, 1)
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise InputError(
+            f"expected a whole number, got {value!r}", file=doc.file, line=line, column=column, field=key
+        ) from None
+    if number < 0 or (upper is not None and number > upper) or number != int(number):
+        expected = f"a whole number from 0 to {upper:g}" if upper is not None else "a whole number ≥ 0"
+        raise InputError(f"expected {expected}, got {value!r}", file=doc.file, line=line, column=column, field=key)
+    return number
+
+
+def _count(value: Any, default: int, doc: Document, where: str) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"expected a whole number ≥ 0, got {value!r}", file=doc.file, line=doc.line, field=where)
+    return value
+
+
+# --- from workloads to a plan ------------------------------------------------------------
+
+
+@dataclass
+class _Pool:
+    id: str
+    sharing: str
+    product: str | None
+    memory_gb: float | None
+    size: int = 1
+    line: int = 1
+    members: list[str] = field(default_factory=list)
+    slices: int = 0  # time-slicing replicas per GPU, 0 when unknown
+
+
+def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
+    gpus: list[Gpu] = []
+    models: list[Model] = []
+    waivers: list[Waiver] = []
+    positions: dict[tuple[Any, ...], Position] = {}
+    pools: dict[str, _Pool] = {}
+    taken: set[str] = set()
+    ranks = _priority_ranks(workloads, context)
+    placed: list[tuple[_Workload, str, list[str], int, dict[str, Any]]] = []
+    for workload in workloads:
+        name = _unique(workload.name, taken)
+        annotations = _gpuadmit_annotations(workload, context)
+        product = annotations.pop("gpu-product", None) or workload.node_selector.get(PRODUCT_LABEL)
+        memory_gb = _label_memory(workload.node_selector.get(MEMORY_LABEL))
+        request = workload.request
+        line = workload.doc.line
+        if request.mig:
+            gpu_id = f"{name}-mig"
+            profiles = [p for p, n in sorted(request.mig.items()) for _ in range(n)]
+            gpus.append(Gpu(id=gpu_id, product=product, sharing="mig", mig=profiles))
+            positions[("gpu", gpu_id)] = (line, 1)
+            targets, instances = [f"{gpu_id}:{n}" for n in range(len(profiles))], 1
+        else:
+            pool = _pool_of(workload, annotations, product, context)
+            if pool is None:
+                ids = [f"{name}-gpu{n}" if request.gpus > 1 else f"{name}-gpu" for n in range(max(request.gpus, 1))]
+                for gpu_id in ids:
+                    gpus.append(Gpu(id=gpu_id, product=product, memory_gb=memory_gb, sharing="exclusive"))
+                    positions[("gpu", gpu_id)] = (line, 1)
+                targets, instances = ids, 1  # replicas run on their own, identical GPUs
+            else:
+                key, sharing, slices = pool
+                if key not in pools:
+                    pools[key] = _Pool(_unique(key, taken), sharing, product, memory_gb, line=line, slices=slices)
+                entry = pools[key]
+                entry.size = max(entry.size, request.gpus, 1)
+                entry.members.append(name)
+                targets = [entry.id if request.gpus <= 1 and entry.size == 1 else f"{entry.id}-{n}" for n in range(max(request.gpus, 1))]
+                instances = workload.replicas if not entry.slices else min(workload.replicas, entry.slices)
+        placed.append((workload, name, targets, max(instances, 1), annotations))
+    for entry in pools.values():
+        ids = [entry.id] if entry.size == 1 else [f"{entry.id}-{n}" for n in range(entry.size)]
+        for gpu_id in ids:
+            gpus.append(Gpu.model_validate({"id": gpu_id, "product": entry.product, "memory_gb": entry.memory_gb, "sharing": entry.sharing}))
+            positions[("gpu", gpu_id)] = (entry.line, 1)
+    capacity = {g.id: _capacity(g) for g in gpus}
+    for workload, name, targets, instances, annotations in placed:
+        repository = _triton_repository(workload, annotations, context)
+        if repository is not None:  # tritonserver over a repository beside the manifest
+            from . import triton
+
+            words = _words(workload.container)
+            found = triton.repository_models(
+                repository, targets, server=name, args=words, plan_name=context.plan_name
+            )
+            for model in found.models:
+                model = model.model_copy(update={"name": _unique(model.name, taken)}) if model.name in taken else model
+                taken.add(model.name)
+                models.append(model)
+            positions.update(found.positions)
+            context.findings.extend(found.findings)
+            continue
+        model, model_waivers, lines = _model(workload, name, targets, instances, annotations, ranks, capacity, context)
+        models.append(model)
+        waivers.extend(model_waivers)
+        positions[("model", name)] = (workload.doc.line, 1)
+        for field_name, pos in lines.items():
+            positions[("model", name, field_name)] = pos
+    try:
+        plan = ServingPlan.model_validate(
+            {"metadata": {"name": context.plan_name}, "gpus": gpus, "models": models, "waivers": waivers}
+        )
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise InputError(f"{'.'.join(map(str, error['loc']))}: {error['msg']}", file=context.file) from None
+    first_line = min(w.doc.line for w in workloads)
+    source = PlanSource(plan=plan, file=context.file, line=first_line, positions=positions)
+    source.positions[("plan", context.plan_name)] = (first_line, 1)
+    source.findings.extend(context.findings)
+    return source
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}-{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _label_memory(value: str | None) -> float | None:
+    try:
+        return float(value) / MIB_PER_GIB if value else None
+    except ValueError:
+        return None
+
+
+def _capacity(gpu: Gpu) -> float | None:
+    if gpu.memory_gb is not None:
+        return gpu.memory_gb
+    product = catalog.lookup(gpu.product)
+    return product.memory_gb if product else None
+
+
+def _pool_of(
+    workload: _Workload, annotations: dict[str, Any], product: str | None, context: _Context
+) -> tuple[str, str, int] | None:
+    """(pool key, sharing, time-slicing replicas) for a workload on shared GPUs, else None."""
+    request = workload.request
+    sharing = str(annotations.pop("sharing", "") or "")
+    explicit = annotations.pop("gpu-pool", None)
+    slices = context.time_sliced.get(GPU_SHARED if request.shared_resource else GPU, 0)
+    time_sliced = (
+        request.shared_resource
+        or (product or "").upper().endswith("-SHARED")
+        or (GPU_SHARED if request.shared_resource else GPU) in context.time_sliced
+    )
+    if sharing == "exclusive" and not explicit:
+        return None
+    if not (explicit or request.hami or time_sliced or sharing in ("time-slicing", "mps")):
+        return None
+    mode = "mps" if sharing == "mps" else "time-slicing"
+    base = (product or "gpu").lower().removesuffix("-shared")
+    key = str(explicit) if explicit else f"{'hami' if request.hami else 'shared'}-{base}"
+    return key, mode, slices
+
+
+def _priority_ranks(workloads: list[_Workload], context: _Context) -> dict[str, int]:
+    """priorityClassName -> gpuadmit priority: the highest class value is 1, the next 2, ..."""
+    known = {**BUILTIN_PRIORITY_CLASSES, **context.priority_classes}
+    values: dict[str, int] = {}
+    for workload in workloads:
+        cls = workload.priority_class
+        if cls is None:
+            continue
+        if cls in known:
+            values[cls] = known[cls]
+        else:
+            line, column = workload.priority_class_line or (workload.doc.line, 1)
+            context.findings.append(
+                Finding(
+                    rule="schema",
+                    severity="warning",
+                    message=f"{workload.name}: priorityClassName {cls!r} has no PriorityClass in this input; its priority is unknown",
+                    model=workload.name,
+                    file=context.file,
+                    line=line,
+                    column=column,
+                    fix=f"lint the PriorityClass {cls!r} together with the workloads, or set `gpuadmit.dev/priority`",
+                    plan=context.plan_name,
+                )
+            )
+    if not values:
+        return {}
+    ordered = sorted(set(values.values()) | ({context.default_priority or 0}), reverse=True)
+    ranks = {cls: ordered.index(value) + 1 for cls, value in values.items()}
+    ranks[""] = ordered.index(context.default_priority or 0) + 1  # workloads without a class
+    return ranks
+
+
+def _gpuadmit_annotations(workload: _Workload, context: _Context) -> dict[str, Any]:
+    """`gpuadmit.dev/*` annotations, typed; an unknown key or bad value is unusable input."""
+    result: dict[str, Any] = {}
+    for key, raw in workload.annotations.items():
+        if not key.startswith(ANNOTATION_PREFIX):
+            continue
+        name = key[len(ANNOTATION_PREFIX) :]
+        line, column = workload.annotation_lines.get(key, (workload.doc.line, 1))
+        if name in OTHER_ANNOTATIONS:
+            result[name] = raw.strip()
+            continue
+        if name not in ANNOTATIONS:
+            known = [*ANNOTATIONS, *OTHER_ANNOTATIONS]
+            close = difflib.get_close_matches(name, known, n=1)
+            raise InputError(
+                "unknown gpuadmit annotation" + (f"; did you mean {ANNOTATION_PREFIX}{close[0]}?" if close else ""),
+                file=context.file,
+                line=line,
+                column=column,
+                field=key,
+            )
+        _, kind = ANNOTATIONS[name]
+        text = raw.strip()
+        try:
+            if kind is bool:
+                if text.lower() not in _TRUE | _FALSE:
+                    raise ValueError
+                result[name] = text.lower() in _TRUE
+            elif kind is int:
+                result[name] = int(text)
+            elif kind is float:
+                result[name] = float(text)
+            else:
+                result[name] = text.lower() if name in ("timeout-action", "framework") else text
+        except ValueError:
+            expected = "true or false" if kind is bool else "a number"
+            raise InputError(
+                f"expected {expected}, got {raw!r}", file=context.file, line=line, column=column, field=key
+            ) from None
+    return result
+
+
+def _words(container: dict[str, Any]) -> list[str]:
+    return flags.tokens([*(container.get("command") or []), *(container.get("args") or [])])
+
+
+def _triton_repository(workload: _Workload, annotations: dict[str, Any], context: _Context) -> Path | None:
+    """The local model repository a tritonserver container serves, when it can be read."""
+    words = _words(workload.container)
+    if _framework(workload, words) != "triton":
+        return None
+    named = annotations.get("triton-repository") or flags.last(
+        flags.flag_values(words), "--model-repository", "--model-store"
+    )
+    if not named:
+        return None
+    folder = Path(context.file).parent / str(named)
+    if folder.is_dir() and any((p / "config.pbtxt").is_file() for p in folder.iterdir() if p.is_dir()):
+        return folder
+    if "triton-repository" in annotations:
+        line, column = workload.annotation_lines.get(ANNOTATION_PREFIX + "triton-repository", (workload.doc.line, 1))
+        raise InputError(
+            f"no Triton model repository at {folder}",
+            file=context.file, line=line, column=column, field=ANNOTATION_PREFIX + "triton-repository",
+        )
+    return None  # a path inside the container image: not readable here
+
+
+def _framework(workload: _Workload, words: list[str]) -> str:
+    image = str(workload.container.get("image") or "").lower()
+    joined = " ".join(words).lower()
+    if "vllm" in joined.split() or "vllm." in joined or "vllm/" in image or "vllm-openai" in image or " vllm " in f" {joined} ":
+        return "vllm"
+    if "sglang" in joined or "sglang" in image:
+        return "sglang"
+    if "trtllm-serve" in joined:
+        return "tensorrt_llm"
+    if "tritonserver" in joined or "tritonserver" in image:
+        return "triton"
+    if workload.framework_hint:
+        return workload.framework_hint
+    return "unknown"
+
+
+def _model(
+    workload: _Workload,
+    name: str,
+    targets: list[str],
+    instances: int,
+    annotations: dict[str, Any],
+    ranks: dict[str, int],
+    capacity: dict[str, float | None],
+    context: _Context,
+) -> tuple[Model, list[Waiver], dict[str, Position]]:
+    container = workload.container
+    words = _words(container)
+    values = flags.flag_values(words)
+    framework = str(annotations.get("framework") or _framework(workload, words))
+    fields: dict[str, Any] = {"name": name, "framework": framework, "instances": instances, "server": name}
+    fields["gpu" if len(targets) == 1 else "gpus"] = targets[0] if len(targets) == 1 else targets
+    lines: dict[str, Position] = {}
+    doc_line = (workload.doc.line, 1)
+
+    fraction: float | None = None
+    if framework == "vllm":
+        fraction = _float_flag(values, workload, "--gpu-memory-utilization")
+        seqs = _float_flag(values, workload, "--max-num-seqs")
+        if seqs and seqs >= 1:
+            fields.setdefault("caps", {})["max_batch_size"] = int(seqs)
+    elif framework == "sglang":
+        fraction = _float_flag(values, workload, "--mem-fraction-static")
+        running = _float_flag(values, workload, "--max-running-requests")
+        if running and running >= 1:
+            fields.setdefault("caps", {})["max_batch_size"] = int(running)
+    elif framework == "triton" and "--rate-limit" in values:
+        fields["rate_limit"] = {"enabled": flags.rate_limit_on(words)}
+
+    # HAMi: the container sees only its share of the GPU; greedy fractions apply to it.
+    request = workload.request
+    cap = capacity.get(targets[0].partition(":")[0]) if targets else None
+    share: float | None = None
+    if request.mem_pct is not None:
+        share = request.mem_pct / 100.0
+    elif request.mem_mib is not None and cap:
+        share = min(1.0, request.mem_mib / MIB_PER_GIB / cap)
+    limit_gb = request.mem_mib / MIB_PER_GIB if request.mem_mib is not None else (share * cap if share and cap else None)
+    if limit_gb is not None:
+        fields["memory_limit_gb"] = limit_gb
+    if framework in ("vllm", "sglang"):
+        if share is not None:
+            fields["memory_fraction"] = (fraction if fraction is not None else 0.9) * share
+        elif fraction is not None:
+            fields["memory_fraction"] = fraction
+        elif limit_gb is not None:
+            fields["gpu_gb"] = limit_gb
+    elif fraction is not None:
+        fields["memory_fraction"] = fraction
+    if limit_gb is not None and framework not in ("vllm", "sglang"):
+        fields["gpu_gb"] = limit_gb  # HAMi enforces the share as a hard limit
+    if request.cores_pct is not None and request.cores_pct > 0:
+        fields.setdefault("caps", {})["compute_pct"] = request.cores_pct
+
+    if workload.concurrency is not None:
+        fields.setdefault("rate_limit", {})["max_concurrency"] = workload.concurrency
+        if workload.concurrency_line:
+            lines["rate_limit"] = workload.concurrency_line
+    if ranks:
+        fields["priority"] = ranks.get(workload.priority_class or "", ranks.get(""))
+        if fields["priority"] is None:
+            del fields["priority"]
+        elif workload.priority_class_line:
+            lines["priority"] = workload.priority_class_line
+
+    for key, value in annotations.items():
+        if key not in ANNOTATIONS:
+            continue
+        path = ANNOTATIONS[key][0]
+        head, _, tail = path.partition(".")
+        if tail:
+            fields.setdefault(head, {})[tail] = value
+        else:
+            fields[head] = value
+        where = workload.annotation_lines.get(ANNOTATION_PREFIX + key)
+        if where:
+            lines[head] = where
+    try:
+        model = Model.model_validate(fields)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        head = str(error["loc"][0]) if error["loc"] else "name"
+        line, column = lines.get(head, doc_line)[:2]
+        raise InputError(
+            f"{name}: {error['msg']}" + (f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else ""),
+            file=context.file,
+            line=line,
+            column=column,
+            field=".".join(map(str, error["loc"])),
+        ) from None
+    waivers = _waivers(workload, name, annotations.get("waive"), context)
+    return model, waivers, lines
+
+
+def _float_flag(values: dict[str, list[str]], workload: _Workload, *names: str) -> float | None:
+    raw = flags.last(values, *names)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InputError(
+            f"{names[0]} expects a number, got {raw!r}",
+            file=workload.doc.file,
+            line=workload.doc.line,
+            field=f"{workload.name}.args",
+        ) from None
+
+
+def _waivers(workload: _Workload, model: str, raw: Any, context: _Context) -> list[Waiver]:
+    """`gpuadmit.dev/waive: "<rule>=<reason>; expires=YYYY-MM-DD"`, one waiver per line."""
+    if not raw:
+        return []
+    key = ANNOTATION_PREFIX + "waive"
+    line, column = workload.annotation_lines.get(key, (workload.doc.line, 1))
+    waivers: list[Waiver] = []
+    for entry in str(raw).splitlines():
+        if not entry.strip():
+            continue
+        head, *options = [part.strip() for part in entry.split(";")]
+        rule, eq, reason = head.partition("=")
+        data: dict[str, Any] = {"rule": rule.strip(), "model": model, "reason": reason.strip()}
+        for option in options:
+            name, _, value = option.partition("=")
+            if name.strip() == "expires":
+                try:
+                    data["expires"] = dt.date.fromisoformat(value.strip())
+                except ValueError:
+                    raise InputError(
+                        f"expires must be a date YYYY-MM-DD, got {value.strip()!r}",
+                        file=context.file, line=line, column=column, field=key,
+                    ) from None
+            elif option:
+                raise InputError(
+                    f"unknown waiver option {name.strip()!r}; expected `expires=YYYY-MM-DD`",
+                    file=context.file, line=line, column=column, field=key,
+                )
+        if not eq or not data["rule"] or not data["reason"]:
+            raise InputError(
+                'expected "<rule>=<reason>; expires=YYYY-MM-DD"', file=context.file, line=line, column=column, field=key
+            )
+        try:
+            waivers.append(Waiver.model_validate(data))
+        except ValidationError as exc:
+            raise InputError(
+                exc.errors(include_url=False)[0]["msg"], file=context.file, line=line, column=column, field=key
+            ) from None
+    return waivers

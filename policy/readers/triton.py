@@ -1,11 +1,753 @@
-"""Triton model repositories to plans. (Arrives with the Triton reader.)"""
+"""Triton model repositories to plans.
+
+A repository is a folder of `<model>/config.pbtxt`; every model in it runs in one
+tritonserver process (the `server` of its models). What a Triton config cannot hold
+comes from a plan: either `gpuadmit.yaml` at the repository root, or any plan with a
+`triton:` section that names the repository. Its `gpus` are the GPUs the server sees,
+`triton.args` says how tritonserver is started, and its `models` entries, matched by
+model name, add `gpu_gb`, `latency_critical`, `sla_ms`, ... . The same values may sit
+in a config as `parameters` keyed `gpuadmit.<field>`. The engine only ever sees plain
+models: the repository is resolved here.
+
+How a config maps to a model:
+
+- `instance_group`: `count` instances on each listed GPU; no `gpus` is every GPU the
+  server sees. `KIND_CPU` uses no GPU memory, except the TensorRT-LLM backend, which
+  declares KIND_CPU and runs its engine on the GPUs of its `gpu_device_ids` parameter
+  (every visible GPU when unset). `KIND_MODEL` defers to the backend: vLLM uses the
+  first `tensor_parallel_size` GPUs of its `model.json`, TensorRT-LLM as above, Python
+  and ensembles none, any other backend is assumed on every GPU (the worst case).
+  No `instance_group` (or KIND_AUTO) means one instance per GPU for GPU frameworks.
+- `instance_group[].rate_limiter` (the first group that has one): `priority` (1 is the
+  best, 0 counts as 1) becomes the model's priority, and its executions wait for their
+  resources, so its concurrency is its instance count. Triton ignores every rate limiter unless tritonserver runs with
+  `--rate-limit=execution_count`: when `triton.args` is given without it, the limit is
+  recorded as switched off (`rate_limit.enabled: false`) and its priority dropped.
+- `dynamic_batching`: the queue policy of the default priority level (or
+  `default_queue_policy`) gives `max_queue` (0 = unbounded), `queue_timeout_ms` and
+  `timeout_action` (DELAY may wait forever). Priority levels order requests inside one
+  model, not models against each other, so they do not set `priority`.
+- `max_batch_size` > 0 caps the batch. `backend`/`platform` give the framework.
+- `parameters`: TensorRT-LLM `kv_cache_free_gpu_mem_fraction` and vLLM
+  `gpu_memory_utilization` (in `<version>/model.json`) are `memory_fraction`; ONNX
+  Runtime `gpu_mem_limit` (bytes) is `memory_limit_gb`; TensorFlow's fraction comes
+  from `--backend-config=tensorflow,per-process-gpu-memory-fraction=F` in the args.
+- No memory declared: the sizes of the model files in the loaded version folders
+  estimate the weights (`gpu_gb_estimated`), and an info finding says so.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ..source import PlanSource
+from pydantic import ValidationError
+
+from ..errors import InputError
+from ..plan import Gpu, Model, ServingPlan, TritonServer
+from ..report import Finding
+from ..source import PlanSource, Position
+from . import flags
+from .triton_config import ParsedConfig, map_key_line, parse
+
+CONFIG = "config.pbtxt"
+OVERLAY_NAMES = ("gpuadmit.yaml", "gpuadmit.yml", "gpuadmit.json")
+PARAM_PREFIX = "gpuadmit."
+GIB = 2**30
+
+#: `gpuadmit.<key>` parameters: key -> (model field path, type).
+GPUADMIT_PARAMS: dict[str, tuple[str, type]] = {
+    "gpu_gb": ("gpu_gb", float),
+    "latency_critical": ("latency_critical", bool),
+    "sla_ms": ("sla_ms", float),
+    "priority": ("priority", int),
+    "max_rps": ("rate_limit.max_rps", float),
+    "max_concurrency": ("rate_limit.max_concurrency", int),
+    "max_queue": ("rate_limit.max_queue", int),
+    "queue_timeout_ms": ("rate_limit.queue_timeout_ms", float),
+    "timeout_action": ("rate_limit.timeout_action", str),
+    "max_batch_size": ("caps.max_batch_size", int),
+    "compute_pct": ("caps.compute_pct", float),
+    "memory_fraction": ("memory_fraction", float),
+    "memory_limit_gb": ("memory_limit_gb", float),
+    "framework": ("framework", str),
+    "server": ("server", str),
+}
+#: Frameworks that place instances on GPUs when the kind is left to Triton (KIND_AUTO).
+GPU_FRAMEWORKS = {"pytorch", "onnxruntime", "tensorflow", "tensorrt", "tensorrt_llm", "vllm"}
+#: Files that are not weights, left out of the memory estimate.
+NOT_WEIGHTS = {".py", ".pyc", ".json", ".txt", ".md", ".yaml", ".yml", ".pbtxt", ".cfg", ".toml", ".sh", ".log"}
+#: Model file names Triton looks for when a config names no backend.
+DEFAULT_FILES = {
+    "model.onnx": "onnxruntime",
+    "model.pt": "pytorch",
+    "model.plan": "tensorrt",
+    "model.graphdef": "tensorflow",
+    "model.savedmodel": "tensorflow",
+    "model.py": "python",
+}
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+@dataclass
+class _Placement:
+    """Instances per Triton GPU index; None stands for every GPU the server sees."""
+
+    per_gpu: dict[int | None, int] = field(default_factory=dict)
+    #: GPUs one instance spans (tensor parallel): the estimate is split over them.
+    span: int = 1
+
+    def add(self, indices: list[int] | None, count: int) -> None:
+        for index in indices if indices else [None]:
+            self.per_gpu[index] = self.per_gpu.get(index, 0) + count
+
+
+@dataclass
+class _RepoModel:
+    """One config, read: model fields without placement, and where they came from."""
+
+    name: str
+    file: str
+    folder: Path
+    fields: dict[str, Any]
+    placement: _Placement
+    anchor: tuple[int, int]
+    lines: dict[str, tuple[int, int]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    weight_folders: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class RepositoryModels:
+    """A repository read for one server: plain models, their positions, reader findings."""
+
+    models: list[Model]
+    positions: dict[tuple[Any, ...], Position]
+    findings: list[Finding]
+    #: GPU indices configs name beyond the visible GPUs given (for implicit GPUs).
+    gpu_count: int
+    #: Every model folder read, placed on a GPU or not (CPU models are left out of `models`).
+    read_names: set[str] = field(default_factory=set)
 
 
 def read(path: Path) -> list[PlanSource]:
-    return []
+    """A repository folder, one model folder, or one config.pbtxt, as a plan."""
+    only: set[str] | None = None
+    repo = path
+    if path.is_file():
+        repo, only = path.parent.parent, {path.parent.name}
+    elif (path / CONFIG).is_file():
+        repo, only = path.parent, {path.name}
+    elif not path.is_dir():
+        raise InputError("no such file or folder", file=str(path))
+    overlay = next((repo / n for n in OVERLAY_NAMES if (repo / n).is_file()), None)
+    if overlay is not None:
+        from .native import read_plan_file
+
+        sources = read_plan_file(overlay)
+        if len(sources) != 1:
+            raise InputError(f"{overlay.name} holds one plan for the repository", file=str(overlay))
+        source = sources[0]
+        section = source.plan.triton or TritonServer()
+        if (overlay.parent / section.repository).resolve() != repo.resolve():
+            raise InputError(
+                f"triton.repository must be `.` in the repository's own {overlay.name}",
+                file=str(overlay),
+                field="triton.repository",
+            )
+        return [expand(source, repo, section, only=only, file=str(path))]
+    plan = ServingPlan.model_validate({"metadata": {"name": repo.resolve().name or "triton"}})
+    source = PlanSource(plan=plan, file=str(path))
+    return [expand(source, repo, TritonServer(), only=only, file=str(path))]
+
+
+def resolve_plan(source: PlanSource, base_dir: Path) -> PlanSource:
+    """A plan with a `triton:` section: its repository's models join the plan."""
+    section = source.plan.triton
+    if section is None:
+        return source
+    repo = base_dir / section.repository
+    if not repo.is_dir():
+        line, column = source.positions.get(("plan", source.plan.metadata.name), (source.line or 1, 1))[:2]
+        raise InputError(
+            f"no model repository at {repo}", file=source.file, line=line, column=column, field="triton.repository"
+        )
+    return expand(source, repo, section)
+
+
+def expand(
+    source: PlanSource,
+    repo: Path,
+    section: TritonServer,
+    *,
+    only: set[str] | None = None,
+    file: str | None = None,
+) -> PlanSource:
+    """The plan of `source` with the repository's models merged in, validated again."""
+    plan = source.plan
+    name = plan.metadata.name
+    visible = list(section.gpus) if section.gpus is not None else [g.id for g in plan.gpus]
+    server = section.server or f"triton-{repo.resolve().name}"
+    overlays = {m.name: m for m in plan.models}
+    found = repository_models(
+        repo, visible, server=server, args=section.args, plan_name=name, only=only, overlays=overlays
+    )
+    gpus = list(plan.gpus)
+    if not plan.gpus and section.gpus is None:
+        # No GPUs declared: the GPUs the configs name, of unknown size.
+        gpus = [Gpu(id=f"gpu{n}") for n in range(max(found.gpu_count, 1))]
+        if not found.models:
+            gpus = []
+    # Plan models that are not in the repository run beside it (another process); when
+    # one config is read alone, they are not part of what is judged.
+    repo_names = {m.name.partition("@")[0] for m in found.models} | found.read_names
+    plain = [m for m in plan.models if m.name not in repo_names] if only is None else []
+    data = plan.model_dump(exclude_unset=True, exclude={"models", "gpus"})
+    data["metadata"] = plan.metadata.model_dump()
+    data["gpus"] = [g.model_dump(exclude_unset=True) for g in gpus]
+    data["models"] = [m.model_dump(exclude_unset=True) for m in [*plain, *found.models]]
+    try:
+        merged = ServingPlan.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise InputError(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}", file=source.file or str(repo), line=source.line
+        ) from None
+    result = PlanSource(plan=merged, file=file or source.file or str(repo), line=source.line)
+    here = source.file
+    for key, pos in source.positions.items():
+        if key[0] == "model" and key[1] in repo_names:
+            continue  # a repository model's findings point into its config.pbtxt
+        result.positions[key] = pos if len(pos) > 2 or here is None else (pos[0], pos[1], here)
+    result.positions.update(found.positions)
+    result.findings = [*source.findings, *found.findings]
+    return result
+
+
+def repository_models(
+    repo: Path,
+    visible: list[str],
+    *,
+    server: str,
+    args: list[str] | None = None,
+    plan_name: str = "plan",
+    only: set[str] | None = None,
+    overlays: dict[str, Model] | None = None,
+) -> RepositoryModels:
+    """Every model of a repository, placed on `visible` (Triton GPU 0 first).
+
+    With no visible GPUs given, index N is placed on `gpuN`. `args` is how tritonserver
+    is started (None: unknown). `overlays` are plan models whose set fields override the
+    configs' by name.
+    """
+    words = flags.tokens(args) if args is not None else None
+    rate_limit_on = flags.rate_limit_on(words) if words is not None else None
+    backend_config = _backend_config(words or [])
+    overlays = overlays or {}
+    models: list[Model] = []
+    positions: dict[tuple[Any, ...], Position] = {}
+    findings: list[Finding] = []
+    highest = 0
+    read_names: set[str] = set()
+    folders = sorted(p for p in repo.iterdir() if (p / CONFIG).is_file()) if repo.is_dir() else []
+    if not folders:
+        raise InputError(f"no <model>/{CONFIG} in this folder: not a Triton model repository", file=str(repo))
+    for folder in folders:
+        if only is not None and folder.name not in only:
+            continue
+        parsed = parse(folder / CONFIG)
+        read_names.add(folder.name)
+        findings.extend(_issues_as_findings(parsed, folder.name, plan_name))
+        if parsed.config is None:
+            continue
+        read_model = _read_model(folder, parsed, server, rate_limit_on, backend_config, plan_name)
+        findings.extend(read_model.findings)
+        if not read_model.placement.per_gpu:
+            continue  # on the CPU only: no GPU memory, no GPU neighbours
+        indices = [i for i in read_model.placement.per_gpu if i is not None]
+        highest = max([highest, *(i + 1 for i in indices)])
+        for model in _placed_models(read_model, visible, overlays.get(read_model.name), plan_name, findings):
+            models.append(model)
+            anchor: Position = (read_model.anchor[0], read_model.anchor[1], read_model.file)
+            positions[("model", model.name)] = anchor
+            for field_name, (line, column) in read_model.lines.items():
+                positions[("model", model.name, field_name)] = (line, column, read_model.file)
+    return RepositoryModels(models, positions, findings, highest, read_names)
+
+
+def _backend_config(words: list[str]) -> dict[str, dict[str, str]]:
+    """`--backend-config=tensorflow,per-process-gpu-memory-fraction=0.4` -> {tensorflow: {...}}."""
+    result: dict[str, dict[str, str]] = {}
+    for value in flags.flag_values(words).get("--backend-config", []):
+        backend, _, setting = value.partition(",")
+        key, _, val = setting.partition("=")
+        if backend and key:
+            result.setdefault(backend.strip(), {})[key.strip()] = val.strip()
+    return result
+
+
+def _issues_as_findings(parsed: ParsedConfig, model: str, plan_name: str) -> list[Finding]:
+    findings = [
+        Finding(
+            rule="schema",
+            severity="error" if issue.severity == "error" else "warning",
+            message=issue.message,
+            model=model,
+            file=parsed.file,
+            line=issue.line,
+            column=issue.column,
+            fix="fix config.pbtxt so that Triton loads it",
+            plan=plan_name,
+        )
+        for issue in parsed.issues
+    ]
+    if parsed.placeholders:
+        first: dict[str, int] = {}
+        for name, line, _ in parsed.placeholders:
+            first.setdefault(name, line)
+        shown = ", ".join(f"${{{name}}} (line {line})" for name, line in list(first.items())[:4])
+        more = len(first) - 4
+        name, line, column = parsed.placeholders[0]
+        findings.append(
+            Finding(
+                rule="schema",
+                severity="error",
+                message=(
+                    f"{model}: unfilled template placeholder{'s' if len(first) > 1 else ''} "
+                    f"{shown}{f' and {more} more' if more > 0 else ''}; Triton cannot load a template"
+                ),
+                model=model,
+                file=parsed.file,
+                line=line,
+                column=column,
+                fix="fill every ${...} with its value (the template's fill script) and lint the filled config",
+                plan=plan_name,
+            )
+        )
+    return findings
+
+
+def _read_model(
+    folder: Path,
+    parsed: ParsedConfig,
+    server: str,
+    rate_limit_on: bool | None,
+    backend_config: dict[str, dict[str, str]],
+    plan_name: str,
+) -> _RepoModel:
+    """Model fields and placement of one parsed config."""
+    config: Any = parsed.config
+    name = folder.name  # Triton names a model after its folder
+    file = parsed.file
+    anchor = parsed.line_of("name", "backend", "platform") or (1, 1)
+    model = _RepoModel(name, file, folder, {"name": name, "server": server}, _Placement(), anchor)
+    lines = model.lines
+    versions = _version_folders(folder, config)
+    model.weight_folders = versions
+    params = _string_parameters(config)
+
+    framework = _framework(config.backend, config.platform, folder, versions, config.default_model_filename)
+    model.fields["framework"] = framework
+    lines["framework"] = parsed.line_of("backend", "platform") or anchor
+
+    # Engine settings the frameworks keep outside the protobuf schema.
+    engine: dict[str, Any] = {}
+    if framework == "vllm":
+        engine = _vllm_engine_args(folder, versions, model, plan_name)
+        if "gpu_memory_utilization" in engine:
+            model.fields["memory_fraction"] = engine["gpu_memory_utilization"]
+        if isinstance(engine.get("max_num_seqs"), int) and engine["max_num_seqs"] > 0:
+            model.fields.setdefault("caps", {})["max_batch_size"] = engine["max_num_seqs"]
+    if framework == "tensorrt_llm" and "kv_cache_free_gpu_mem_fraction" in params:
+        model.fields["memory_fraction"] = _number(params, "kv_cache_free_gpu_mem_fraction", parsed, model, plan_name)
+        lines["memory_fraction"] = _param_line(parsed, "kv_cache_free_gpu_mem_fraction")
+    if framework == "onnxruntime":
+        mem_limit = params.get("gpu_mem_limit") or _accelerator_parameter(config, "gpu_mem_limit")
+        if mem_limit is not None:
+            raw = _number({"gpu_mem_limit": mem_limit}, "gpu_mem_limit", parsed, model, plan_name)
+            if raw is not None:
+                model.fields["memory_limit_gb"] = raw / GIB
+                lines["memory_limit_gb"] = _param_line(parsed, "gpu_mem_limit")
+    if framework == "tensorflow":
+        fraction = backend_config.get("tensorflow", {}).get("per-process-gpu-memory-fraction")
+        if fraction is not None:
+            try:
+                model.fields["memory_fraction"] = float(fraction)
+            except ValueError:
+                pass
+
+    # Scheduling: batch cap, rate limiter, queue policy.
+    if config.max_batch_size > 0:
+        model.fields.setdefault("caps", {})["max_batch_size"] = config.max_batch_size
+        lines["caps"] = parsed.line_of("max_batch_size") or anchor
+    _place(model, config, framework, params, engine)
+    instances = max(model.placement.per_gpu.values(), default=1)
+    limit: dict[str, Any] = {}
+    limited = [n for n, group in enumerate(config.instance_group) if group.HasField("rate_limiter")]
+    if limited:  # the first instance group with a rate limiter speaks for the model
+        n = limited[0]
+        limiter = config.instance_group[n].rate_limiter
+        where: tuple[int, int] = parsed.line_of(f"instance_group[{n}].rate_limiter") or anchor
+        limit["max_concurrency"] = max(instances, 1)
+        if rate_limit_on is False:
+            limit["enabled"] = False
+        elif limiter.priority or parsed.line_of(f"instance_group[{n}].rate_limiter.priority"):
+            model.fields["priority"] = limiter.priority
+            lines["priority"] = parsed.line_of(f"instance_group[{n}].rate_limiter.priority") or where
+        lines["rate_limit"] = where
+    if config.HasField("dynamic_batching"):
+        policy, policy_line = _queue_policy(config, parsed)
+        if policy is not None:
+            limit["max_queue"] = policy.max_queue_size
+            if policy.default_timeout_microseconds > 0:
+                limit["queue_timeout_ms"] = policy.default_timeout_microseconds / 1000.0
+            limit["timeout_action"] = "delay" if policy.timeout_action == 1 else "reject"
+            lines["rate_limit"] = policy_line or anchor
+    if limit:
+        model.fields["rate_limit"] = limit
+
+    _apply_gpuadmit_parameters(model, params, parsed, plan_name)
+    if model.fields.get("memory_fraction") is not None:
+        lines.setdefault("memory_fraction", anchor)
+    lines.setdefault("name", anchor)
+    return model
+
+
+def _place(
+    model: _RepoModel, config: Any, framework: str, params: dict[str, str], engine: dict[str, Any]
+) -> None:
+    """Where the model's instances run, as Triton GPU indices (see the module docstring)."""
+    placement = model.placement
+    if framework == "ensemble":
+        return
+    trtllm_ids = _device_ids(params.get("gpu_device_ids")) if framework == "tensorrt_llm" else None
+    if framework == "tensorrt_llm":
+        placement.span = len(trtllm_ids) if trtllm_ids else 1
+    tensor_parallel = engine.get("tensor_parallel_size") if framework == "vllm" else None
+    vllm_span = tensor_parallel if isinstance(tensor_parallel, int) and tensor_parallel > 0 else 1
+    groups = list(config.instance_group) or [None]
+    for group in groups:
+        count = (group.count if group is not None else 0) or 1
+        kind = group.kind if group is not None else 0  # KIND_AUTO
+        gpus = list(group.gpus) if group is not None else []
+        if kind == 0:  # KIND_AUTO: Triton picks the GPU when the backend runs there
+            kind = 1 if gpus or framework in GPU_FRAMEWORKS else 2
+        if framework == "tensorrt_llm":  # runs its engine on GPUs whatever the kind
+            placement.add(trtllm_ids, count)
+        elif kind == 1:  # KIND_GPU
+            placement.add(gpus or None, count)
+        elif kind == 3:  # KIND_MODEL: the backend decides
+            if framework == "vllm":
+                placement.add(list(range(vllm_span)), count)
+                placement.span = vllm_span
+            elif framework not in {"python", "unknown"}:
+                placement.add(None, count)
+        # KIND_CPU: no GPU
+
+
+def _device_ids(value: str | None) -> list[int] | None:
+    """TensorRT-LLM `gpu_device_ids`: "0,1" or, one group per instance, "0,1;2,3"."""
+    if value is None or "${" in value or not value.strip():
+        return None
+    ids: list[int] = []
+    for part in re.split(r"[;,\s]+", value.strip()):
+        if part.isdigit() and int(part) not in ids:
+            ids.append(int(part))
+    return ids or None
+
+
+def _placed_models(
+    read_model: _RepoModel, visible: list[str], overlay: Model | None, plan_name: str, findings: list[Finding]
+) -> list[Model]:
+    """Plain models for one config: one model, or one per GPU when counts differ by GPU."""
+    per_index: dict[int, int] = {}
+    every = read_model.placement.per_gpu.get(None, 0)
+    all_indices = list(range(len(visible))) if visible else [0]
+    for index in all_indices:
+        if every:
+            per_index[index] = per_index.get(index, 0) + every
+    for maybe_index, count in read_model.placement.per_gpu.items():
+        if maybe_index is not None:
+            per_index[maybe_index] = per_index.get(maybe_index, 0) + count
+
+    def gpu_id(index: int) -> str:
+        return visible[index] if index < len(visible) else f"gpu{index}"
+
+    counts = set(per_index.values())
+    if len(counts) == 1:
+        shapes = [(read_model.name, [gpu_id(i) for i in sorted(per_index)], counts.pop())]
+    else:
+        shapes = [(f"{read_model.name}@{gpu_id(i)}", [gpu_id(i)], c) for i, c in sorted(per_index.items())]
+    models: list[Model] = []
+    for name, gpus, instances in shapes:
+        fields = {**read_model.fields, "name": name, "instances": instances}
+        fields["gpu" if len(gpus) == 1 else "gpus"] = gpus[0] if len(gpus) == 1 else gpus
+        if overlay is not None:
+            fields = _merge(fields, overlay.model_dump(exclude_unset=True))
+            fields["name"] = name
+        model = _validated(fields, read_model, plan_name, findings)
+        if model.gpu_gb is None:
+            model = _estimated(model, read_model, plan_name, findings)
+        models.append(model)
+    return models
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Plan fields win over the config's; nested limits merge key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key in ("gpu", "gpus"):
+            merged.pop("gpu", None)
+            merged.pop("gpus", None)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validated(fields: dict[str, Any], read_model: _RepoModel, plan_name: str, findings: list[Finding]) -> Model:
+    """A Model; a value out of range is reported at its line and left out."""
+    for _ in range(8):
+        try:
+            return Model.model_validate(fields)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            top = str(error["loc"][0]) if error["loc"] else "name"
+            line, column = read_model.lines.get(top, read_model.anchor)
+            findings.append(
+                Finding(
+                    rule="schema",
+                    severity="error",
+                    message=f"{read_model.name}: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+                    + (f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else ""),
+                    model=read_model.name,
+                    file=read_model.file,
+                    line=line,
+                    column=column,
+                    fix="give the gpuadmit.* parameter or plan field a value in range (`gpuadmit schema`)",
+                    plan=plan_name,
+                )
+            )
+            if top in ("name", "gpu", "gpus") or top not in fields:
+                break
+            fields = {k: v for k, v in fields.items() if k != top}
+    return Model.model_validate({"name": read_model.name[:253]})
+
+
+def _estimated(model: Model, read_model: _RepoModel, plan_name: str, findings: list[Finding]) -> Model:
+    """Weights from the model files when no memory is declared: an estimate, and said so."""
+    if model.framework in ("vllm", "sglang"):
+        return model  # their footprint is a fraction of the GPU, known without gpu_gb
+    size = sum(_weights_bytes(folder) for folder in read_model.weight_folders)
+    if size <= 0:
+        return model
+    per_gpu = size / max(read_model.placement.span, 1) / GIB
+    findings.append(
+        Finding(
+            rule="memory-declared",
+            severity="info",
+            message=(
+                f"{model.name}: gpu_gb {per_gpu:.2f} GiB is an estimate from the model files "
+                f"({size / GIB:.2f} GiB in {', '.join(f.name for f in read_model.weight_folders)}); "
+                "activations and caches are not counted"
+            ),
+            model=model.name,
+            file=read_model.file,
+            line=read_model.anchor[0],
+            column=read_model.anchor[1],
+            fix=f"declare the real footprint: `gpuadmit.gpu_gb` in {CONFIG}, or `gpu_gb` in the plan",
+            plan=plan_name,
+        )
+    )
+    return model.model_copy(update={"gpu_gb": round(per_gpu, 3), "gpu_gb_estimated": True})
+
+
+def _weights_bytes(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.suffix.lower() not in NOT_WEIGHTS:
+            try:
+                total += path.stat().st_size
+            except OSError:
+                continue
+    return total
+
+
+def _version_folders(folder: Path, config: Any) -> list[Path]:
+    """The version folders Triton loads under its version_policy (latest 1 by default)."""
+    versions = sorted((int(p.name), p) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+    if not versions:
+        return []
+    choice = config.version_policy.WhichOneof("policy_choice") if config.HasField("version_policy") else None
+    if choice == "all":
+        return [p for _, p in versions]
+    if choice == "specific":
+        wanted = set(config.version_policy.specific.versions)
+        return [p for v, p in versions if v in wanted]
+    keep = config.version_policy.latest.num_versions if choice == "latest" else 1
+    return [p for _, p in versions[-max(keep, 1) :]]
+
+
+def _framework(backend: str, platform: str, folder: Path, versions: list[Path], default_file: str) -> str:
+    name = (backend or platform).strip().lower()
+    if name.startswith("tensorflow"):
+        return "tensorflow"
+    if name:
+        return {"tensorrtllm": "tensorrt_llm", "pytorch_libtorch": "pytorch", "onnxruntime_onnx": "onnxruntime",
+                "tensorrt_plan": "tensorrt", "libtorch": "pytorch"}.get(name, name)
+    for version in versions:  # Triton infers the backend from the model file
+        for file_name, framework in DEFAULT_FILES.items():
+            if (version / file_name).exists():
+                return framework
+        if default_file and default_file.endswith(".onnx"):
+            return "onnxruntime"
+    return "unknown"
+
+
+def _string_parameters(config: Any) -> dict[str, str]:
+    """Config `parameters`, leaving out values that are still `${...}` placeholders."""
+    return {key: value.string_value for key, value in config.parameters.items() if "${" not in value.string_value}
+
+
+def _accelerator_parameter(config: Any, key: str) -> str | None:
+    if not config.HasField("optimization"):
+        return None
+    for accelerator in config.optimization.execution_accelerators.gpu_execution_accelerator:
+        if key in accelerator.parameters:
+            return str(accelerator.parameters[key])
+    return None
+
+
+def _param_line(parsed: ParsedConfig, key: str) -> tuple[int, int]:
+    return map_key_line(parsed, "parameters", key) or parsed.line_of("parameters") or (1, 1)
+
+
+def _number(params: dict[str, str], key: str, parsed: ParsedConfig, model: _RepoModel, plan_name: str) -> float | None:
+    try:
+        return float(params[key])
+    except ValueError:
+        line, column = _param_line(parsed, key)
+        model.findings.append(
+            Finding(
+                rule="schema",
+                severity="error",
+                message=f"{model.name}: parameter {key} is not a number (got {params[key]!r})",
+                model=model.name,
+                file=model.file,
+                line=line,
+                column=column,
+                fix=f"set {key} to a number",
+                plan=plan_name,
+            )
+        )
+        return None
+
+
+def _queue_policy(config: Any, parsed: ParsedConfig) -> tuple[Any | None, tuple[int, int] | None]:
+    """The queue policy default requests wait under, and its line (None when none is set)."""
+    batching = config.dynamic_batching
+    level = batching.default_priority_level
+    if batching.priority_levels > 0 and level in batching.priority_queue_policy:
+        where = map_key_line(parsed, "dynamic_batching.priority_queue_policy", level)
+        return batching.priority_queue_policy[level], where or parsed.line_of("dynamic_batching.priority_queue_policy")
+    if batching.HasField("default_queue_policy"):
+        return batching.default_queue_policy, parsed.line_of("dynamic_batching.default_queue_policy")
+    return None, None
+
+
+def _vllm_engine_args(folder: Path, versions: list[Path], model: _RepoModel, plan_name: str) -> dict[str, Any]:
+    """vLLM engine arguments from `<version>/model.json` (or `model.json` beside the config)."""
+    candidates = [v / "model.json" for v in versions] + [folder / "model.json"]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            line = getattr(exc, "lineno", None)
+            model.findings.append(
+                Finding(
+                    rule="schema",
+                    severity="error",
+                    message=f"{model.name}: model.json is not valid JSON ({getattr(exc, 'msg', exc)})",
+                    model=model.name,
+                    file=str(path),
+                    line=line,
+                    fix="fix the vLLM engine arguments file",
+                    plan=plan_name,
+                )
+            )
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        result: dict[str, Any] = {}
+        for key in ("gpu_memory_utilization",):
+            if isinstance(data.get(key), (int, float)) and not isinstance(data.get(key), bool):
+                result[key] = float(data[key])
+        for key in ("tensor_parallel_size", "max_num_seqs"):
+            if isinstance(data.get(key), int) and not isinstance(data.get(key), bool):
+                result[key] = data[key]
+        return result
+    return {}
+
+
+def _apply_gpuadmit_parameters(model: _RepoModel, params: dict[str, str], parsed: ParsedConfig, plan_name: str) -> None:
+    """`gpuadmit.<field>` parameters: what Triton's schema has no place for."""
+    import difflib
+
+    for key, raw in params.items():
+        if not key.startswith(PARAM_PREFIX):
+            continue
+        name = key[len(PARAM_PREFIX) :].replace("-", "_")
+        line, column = _param_line(parsed, key)
+
+        def report(message: str, fix: str) -> None:
+            model.findings.append(
+                Finding(
+                    rule="schema",
+                    severity="error",
+                    message=f"{model.name}: parameter {key}: {message}",
+                    model=model.name,
+                    file=model.file,
+                    line=line,
+                    column=column,
+                    fix=fix,
+                    plan=plan_name,
+                )
+            )
+
+        if name not in GPUADMIT_PARAMS:
+            close = difflib.get_close_matches(name, list(GPUADMIT_PARAMS), n=1)
+            report(
+                "unknown gpuadmit parameter" + (f"; did you mean {PARAM_PREFIX}{close[0]!r}?" if close else ""),
+                f"use one of {', '.join(PARAM_PREFIX + k for k in GPUADMIT_PARAMS)}",
+            )
+            continue
+        path, kind = GPUADMIT_PARAMS[name]
+        value: Any
+        text = raw.strip()
+        try:
+            if kind is bool:
+                if text.lower() not in _TRUE | _FALSE:
+                    raise ValueError
+                value = text.lower() in _TRUE
+            elif kind is int:
+                value = int(text)
+            elif kind is float:
+                value = float(text)
+            else:
+                value = text.lower() if name == "timeout_action" else text
+        except ValueError:
+            report(f"expected {'true or false' if kind is bool else kind.__name__}, got {raw!r}", "fix the value")
+            continue
+        head, _, tail = path.partition(".")
+        if tail:
+            model.fields.setdefault(head, {})[tail] = value
+        else:
+            model.fields[head] = value
+        model.lines[head] = (line, column)
