@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 import gc
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-from .capacity.providers import open_provider
 from .config import ProjectConfig, find_config, load_config
 from .engine import RuleSet
 from .plan import Waiver
 from .readers import ReadResult, read_paths
 from .report import Finding, Report, RuleInfo
 from .source import PlanSource
+
+if TYPE_CHECKING:
+    from .capacity.providers import CapacityProvider
 
 
 class Linter:
@@ -30,13 +32,19 @@ class Linter:
         #: "declared" (the plan itself), "nvml", "nodes" (in a pod), or a capacity file; see policy.capacity.
         self.capacity = capacity
         #: Read here for nvml and files, so a bad capacity file fails before any plan is judged.
-        self.capacity_provider = open_provider(capacity)
+        #: None for declared capacity: the plan is its own inventory, and the inventory
+        #: model need not even be imported on the pre-commit path.
+        self.capacity_provider: CapacityProvider | None = None
+        if capacity != "declared":
+            from .capacity.providers import open_provider
+
+            self.capacity_provider = open_provider(capacity)
 
     def lint_sources(self, sources: Sequence[PlanSource], read: ReadResult | None = None) -> Report:
         report = Report(rules=self.rule_infos())
         if read is not None:
             report.input_findings.extend(read.findings)
-        inventory = self.capacity_provider.inventory()
+        inventory = self.capacity_provider.inventory() if self.capacity_provider else None
         for source in sources:
             judged = self.rules.judge(
                 source,

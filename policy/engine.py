@@ -20,15 +20,17 @@ import functools
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .capacity.inventory import Inventory
 from .errors import RuleError
 from .facts import Accounting, Fact, Facts, build_facts
 from .plan import ServingPlan, Waiver
 from .report import SEVERITY_RANK, Finding, PlanReport
 from .rules import RuleOverride, RuleSpec, builtin_rules_dir, load_rule_dir
 from .source import PlanSource
+
+if TYPE_CHECKING:
+    from .capacity.inventory import Inventory
 
 #: cel-cpp caps one evaluation at 10,000 comprehension steps, and building a result
 #: list costs time quadratic in its length; chunks of this many subjects stay far

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import catalog
-from .capacity.inventory import Inventory
 from .capacity.match import PlanCapacity, RealUnit, match_plan
 from .plan import Gpu, Model, ServingPlan
+
+if TYPE_CHECKING:
+    from .capacity.inventory import Inventory
 
 Fact = dict[str, Any]
 

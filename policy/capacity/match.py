@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 
 from .. import catalog
 from ..plan import Gpu, ServingPlan
-from .inventory import Device, Host, Inventory, MigDevice
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: `lint` with declared capacity never loads the inventory model
+    from .inventory import Device, Host, Inventory, MigDevice
 
 _GPU_N = re.compile(r"^gpu(\d+)$")
 
