@@ -13,7 +13,7 @@ from .errors import InputError
 from .facts import Accounting
 from .plan import Waiver
 from .rules import RuleOverride
-from .yamlio import decode, load_documents, position
+from .yamlio import load_documents, position, read_text
 
 CONFIG_NAMES = (".gpuadmit.yaml", ".gpuadmit.yml")
 
@@ -51,11 +51,7 @@ def load_config(path: Path | None) -> ProjectConfig:
     if path is None:
         return ProjectConfig()
     file = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read config: {exc.strerror}", file=file) from None
-    docs = load_documents(decode(raw, file), file)
+    docs = load_documents(read_text(path, what="config"), file)
     data = docs[0].data if docs else {}
     if not isinstance(data, dict):
         raise InputError("the config file holds one YAML mapping", file=file)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import RuleError
-from .yamlio import decode, load_documents, position
+from .yamlio import load_documents, position, read_text
 
 Scope = Literal["input", "plan", "gpu", "model", "waiver"]
 RULE_ID_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
@@ -107,11 +107,7 @@ def load_rule_dir(directory: Path) -> list[tuple[RuleSpec, str]]:
 
 def load_rule_file(path: Path) -> RuleSpec:
     file = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise RuleError(f"cannot read: {exc.strerror}", file=file) from None
-    docs = load_documents(decode(raw, file), file)
+    docs = load_documents(read_text(path, what="rule", error=RuleError), file)
     if len(docs) != 1 or not isinstance(docs[0].data, dict):
         raise RuleError("a rule file holds exactly one YAML mapping", file=file)
     data = docs[0].data

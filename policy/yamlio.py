@@ -14,6 +14,7 @@ import json.scanner
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
@@ -55,7 +56,7 @@ class LineList(list):  # type: ignore[type-arg]
         self.item_lines: list[tuple[int, int]] = []
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+class _Loader(_BaseLoader):  # type: ignore[misc]
     """PyYAML's C parser and composer; nodes are turned into data by `convert`."""
 
     def convert(self, root: yaml.Node) -> Any:
@@ -149,6 +150,27 @@ def decode(raw: bytes, file: str) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", file=file, line=line) from None
+
+
+#: Files larger than this are refused unread (a plan is kilobytes; 10,000 models ~ 2 MiB).
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
+def read_text(path: Path, *, what: str = "", error: type[InputError] = InputError) -> str:
+    """A file's text for any reader: size-limited, decoded, one clear error when it cannot be."""
+    file = str(path)
+    label = f"{what} " if what else ""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise error(f"{label}file is {size / 2**20:.0f} MiB; gpuadmit reads files up to {MAX_FILE_BYTES // 2**20} MiB", file=file)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {label}file: {exc.strerror}", file=file) from None
+    try:
+        return decode(raw, file)
+    except InputError as exc:
+        raise error(exc.message, file=file, line=exc.line) from None
 
 
 def load_documents(text: str, file: str) -> list[Document]:

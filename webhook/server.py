@@ -1,15 +1,122 @@
-"""`gpuadmit serve`: runs the admission app under uvicorn."""
+"""`gpuadmit serve`: runs the admission app under uvicorn.
+
+uvicorn drains on SIGTERM (stops accepting, lets in-flight reviews finish, up to
+--drain-timeout) and we hand it a TLS context that follows certificate rotation.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import asyncio
+import logging
+import logging.config
+import ssl
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from policy.errors import InputError
+
+from . import config as serve_config
+from .app import Webhook, build_app, build_health_app
+from .logs import log_config
+from .metrics import Metrics
+from .ruleset import RuleHolder
+from .tls import CertFiles, ReloadingContext
+
+log = logging.getLogger("gpuadmit.webhook")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=8443)
+    serve_config.add_arguments(parser)
+
+
+class _Config(uvicorn.Config):
+    """uvicorn's Config, but serving our reloading SSLContext instead of a fixed one."""
+
+    def __init__(self, *args: Any, tls: ReloadingContext | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reloading_tls = tls
+
+    def load(self) -> None:
+        super().load()
+        if self.reloading_tls is not None:
+            self.ssl = self.reloading_tls.context
+
+
+class _Server(uvicorn.Server):
+    """Marks the webhook not-ready the moment a shutdown signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, webhook: Webhook) -> None:
+        super().__init__(config)
+        self.webhook = webhook
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.webhook.draining = True
+        log.info("draining", extra={"event": "drain", "signal": sig})
+        super().handle_exit(sig, frame)
+
+
+class _SideServer(uvicorn.Server):
+    """The plain-HTTP health port: signals belong to the main server, which stops it."""
+
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29 hook
+        return None
+
+    def capture_signals(self) -> Any:  # uvicorn >= 0.29 hook
+        import contextlib
+
+        return contextlib.nullcontext()
 
 
 def run(args: argparse.Namespace) -> int:
-    sys.stderr.write("gpuadmit: serve is not available yet\n")
-    return 2
+    """Start serving; returns when the server has stopped (exit 0), or raises InputError."""
+    settings = serve_config.from_args(args)
+    logging.config.dictConfig(log_config(settings.log_level))
+    metrics = Metrics()
+    rules = RuleHolder(settings, metrics)  # a rule that does not compile stops us here, exit 2
+    tls: ReloadingContext | None = None
+    if settings.tls and settings.tls_cert is not None and settings.tls_key is not None:
+        try:
+            tls = ReloadingContext(CertFiles(settings.tls_cert, settings.tls_key, settings.client_ca))
+        except (OSError, ssl.SSLError) as exc:
+            raise InputError(f"cannot load the TLS certificate and key: {exc}", file=str(settings.tls_cert)) from None
+    webhook = Webhook(settings, rules, metrics, tls)
+    common: dict[str, Any] = {
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": settings.drain_timeout_s,
+        "timeout_keep_alive": 30,
+    }
+    main_config = _Config(
+        build_app(webhook),
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.tls_cert) if tls else None,
+        ssl_keyfile=str(settings.tls_key) if tls else None,
+        lifespan="on",
+        log_config=log_config(settings.log_level),
+        tls=tls,
+        **common,
+    )
+    server = _Server(main_config, webhook)
+    side: uvicorn.Server | None = None
+    if settings.health_port is not None:
+        side_config = uvicorn.Config(
+            build_health_app(webhook), host=settings.host, port=settings.health_port, lifespan="off", log_config=None, **common
+        )
+        side = _SideServer(side_config)
+    asyncio.run(_serve(server, side))
+    return 0
+
+
+async def _serve(server: uvicorn.Server, side: uvicorn.Server | None) -> None:
+    side_task = asyncio.create_task(side.serve()) if side is not None else None
+    try:
+        await server.serve()
+    finally:
+        if side is not None and side_task is not None:
+            side.should_exit = True
+            await side_task

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..config import pydantic_input_error
 from ..errors import InputError
 from ..plan import API_VERSION, Gpu
-from ..yamlio import decode, load_documents
+from ..yamlio import load_documents, read_text
 from .inventory import Device, Host, Inventory, MigDevice, ProcessUsage
 from .nodes import inventory_from_nodes, node_objects
 
@@ -55,11 +55,7 @@ class InventoryFile(_Strict):
 def load_capacity_file(path: Path) -> Inventory:
     """An inventory file or a Node list. Unusable files raise InputError (exit 2)."""
     file = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read capacity file: {exc.strerror}", file=file) from None
-    docs = [d.data for d in load_documents(decode(raw, file), file) if d.data is not None]
+    docs = [d.data for d in load_documents(read_text(path, what="capacity"), file) if d.data is not None]
     nodes: list[dict[str, Any]] = []
     for data in docs:
         found = node_objects(data)

@@ -17,13 +17,11 @@ from typing import Iterable, Sequence
 from ..errors import InputError
 from ..report import Finding
 from ..source import PlanSource
-from ..yamlio import Document, decode, load_documents
+from ..yamlio import Document, load_documents, read_text
 
 PLAN_SUFFIXES = {".yaml", ".yml", ".json"}
 TRITON_CONFIG = "config.pbtxt"
 SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache", ".pytest_cache"}
-#: Files larger than this are refused unread (a plan is kilobytes; 10,000 models ~ 2 MiB).
-MAX_FILE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -90,16 +88,10 @@ def read_file(path: Path) -> list[PlanSource]:
 
         return triton.read(path)
     file = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(f"file is {size / 2**20:.0f} MiB; gpuadmit reads files up to {MAX_FILE_BYTES // 2**20} MiB", file=file)
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=file) from None
-    if not raw.strip():
+    text = read_text(path)
+    if not text.strip():
         raise InputError("empty file", file=file)
-    docs = load_documents(decode(raw, file), file)
+    docs = load_documents(text, file)
     return read_documents(docs, file, default_name=path.stem)
 
 

@@ -12,7 +12,7 @@ from ..config import pydantic_input_error
 from ..errors import InputError
 from ..plan import ServingPlan
 from ..source import PlanSource
-from ..yamlio import Document, LineDict, LineList, decode, load_documents
+from ..yamlio import Document, LineDict, LineList, load_documents, read_text
 
 PLAN_KEYS = {"gpu_gb", "GPU_GB", "models", "gpus"}
 
@@ -29,11 +29,7 @@ def is_plan(data: Any) -> bool:
 def read_plan_file(path: Path) -> list[PlanSource]:
     """Every plan document in one file (used where the file is known to hold plans)."""
     file = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=file) from None
-    docs = load_documents(decode(raw, file), file)
+    docs = load_documents(read_text(path), file)
     if not docs:
         raise InputError("empty file: no plan in it", file=file)
     return [read_plan_document(doc, default_name=path.stem) for doc in docs]

@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import InputError
+from ..yamlio import read_text
 
 #: An unfilled template placeholder, as the TensorRT-LLM backend ships its configs.
 PLACEHOLDER = re.compile(r"\$\{([^}\s]*)\}")
@@ -89,15 +90,7 @@ def parse(path: Path) -> ParsedConfig:
     from google.protobuf import text_format
 
     file = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=file) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", file=file, line=line) from None
+    text = read_text(path)
     pb2 = model_config_pb2()
     parsed = ParsedConfig(file=file, config=None, placeholders=find_placeholders(text), text_lines=text.splitlines())
     config = pb2.ModelConfig()
