@@ -96,7 +96,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
                     self.flatten_mapping(node)
                 key_lines = mapping.key_lines
                 for key_node, value_node in node.value:
-                    key = walk(key_node)
+                    key = key_node.value if key_node.tag == str_tag else walk(key_node)
                     try:
                         seen = key in key_lines
                     except TypeError:
@@ -114,7 +114,8 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
                             field=str(key),
                         )
                     key_lines[key] = (mark.line + 1, mark.column + 1)
-                    mapping[key] = walk(value_node)
+                    # Plain strings are most values: taken here, without a call.
+                    mapping[key] = value_node.value if value_node.tag == str_tag else walk(value_node)
                 return mapping
             sequence = LineList()
             sequence.line = node.start_mark.line + 1
@@ -125,6 +126,39 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
             return sequence
 
         return walk(root)
+
+    # PyYAML resolves every scalar's implicit type through generic machinery that also
+    # serves path resolvers (which gpuadmit never registers); this is the same lookup,
+    # without that detour, and with the answer remembered for repeated values.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is not yaml.ScalarNode:
+            return str(super().resolve(kind, value, implicit))
+        if not implicit[0]:
+            return str(self.DEFAULT_SCALAR_TAG)
+        tag = _RESOLVED.get(value)
+        if tag is None:
+            tag = _RESOLVED[value] = self._resolve_plain(value)
+            if len(_RESOLVED) > 4096:
+                _RESOLVED.clear()
+        return tag
+
+    def _resolve_plain(self, value: str) -> str:
+        resolvers = self.yaml_implicit_resolvers
+        for tag, regexp in resolvers.get(value[:1], []) + resolvers.get(None, []):
+            if regexp.match(value):
+                return str(tag)
+        return str(self.DEFAULT_SCALAR_TAG)
+
+
+#: Plain scalar -> resolved tag; the answer depends on the text alone.
+_RESOLVED: dict[str, str] = {}
+_Loader.yaml_path_resolvers = {}
 
 
 # Dates stay strings until pydantic reads them, so one code path handles YAML and JSON.
