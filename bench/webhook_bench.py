@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -31,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
+
 FRAMEWORKS = ("tensorrt_llm", "vllm", "pytorch", "onnxruntime")
 
 
@@ -198,6 +201,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def make_tls() -> tuple[Path, Path, Path]:
+    """A throwaway CA and a 127.0.0.1 serving certificate: (ca file, cert chain, key)."""
+    import trustme
+
+    folder = Path(tempfile.mkdtemp(prefix="gpuadmit-bench-"))
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    ca_file, cert, key = folder / "ca.pem", folder / "tls.crt", folder / "tls.key"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(key))
+    return ca_file, cert, key
+
+
+def serve_command(port: int, cert: Path, key: Path, *extra: str) -> list[str]:
+    """`gpuadmit serve` on 127.0.0.1 over TLS, no rule watching, warnings only in its log."""
+    return [sys.executable, "-m", "policy.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key), "--watch-interval", "0", "--log-level", "warning", *extra]
+
+
 def wait_healthy(port: int, ca_file: str, process: subprocess.Popen[bytes]) -> None:
     context = ssl.create_default_context(cafile=ca_file)
     give_up = time.monotonic() + 60
@@ -223,19 +245,6 @@ def rss_mib(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores, Python {platform.python_version()} ({platform.python_implementation()}), {platform.system()} {platform.release()}"
 
 
 def bench_server(label: str, command: list[str], port: int, ca_file: str, reviews: list[tuple[str, bytes]], levels: list[int], seconds: float, warmup: float) -> tuple[dict[int, Result], tuple[float, float]]:
@@ -269,31 +278,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.bare:
         run_bare(args.port, args.cert, args.key)
         return 0
-    import trustme
-
     levels = [int(x) for x in args.levels.split(",")]
-    folder = Path(tempfile.mkdtemp(prefix="gpuadmit-bench-"))
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1")
-    ca_file, cert, key = folder / "ca.pem", folder / "tls.crt", folder / "tls.key"
-    ca.cert_pem.write_to_path(str(ca_file))
-    cert.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(key))
+    ca_file, cert, key = make_tls()
     reviews = make_reviews(args.plans)
     size = statistics.mean(len(b) for _, b in reviews)
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(f"payloads: {len(reviews)} distinct ServingPlans, 8 GPUs and 32 models each, {size / 1024:.1f} KiB per review; TLS, HTTP/1.1 keep-alive")
     print(f"each level: {args.warmup:g} s warm-up, then {args.seconds:g} s measured\n")
 
-    def serve_command(port: int, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "policy.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key), "--watch-interval", "0", "--log-level", "warning", *extra]
-
     runs: list[tuple[str, list[str], int]] = []
     port = free_port()
-    runs.append(("a: gpuadmit serve", serve_command(port), port))
+    runs.append(("a: gpuadmit serve", serve_command(port, cert, key), port))
     if args.threadpool:
         port = free_port()
-        runs.append(("a': gpuadmit serve, threadpool", serve_command(port, "--inline-max-bytes", "0"), port))
+        runs.append(("a': gpuadmit serve, threadpool", serve_command(port, cert, key, "--inline-max-bytes", "0"), port))
     port = free_port()
     runs.append(("b: bare Starlette", [sys.executable, str(Path(__file__).resolve()), "--bare", "--port", str(port), "--cert", str(cert), "--key", str(key)], port))
 

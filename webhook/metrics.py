@@ -7,6 +7,7 @@ beyond 10 s; in-flight reviews; rule and certificate reloads.
 from __future__ import annotations
 
 import bisect
+import re
 import threading
 import time
 from typing import Iterable
@@ -29,6 +30,13 @@ def _number(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else f"{value:.1f}"
 
 
+#: Label values come from requests; these bounds keep a stream of made-up kinds from
+#: growing the series (and the server's memory) without end.
+OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+MAX_KINDS = 64
+_KIND = re.compile(r"[A-Za-z][A-Za-z0-9]{0,62}")
+
+
 class Metrics:
     """The webhook's counters. One instance per server, updated from the loop and workers."""
 
@@ -47,9 +55,13 @@ class Metrics:
 
     def review(self, kind: str, operation: str, decision: str, seconds: float) -> None:
         """One answered review: its labels and how long it took."""
-        key = (kind or "unknown", operation or "unknown", decision)
+        operation = operation if operation in OPERATIONS else "other"
         index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
         with self._lock:
+            known = {k for k, _, _ in self._reviews}
+            if not _KIND.fullmatch(kind or "") or (kind not in known and len(known) >= MAX_KINDS):
+                kind = "other"
+            key = (kind, operation, decision)
             self._reviews[key] = self._reviews.get(key, 0) + 1
             self._bucket_counts[index] += 1
             self._latency_sum += seconds

@@ -1,0 +1,23 @@
+"""The webhook's metrics stay bounded whatever clients send."""
+
+from __future__ import annotations
+
+from webhook.metrics import MAX_KINDS, Metrics
+
+
+def test_made_up_kinds_and_operations_do_not_grow_the_series() -> None:
+    metrics = Metrics()
+    for n in range(1000):
+        metrics.review(f"Kind{n}", f"OP{n}", "allowed", 0.001)
+    metrics.review("x" * 100_000, "CREATE", "denied", 0.001)
+    text = metrics.render()
+    series = [line for line in text.splitlines() if line.startswith("gpuadmit_reviews_total{")]
+    assert len(series) <= MAX_KINDS + 2
+    assert 'kind="other"' in text and 'operation="other"' in text
+    assert "x" * 100 not in text
+
+
+def test_real_kinds_keep_their_label() -> None:
+    metrics = Metrics()
+    metrics.review("ServingPlan", "CREATE", "denied", 0.002)
+    assert 'gpuadmit_reviews_total{kind="ServingPlan",operation="CREATE",decision="denied"} 1' in metrics.render()
