@@ -8,6 +8,19 @@ class GpuadmitError(Exception):
     """Base of every error gpuadmit raises on purpose."""
 
 
+#: Messages quote the input (a parser shows the offending text); a hostile file must
+#: not turn that into a megabyte of terminal output.
+MAX_MESSAGE_CHARS = 400
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """One line, at most `limit` characters, saying how much was left out."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
 class InputError(GpuadmitError):
     """Unusable input: a file, a rule, a config or a command line that cannot be used.
 
@@ -23,6 +36,7 @@ class InputError(GpuadmitError):
         column: int | None = None,
         field: str | None = None,
     ) -> None:
+        message = shorten(message)
         super().__init__(message)
         self.message = message
         self.file = file

@@ -218,9 +218,9 @@ class ServingPlan(_Strict):
     apiVersion: Literal["gpuadmit.dev/v1alpha1"] = API_VERSION
     kind: Literal["ServingPlan"] = "ServingPlan"
     metadata: Metadata = Field(default_factory=Metadata)
-    gpus: list[Gpu] = Field(default_factory=list, max_length=100_000)
-    models: list[Model] = Field(default_factory=list, max_length=1_000_000)
-    waivers: list[Waiver] = Field(default_factory=list, max_length=10_000)
+    gpus: list[Gpu] = Field(default_factory=list, max_length=100_000, fail_fast=True)
+    models: list[Model] = Field(default_factory=list, max_length=1_000_000, fail_fast=True)
+    waivers: list[Waiver] = Field(default_factory=list, max_length=10_000, fail_fast=True)
     triton: TritonServer | None = Field(
         None,
         description=(

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from .errors import InputError
+from .errors import InputError, shorten
 
 try:  # the C parser is ~10x faster; pure Python is a correct fallback
     _BaseLoader: Any = yaml.CSafeLoader
@@ -83,7 +83,15 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
                         line=node.start_mark.line + 1,
                         column=node.start_mark.column + 1,
                     )
-                return constructor(self, node)
+                try:
+                    return constructor(self, node)
+                except (ValueError, KeyError, TypeError, IndexError, yaml.YAMLError):
+                    # `!!bool maybe`, `!!float x`, a 5,000-digit integer: one clear line.
+                    raise InputError(
+                        f"{shorten(node.value, 40)!r} is not a valid {node.tag.rpartition(':')[2]}",
+                        line=node.start_mark.line + 1,
+                        column=node.start_mark.column + 1,
+                    ) from None
             known = done.get(id(node))
             if known is not None:
                 return known
@@ -115,7 +123,14 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
                         )
                     key_lines[key] = (mark.line + 1, mark.column + 1)
                     # Plain strings are most values: taken here, without a call.
-                    mapping[key] = value_node.value if value_node.tag == str_tag else walk(value_node)
+                    if value_node.tag == str_tag:
+                        mapping[key] = value_node.value
+                        continue
+                    try:
+                        mapping[key] = walk(value_node)
+                    except InputError as error:
+                        error.field = error.field or str(key)
+                        raise
                 return mapping
             sequence = LineList()
             sequence.line = node.start_mark.line + 1
@@ -194,13 +209,18 @@ def read_text(path: Path, *, what: str = "", error: type[InputError] = InputErro
     """A file's text for any reader: size-limited, decoded, one clear error when it cannot be."""
     file = str(path)
     label = f"{what} " if what else ""
+    too_big = f"{label}file is larger than gpuadmit reads (files up to {MAX_FILE_BYTES // 2**20} MiB)"
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise error(f"{label}file is {size / 2**20:.0f} MiB; gpuadmit reads files up to {MAX_FILE_BYTES // 2**20} MiB", file=file)
-        raw = path.read_bytes()
+        # Read at most one byte past the limit: a pipe or a device has no size to check first.
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise error(f"cannot read {label}file: {exc.strerror}", file=file) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise error(too_big, file=file)
     try:
         return decode(raw, file)
     except InputError as exc:
@@ -209,8 +229,15 @@ def read_text(path: Path, *, what: str = "", error: type[InputError] = InputErro
 
 def load_documents(text: str, file: str) -> list[Document]:
     """Every document of a YAML (or JSON, a YAML subset) text, with positions."""
+    if _separators(text) > MAX_VALUES:
+        raise InputError(f"more than {MAX_VALUES:,} values in one file; gpuadmit refuses it unread", file=file)
     if text.lstrip().startswith(("{", "[")):
-        return [Document(_load_json(text, file), file, 0, 1)]
+        try:
+            return [Document(_load_json(text, file), file, 0, 1)]
+        except InputError:
+            if file.lower().endswith(".json"):
+                raise
+            # Not JSON: YAML flow style (`{models: [...]}`) is read as YAML below.
     loader = _Loader(text)
     docs: list[Document] = []
     try:
@@ -243,6 +270,11 @@ def load_documents(text: str, file: str) -> list[Document]:
     return docs
 
 
+def _separators(text: str) -> int:
+    """An upper bound on the values a text can hold, counted before anything is built."""
+    return text.count(",") + text.count("\n")
+
+
 _DEEP_FLOW = re.compile(r"[\[{](?:\s*[\[{]){%d}" % (MAX_DEPTH // 2))
 _DEEP_BLOCK = re.compile(r"^ {%d}" % (MAX_DEPTH * 2), re.MULTILINE)
 
@@ -262,6 +294,8 @@ def _load_json(text: str, file: str) -> Any:
         return _PositionedJSONDecoder(text, file, bad_constant).decode(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno, column=exc.colno) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"invalid JSON number: {shorten(str(exc), 120)}", file=file) from None
     except RecursionError:
         raise InputError(f"nested deeper than {MAX_DEPTH} levels", file=file) from None
 
@@ -323,6 +357,14 @@ class _PositionedJSONDecoder(json.JSONDecoder):
                 value, end = scan_once(s, end)
             except StopIteration as err:
                 raise json.JSONDecodeError("Expecting value", s, err.value) from None
+            except ValueError as err:  # an integer of more digits than Python converts
+                if isinstance(err, json.JSONDecodeError):
+                    raise
+                line, column = self._position(end)
+                raise InputError(
+                    f"not a number gpuadmit accepts: {shorten(str(err), 80)}",
+                    file=self.file, line=line, column=column, field=key,
+                ) from None
             data.key_lines[key] = key_at
             data[key] = value
             end = _skip_space(s, end)

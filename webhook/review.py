@@ -64,6 +64,8 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest(f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except UnicodeDecodeError:
         raise BadRequest("request body is not UTF-8 JSON") from None
+    except ValueError:  # an integer longer than Python converts (4,300 digits)
+        raise BadRequest("request body holds a number gpuadmit does not accept") from None
     except RecursionError:
         raise BadRequest("request body is nested too deeply") from None
 

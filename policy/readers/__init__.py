@@ -61,6 +61,11 @@ def read_paths(paths: Sequence[str | Path]) -> ReadResult:
                 if error.file is None:
                     error.file = str(target)
                 result.findings.append(input_finding(error))
+            except RecursionError:
+                result.findings.append(input_finding(InputError("nested too deeply to read", file=str(target))))
+            except Exception as error:  # noqa: BLE001 - a reader bug must be neither a traceback nor a pass
+                message = f"could not be read: internal error {type(error).__name__}: {error}; please report it"
+                result.findings.append(input_finding(InputError(message, file=str(target))))
     return result
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -395,12 +396,12 @@ def _request(container: dict[str, Any], doc: Document) -> _Request:
     request = _Request()
     for key, value in merged.items():
         if key in (GPU, GPU_SHARED):
-            request.gpus = max(request.gpus, int(_quantity(value, key, where[key], doc)))
+            request.gpus = max(request.gpus, int(_quantity(value, key, where[key], doc, upper=MAX_GPUS)))
             request.shared_resource = request.shared_resource or key == GPU_SHARED
         elif key.startswith(MIG_PREFIX):
-            request.mig[key[len(MIG_PREFIX) :]] = int(_quantity(value, key, where[key], doc))
+            request.mig[key[len(MIG_PREFIX) :]] = int(_quantity(value, key, where[key], doc, upper=MAX_MIG_SLICES))
         elif key == HAMI_MEM:
-            request.mem_mib = _quantity(value, key, where[key], doc)
+            request.mem_mib = _quantity(value, key, where[key], doc, upper=MAX_GPU_MIB)
         elif key == HAMI_MEM_PCT:
             request.mem_pct = _quantity(value, key, where[key], doc, upper=100)
         elif key == HAMI_CORES:
@@ -408,6 +409,12 @@ def _request(container: dict[str, Any], doc: Document) -> _Request:
     if request.hami and request.gpus == 0:
         request.gpus = 1  # HAMi defaults to one vGPU when only memory or cores are asked
     return request
+
+
+#: More GPUs than any node holds, and more memory than any GPU has: a typo, not a plan.
+MAX_GPUS = 64
+MAX_MIG_SLICES = 7
+MAX_GPU_MIB = 4096 * 1024
 
 
 def _quantity(value: Any, key: str, parent: Any, doc: Document, upper: float | None = None) -> float:
@@ -419,7 +426,7 @@ def _quantity(value: Any, key: str, parent: Any, doc: Document, upper: float | N
         raise InputError(
             f"expected a whole number, got {value!r}", file=doc.file, line=line, column=column, field=key
         ) from None
-    if number < 0 or (upper is not None and number > upper) or number != int(number):
+    if not math.isfinite(number) or number < 0 or (upper is not None and number > upper) or number != int(number):
         expected = f"a whole number from 0 to {upper:g}" if upper is not None else "a whole number ≥ 0"
         raise InputError(f"expected {expected}, got {value!r}", file=doc.file, line=line, column=column, field=key)
     return number
@@ -467,6 +474,11 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
         if request.mig:
             gpu_id = f"{name}-mig"
             profiles = [p for p, n in sorted(request.mig.items()) for _ in range(n)]
+            if len(profiles) > MAX_MIG_SLICES:
+                raise InputError(
+                    f"{workload.name}: asks for {len(profiles)} MIG slices; a GPU has at most {MAX_MIG_SLICES}",
+                    file=context.file, line=line, field="resources",
+                )
             gpus.append(Gpu(id=gpu_id, product=product, sharing="mig", mig=profiles))
             positions[("gpu", gpu_id)] = (line, 1)
             targets, instances = [f"{gpu_id}:{n}" for n in range(len(profiles))], 1
@@ -651,7 +663,13 @@ def _gpuadmit_annotations(workload: _Workload, context: _Context) -> dict[str, A
 
 
 def _words(container: dict[str, Any]) -> list[str]:
-    return flags.tokens([*(container.get("command") or []), *(container.get("args") or [])])
+    words: list[str] = []
+    for key in ("command", "args"):
+        value = container.get(key) or []
+        if not isinstance(value, list):
+            raise InputError(f"container {key} must be a list of strings, got {type(value).__name__}", field=key)
+        words.extend(str(word) for word in value if isinstance(word, (str, int, float)))
+    return flags.tokens(words)
 
 
 def _triton_repository(workload: _Workload, annotations: dict[str, Any], context: _Context) -> Path | None:
@@ -795,7 +813,10 @@ def _float_flag(values: dict[str, list[str]], workload: _Workload, *names: str) 
     if raw is None or raw == "":
         return None
     try:
-        return float(raw)
+        number = float(raw)
+        if not math.isfinite(number):
+            raise ValueError
+        return number
     except ValueError:
         raise InputError(
             f"{names[0]} expects a number, got {raw!r}",

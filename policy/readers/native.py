@@ -48,8 +48,9 @@ def read_plan_document(doc: Document, default_name: str = "plan") -> PlanSource:
             raise InputError("`spec` must be a mapping", file=doc.file, line=doc.line, field="spec")
         body = {**spec, "metadata": data.get("metadata") or {}}
         prefix = ("spec",)
-    if not isinstance(body.get("metadata"), dict) or "name" not in body.get("metadata", {}):
-        body = {**body, "metadata": {**(body.get("metadata") or {}), "name": default_name}}
+    metadata = body.get("metadata")
+    if metadata is None or (isinstance(metadata, dict) and "name" not in metadata):
+        body = {**body, "metadata": {**(metadata or {}), "name": default_name}}
     try:
         plan = ServingPlan.model_validate(body)
     except ValidationError as exc:

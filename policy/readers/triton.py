@@ -38,7 +38,6 @@ How a config maps to a model:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from ..errors import InputError
 from ..plan import Gpu, Model, ServingPlan, TritonServer
 from ..report import Finding
 from ..source import PlanSource, Position
+from ..yamlio import load_documents, read_text
 from . import flags
 from .triton_config import ParsedConfig, map_key_line, parse
 
@@ -667,17 +667,18 @@ def _vllm_engine_args(folder: Path, versions: list[Path], model: _RepoModel, pla
         if not path.is_file():
             continue
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            line = getattr(exc, "lineno", None)
+            # The same guarded loader as plans: size limit, depth limit, duplicate keys.
+            docs = load_documents(read_text(path), str(path))
+            data = docs[0].data if docs else None
+        except InputError as exc:
             model.findings.append(
                 Finding(
                     rule="schema",
                     severity="error",
-                    message=f"{model.name}: model.json is not valid JSON ({getattr(exc, 'msg', exc)})",
+                    message=f"{model.name}: model.json is not usable: {exc.message}",
                     model=model.name,
                     file=str(path),
-                    line=line,
+                    line=exc.line,
                     fix="fix the vLLM engine arguments file",
                     plan=plan_name,
                 )

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, shorten
 from ..yamlio import read_text
 
 #: An unfilled template placeholder, as the TensorRT-LLM backend ships its configs.
@@ -149,7 +149,7 @@ def _parse_issue(exc: Any, pb2: ModuleType) -> ConfigIssue:
         message = f"{match.group(2)}: {message}" + (f"; did you mean {close[0]!r}?" if close else "")
     line = exc.GetLine() if hasattr(exc, "GetLine") else None
     column = exc.GetColumn() if hasattr(exc, "GetColumn") else None
-    return ConfigIssue(f"not a valid Triton model config: {message}", line, column)
+    return ConfigIssue(shorten(f"not a valid Triton model config: {message}"), line, column)
 
 
 def _field_names(pb2: ModuleType, full_name: str) -> list[str]:
