@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .config import ProjectConfig, find_config, load_config
 from .engine import RuleSet
-from .plan import Waiver
 from .readers import ReadResult, read_paths
-from .report import Finding, Report, RuleInfo
+from .report import Report, RuleInfo
 from .source import PlanSource
 
 if TYPE_CHECKING:
@@ -53,7 +52,6 @@ class Linter:
                 inventory=inventory,
                 strict_capacity=self.config.strict_capacity,
             )
-            _mark_waiver_sources(judged.findings, source.plan.waivers)
             report.plans.append(judged)
         return report
 
@@ -69,24 +67,6 @@ class Linter:
         with _gc_paused():
             read = read_paths(paths)
             return self.lint_sources(read.sources, read)
-
-
-def _mark_waiver_sources(findings: list[Finding], plan_waivers: Sequence[Waiver]) -> None:
-    """Say where each waived finding's waiver lives: SARIF reports plan waivers as
-    in-source suppressions and project-config waivers as external ones. The engine
-    applies a plan's own waivers before the config's, so a waiver in the plan that
-    matches is the one that took effect."""
-    for finding in findings:
-        if not finding.waived:
-            continue
-        in_plan = any(
-            w.rule == finding.rule
-            and (w.model is None or w.model == finding.model)
-            and (w.gpu is None or w.gpu == finding.gpu)
-            and w.reason == finding.waiver_reason
-            for w in plan_waivers
-        )
-        finding.waiver_source = "plan" if in_plan else "config"
 
 
 @contextlib.contextmanager

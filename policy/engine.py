@@ -313,7 +313,7 @@ class RuleSet:
                             plan=plan.metadata.name,
                         )
                     )
-        _apply_waivers(report.findings, plan.waivers, facts.plan["today"])
+        _apply_waivers(report.findings, plan.waivers, facts.plan["today"], n_own=len(source.plan.waivers))
         return report
 
     def _evaluate(self, facts: Facts) -> Iterable[tuple[CompiledRule, list[list[Any]], str | None]]:
@@ -497,10 +497,12 @@ def _lower(rule_severity: str, validation_severity: str | None) -> Any:
     return validation_severity
 
 
-def _apply_waivers(findings: list[Finding], waivers: Sequence[Waiver], today: str) -> None:
-    active = [w for w in waivers if not (w.expires and w.expires.isoformat() < today)]
+def _apply_waivers(findings: list[Finding], waivers: Sequence[Waiver], today: str, n_own: int) -> None:
+    """Mark findings an unexpired waiver covers; the first `n_own` waivers are the plan's
+    own (reported as in-source suppressions), the rest come from the project config."""
+    active = [(n, w) for n, w in enumerate(waivers) if not (w.expires and w.expires.isoformat() < today)]
     for finding in findings:
-        for waiver in active:
+        for n, waiver in active:
             if (
                 waiver.rule == finding.rule
                 and (waiver.model is None or waiver.model == finding.model)
@@ -508,6 +510,7 @@ def _apply_waivers(findings: list[Finding], waivers: Sequence[Waiver], today: st
             ):
                 finding.waived = True
                 finding.waiver_reason = waiver.reason
+                finding.waiver_source = "plan" if n < n_own else "config"
                 break
 
 
