@@ -293,7 +293,7 @@ def _kserve_component(
             if key == "model":
                 model_format = str(_get(value, "modelFormat", "name") or "").lower()
                 hint = KSERVE_FORMATS.get(model_format, model_format or None)
-                words = flags.tokens(value.get("args") or [])
+                words = _words(value)
                 if hint == "vllm" and flags.last(flags.flag_values(words), "--backend") == "huggingface":
                     hint = "pytorch"
                 containers.append((value, hint))
