@@ -93,6 +93,10 @@ _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
 
+#: More GPUs than any node holds: a config asking for more is a typo, not a plan.
+MAX_NODE_GPUS = 64
+
+
 @dataclass
 class _Placement:
     """Instances per Triton GPU index; None stands for every GPU the server sees."""
@@ -429,6 +433,11 @@ def _place(
         placement.span = len(trtllm_ids) if trtllm_ids else 1
     tensor_parallel = engine.get("tensor_parallel_size") if framework == "vllm" else None
     vllm_span = tensor_parallel if isinstance(tensor_parallel, int) and tensor_parallel > 0 else 1
+    if vllm_span > MAX_NODE_GPUS:
+        raise InputError(
+            f"{model.name}: tensor_parallel_size {vllm_span}, but a node has at most {MAX_NODE_GPUS} GPUs",
+            file=model.file, line=model.anchor[0], column=model.anchor[1],
+        )
     groups = list(config.instance_group) or [None]
     for group in groups:
         count = (group.count if group is not None else 0) or 1
@@ -447,6 +456,14 @@ def _place(
             elif framework not in {"python", "unknown"}:
                 placement.add(None, count)
         # KIND_CPU: no GPU
+    # Indices and spans come from the config text: bound them before anything is built per GPU.
+    beyond = [i for i in placement.per_gpu if i is not None and not 0 <= i < MAX_NODE_GPUS]
+    if beyond or not 1 <= placement.span <= MAX_NODE_GPUS:
+        what = f"GPU index {beyond[0]}" if beyond else f"a span of {placement.span} GPUs"
+        raise InputError(
+            f"{model.name}: {what}, but a node has at most {MAX_NODE_GPUS} GPUs",
+            file=model.file, line=model.anchor[0], column=model.anchor[1],
+        )
 
 
 def _device_ids(value: str | None) -> list[int] | None:
@@ -455,7 +472,7 @@ def _device_ids(value: str | None) -> list[int] | None:
         return None
     ids: list[int] = []
     for part in re.split(r"[;,\s]+", value.strip()):
-        if part.isdigit() and int(part) not in ids:
+        if part.isdigit() and len(part) <= 4 and int(part) not in ids:
             ids.append(int(part))
     return ids or None
 
