@@ -235,3 +235,37 @@ def test_mig_enabled_on_a_gpu_the_plan_time_slices_is_reported(fake_nvml: Any) -
     assert _capacity(_lint(plan)) == [
         ("error", "gpu0: declares no MIG (time-slicing), but the device reports MIG enabled but no MIG devices")
     ]
+
+
+ERROR_CODES = [
+    "NVML_ERROR_LIBRARY_NOT_FOUND", "NVML_ERROR_DRIVER_NOT_LOADED", "NVML_ERROR_NO_PERMISSION",
+    "NVML_ERROR_GPU_IS_LOST", "NVML_ERROR_TIMEOUT", "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
+    "NVML_ERROR_UNKNOWN", "NVML_ERROR_NOT_SUPPORTED",
+]
+DEVICE_CALLS = [
+    "nvmlDeviceGetHandleByIndex", "nvmlDeviceGetName", "nvmlDeviceGetUUID", "nvmlDeviceGetMemoryInfo",
+    "nvmlDeviceGetMigMode", "nvmlDeviceGetMaxMigDeviceCount", "nvmlDeviceGetMigDeviceHandleByIndex",
+    "nvmlDeviceGetComputeRunningProcesses",
+]
+
+
+@pytest.mark.parametrize("function", DEVICE_CALLS)
+@pytest.mark.parametrize("code", ERROR_CODES)
+def test_every_nvml_error_on_every_device_call_stays_on_that_device(fake_nvml: Any, function: str, code: str) -> None:
+    """Whatever call fails, with whatever error: no exception, the healthy GPU is read in
+    full, and the plan is still judged (with a finding when the failing GPU is unverified)."""
+    pynvml = sys.modules["pynvml"]
+    broken = FakeGpu(
+        name=A100_80, uuid="GPU-a100", total_mib=81920, mig=[FakeMig("7g.80gb", "MIG-0", 81152)],
+        errors={function: getattr(pynvml, code)},
+    )
+    fake_nvml.gpus = [_h100(0), broken]
+    inventory = read_inventory()
+    assert inventory.error == ""
+    good, other = inventory.hosts[0].devices
+    assert good.error == "" and good.memory_gb == 79.65
+    assert other.error == "" or "NVMLError_" in other.error
+    findings = _lint({"gpus": [{"id": "gpu0", "product": "H100"}, {"id": "gpu1", "product": "A100-80GB"}], "models": []})
+    assert all(f.rule == "capacity-match" for f in findings)
+    if other.error:
+        assert any("gpu1" in (f.gpu or "") + f.message for f in findings)
