@@ -34,9 +34,11 @@ def memory_line(gpu: GpuSummary) -> str:
 
 
 def parts_line(gpu: GpuSummary) -> str:
-    models = ", ".join(f"{name} {gb:.1f}" for name, gb in gpu.models) or "no models"
-    line = f"{gpu.declared_gb:.1f} GiB declared ({models})"
+    """`51.0 GiB declared + 2.0 GiB CUDA contexts; by model: chat-llm 42.0, ...` (per model:
+    its instances' memory with greedy reservations, without contexts)."""
+    line = f"{gpu.declared_gb:.1f} GiB declared"
     if gpu.greedy_gb:
         line += f" + {gpu.greedy_gb:.1f} GiB greedy reservations"
     line += f" + {gpu.context_gb:.1f} GiB CUDA contexts"
-    return line
+    models = ", ".join(f"{name} {gb:.1f}" for name, gb in gpu.models) or "no models"
+    return f"{line}; by model: {models}"
