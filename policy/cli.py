@@ -73,6 +73,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         add_serve_arguments(serve)
     serve.set_defaults(run=_serve)
 
+    catalog = commands.add_parser("catalog", help="list the GPU catalog: memory and MIG profiles per product")
+    catalog.set_defaults(run=_catalog)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of plans, rule files or the config")
     schema.add_argument("--kind", choices=["plan", "rule", "config"], default="plan")
     schema.set_defaults(run=_schema)
@@ -190,6 +193,15 @@ def _serve(args: argparse.Namespace) -> int:
     from webhook.server import run
 
     return run(args)
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    from .catalog import products
+
+    for product in products():
+        profiles = ", ".join(f"{name}×{count}" for name, count in product.mig.items()) or "no MIG"
+        print(f"{product.name:<12} {product.memory_mib:>7} MiB = {product.memory_gb:6.1f} GiB   {profiles}")
+    return EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .errors import RuleError
 from .facts import Accounting, Fact, Facts, build_facts
-from .plan import ServingPlan, Waiver
+from .plan import Waiver
 from .report import SEVERITY_RANK, Finding, PlanReport
 from .rules import RuleOverride, RuleSpec, builtin_rules_dir, load_rule_dir
 from .source import PlanSource
@@ -523,8 +523,4 @@ def _self_check_facts() -> Facts:
     return build_facts(sources[0].plan, Accounting())
 
 
-def load_default_ruleset() -> RuleSet:
-    return RuleSet.load()
-
-
-__all__ = ["RuleSet", "CompiledRule", "render", "SCOPES", "ServingPlan"]
+__all__ = ["RuleSet", "CompiledRule", "render", "SCOPES"]

@@ -238,3 +238,11 @@ def test_waiver_in_the_config_is_reported_as_waived(tmp_path: Path) -> None:
     assert all(f["waiver_reason"] == "runs only at night" for f in waived)
     text = run_cli("lint", str(SAMPLES / "seed-demo.yaml"), cwd=tmp_path).stdout
     assert "(waived: runs only at night)" in text
+
+
+def test_catalog_lists_products_with_nvml_memory_and_mig_profiles() -> None:
+    run = run_cli("catalog")
+    assert run.code == 0
+    h100 = next(line for line in run.stdout.splitlines() if line.startswith("H100-80GB"))
+    assert "81559 MiB" in h100 and "3g.40gb×2" in h100
+    assert any(line.startswith("L40S") and "no MIG" in line for line in run.stdout.splitlines())
