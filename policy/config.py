@@ -96,8 +96,6 @@ def _did_you_mean(key: str, known: list[str]) -> str | None:
 
 def _known_fields(model: type[BaseModel], path: tuple[object, ...]) -> list[str]:
     """Field names of the (nested) pydantic model that `path` leads to."""
-    import typing
-
     current: type[BaseModel] | None = model
     for part in path:
         if current is None or isinstance(part, int):
@@ -106,7 +104,7 @@ def _known_fields(model: type[BaseModel], path: tuple[object, ...]) -> list[str]
         if field is None:
             return []
         current = None
-        for arg in _flatten(field.annotation, typing):
+        for arg in _flatten(field.annotation):
             if isinstance(arg, type) and issubclass(arg, BaseModel):
                 current = arg
                 break
@@ -117,11 +115,12 @@ def _known_fields(model: type[BaseModel], path: tuple[object, ...]) -> list[str]
     return names
 
 
-def _flatten(annotation: object, typing: object) -> list[object]:
+def _flatten(annotation: object) -> list[object]:
+    """`list[Model] | None` -> [Model, NoneType]: the types an annotation can hold."""
     args = getattr(annotation, "__args__", None)
     if not args:
         return [annotation]
     out: list[object] = []
     for arg in args:
-        out.extend(_flatten(arg, typing))
+        out.extend(_flatten(arg))
     return out
