@@ -252,8 +252,10 @@ def load_documents(text: str, file: str) -> list[Document]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        # Newer libyaml refuses deep nesting itself; say it the way gpuadmit's own check does.
+        message = f"nested deeper than {MAX_DEPTH} levels" if "nesting depth" in problem else f"invalid YAML: {problem}"
         raise InputError(
-            f"invalid YAML: {problem}",
+            message,
             file=file,
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
