@@ -311,7 +311,32 @@ def main(argv: list[str] | None = None) -> int:
             ratios = ", ".join(f"{c}: {results[c].throughput / bare[c].throughput:.0%}" for c in levels)
             print(f"{'':<32} throughput a/b by concurrency: {ratios}")
     failed = sum(r.errors for results, _ in table.values() for r in results.values())
+    print()
+    for line in floors(table["a: gpuadmit serve"], bare, failed):
+        print(line)
     return 1 if failed else 0
+
+
+#: What the webhook must reach on a 2-core machine with one worker (docs/PERFORMANCE.md).
+FLOOR_RATIO = 0.35
+FLOOR_P99_MS_AT_16 = 10.0
+FLOOR_RSS_MIB = 150.0
+
+
+def floors(gpuadmit: tuple[dict[int, Result], tuple[float, float]], bare: dict[int, Result], errors: int) -> list[str]:
+    """One line per floor: the figure, the floor, and whether this run met it."""
+    results, (rss, peak) = gpuadmit
+    checks = [
+        (f"throughput >= {FLOOR_RATIO:.0%} of bare at {c}", f"{results[c].throughput / bare[c].throughput:.0%}", results[c].throughput / bare[c].throughput >= FLOOR_RATIO)
+        for c in results
+        if c in bare
+    ]
+    if 16 in results:
+        p99 = results[16].percentile(99)
+        checks.append((f"p99 at 16 concurrent < {FLOOR_P99_MS_AT_16:g} ms", f"{p99:.2f} ms", p99 < FLOOR_P99_MS_AT_16))
+    checks.append((f"resident memory < {FLOOR_RSS_MIB:g} MiB", f"{peak:.0f} MiB peak", peak < FLOOR_RSS_MIB))
+    checks.append(("zero errors", str(errors), errors == 0))
+    return [f"floor {'met' if ok else 'MISSED'}: {name}: {figure}" for name, figure, ok in checks]
 
 
 if __name__ == "__main__":

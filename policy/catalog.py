@@ -29,6 +29,7 @@ class Product:
         return self.memory_mib / MIB_PER_GIB
 
 
+@functools.lru_cache(maxsize=1024)  # every plan names its products again; the regex is the cost
 def _key(name: str) -> str:
     """Spelling-insensitive key: 'NVIDIA H100 80GB HBM3' == 'nvidia-h100-80gb-hbm3'."""
     key = re.sub(r"[^a-z0-9.]+", "", name.lower())

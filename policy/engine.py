@@ -11,6 +11,12 @@ violators, so a plan costs one evaluation per rule and chunk, not one per subjec
 Expressions are compiled and type-checked when rules load, then run once against a
 built-in self-check plan so that a misspelt fact or placeholder fails at start, with
 the file and field, instead of during a review.
+
+cel-cpp is the reference evaluator, but handing it a plan's facts costs more than
+judging them (about 160 ns per value). So each program is also translated into a Python
+function over the fact dicts (policy.celcompile) that returns only when its answer is
+the one cel-cpp would give, and raises otherwise; then cel-cpp judges. A translation
+that disagrees with cel-cpp on the self-check plan is dropped at load.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .errors import RuleError
 from .facts import Accounting, Fact, Facts, build_facts
@@ -57,12 +63,19 @@ SCOPES: dict[str, Scope] = {
 }
 
 
+#: The variables every rule program sees, in the order translated programs take them.
+VARIABLES = ("models", "gpus", "waivers", "plans", "plan", "rule_params")
+
+
 @dataclass
 class CompiledRule:
     spec: RuleSpec
     file: str
     program: Any = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: The program translated to Python (source text, cached), and the function built from it.
+    python: str | None = None
+    fast: Callable[..., Any] | None = None
 
     @property
     def id(self) -> str:
@@ -71,13 +84,6 @@ class CompiledRule:
 
 class _Template(string.Formatter):
     """`{gpu.committed_gb:.1f}`-style messages over fact dicts; no attribute access."""
-
-    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Any) -> tuple[Any, str]:
-        first, *rest = field_name.split(".")
-        value = kwargs[first]
-        for part in rest:
-            value = value[part]
-        return value, first
 
     def format_field(self, value: Any, format_spec: str) -> str:
         if isinstance(value, list) and not format_spec:
@@ -89,9 +95,33 @@ class _Template(string.Formatter):
 
 _TEMPLATE = _Template()
 
+#: One parsed piece of a template: literal text, then the field's path, format spec and conversion.
+_Piece = tuple[str, tuple[str, ...] | None, str, str | None]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_template(template: str) -> tuple[_Piece, ...]:
+    """Templates are parsed once: string.Formatter re-parses in Python on every call."""
+    return tuple(
+        (literal, tuple(name.split(".")) if name is not None else None, spec or "", conversion)
+        for literal, name, spec, conversion in _TEMPLATE.parse(template)
+    )
+
 
 def render(template: str, context: dict[str, Any]) -> str:
-    return _TEMPLATE.vformat(template, (), context)
+    """The template with each `{name.key:spec}` replaced from `context` (dict lookups only)."""
+    out: list[str] = []
+    for literal, path, spec, conversion in _parse_template(template):
+        out.append(literal)
+        if path is None:
+            continue
+        value = context[path[0]]
+        for part in path[1:]:
+            value = value[part]
+        if conversion:
+            value = _TEMPLATE.convert_field(value, conversion)
+        out.append(_TEMPLATE.format_field(value, spec))
+    return "".join(out)
 
 
 @functools.lru_cache(maxsize=1)
@@ -190,7 +220,12 @@ class RuleSet:
         rulecache.write(
             key,
             [
-                {"spec": r.spec.model_dump(), "file": r.file, "program": r.program.serialize() if r.program else None}
+                {
+                    "spec": r.spec.model_dump(),
+                    "file": r.file,
+                    "program": r.program.serialize() if r.program else None,
+                    "python": r.python,
+                }
                 for r in rules
             ],
         )
@@ -205,6 +240,8 @@ class RuleSet:
             rule = CompiledRule(spec, entry["file"], params=_as_params(spec.params))
             if entry["program"] is not None:
                 rule.program = env.deserialize(entry["program"])
+            rule.python = entry["python"]
+            rule.fast = _load_python(rule.python)
             rules.append(rule)
         return cls(rules)
 
@@ -224,7 +261,10 @@ class RuleSet:
         _, env = _cel()
         for rule in self.active:
             _check_expressions(rule)
-            rule.program = _compile(env, _program_source(rule.spec), rule)
+            source = _program_source(rule.spec)
+            rule.program = _compile(env, source, rule)
+            rule.python = _translate(source)
+            rule.fast = _load_python(rule.python)
 
     def _self_check(self) -> None:
         """Run every expression and template once on a plan that has every kind of subject."""
@@ -233,6 +273,7 @@ class RuleSet:
         collections = facts.collections()
         data = {**collections, "plan": facts.plan, "rule_params": self._rule_params}
         for rule in self.active:
+            self._check_translation(rule, data)
             program = _compile(env, _self_check_source(rule.spec), rule)
             scope = SCOPES[rule.spec.scope]
             try:
@@ -253,6 +294,22 @@ class RuleSet:
                     render(rule.spec.remediation, context)
                 except (KeyError, IndexError, ValueError, TypeError) as exc:
                     raise RuleError(f"placeholder {exc} is not a known value", file=rule.file, field="remediation") from None
+
+    @staticmethod
+    def _check_translation(rule: CompiledRule, data: dict[str, Any]) -> None:
+        """Keep the Python translation only if it answers the self-check plan as cel-cpp does."""
+        if rule.fast is None:
+            return
+        try:
+            expected = _plain(rule.program.eval(data=data), rule)
+        except RuleError:
+            return  # the self-check that follows reports the rule's own error
+        try:
+            agrees = _same(rule.fast(**data), expected)
+        except Exception:  # noqa: BLE001 - a translation that cannot judge this plan is not kept
+            agrees = False
+        if not agrees:
+            rule.python = rule.fast = None
 
     def _context(self, rule: CompiledRule, scope: Scope, subject: Fact, values: list[Any], plan: Fact) -> dict[str, Any]:
         context: dict[str, Any] = {"plan": plan, scope.var: subject, "params": rule.params}
@@ -317,10 +374,34 @@ class RuleSet:
         return report
 
     def _evaluate(self, facts: Facts) -> Iterable[tuple[CompiledRule, list[list[Any]], str | None]]:
+        """Each active rule's rows (subject index, validation results, variables), or its error."""
+        collections = facts.collections()
+        data = {**collections, "plan": facts.plan, "rule_params": self._rule_params}
+        activations: list[Any] = []
+        for rule in self.active:
+            if rule.fast is not None:
+                try:
+                    yield rule, rule.fast(**data), None
+                    continue
+                except Exception:  # noqa: BLE001 - not an answer the translation vouches for: cel-cpp decides
+                    pass
+            if not activations:
+                activations = self._activations(facts)
+            rows: list[list[Any]] = []
+            try:
+                for activation in activations:
+                    rows.extend(_plain(_eval(rule.program, activation), rule))
+            except RuleError as exc:
+                yield rule, [], exc.message
+                continue
+            yield rule, rows, None
+
+    def _activations(self, facts: Facts) -> list[Any]:
+        """The facts as cel-cpp activations: only the keys rules read, in chunks of CHUNK subjects."""
         _, env = _cel()
         collections = {name: _project(items, self._fact_keys[name]) for name, items in facts.collections().items()}
         longest = max(len(c) for c in collections.values())
-        activations = [
+        return [
             env.Activation(
                 {
                     "models": collections["models"][k : k + CHUNK],
@@ -333,15 +414,6 @@ class RuleSet:
             )
             for k in range(0, longest, CHUNK)
         ]
-        for rule in self.active:
-            rows: list[list[Any]] = []
-            try:
-                for activation in activations:
-                    rows.extend(_plain(rule.program.eval(activation), rule))
-            except RuleError as exc:
-                yield rule, [], exc.message
-                continue
-            yield rule, rows, None
 
 
 def _load_specs(dirs: list[Path], overrides: dict[str, RuleOverride]) -> list[tuple[RuleSpec, str]]:
@@ -467,6 +539,35 @@ def _pinpoint(rule: CompiledRule, env: Any, data: dict[str, Any]) -> RuleError |
     return None
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal in value and in type all the way down: `True == 1` in Python, never in CEL."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    return bool(a == b)
+
+
+def _translate(source: str) -> str | None:
+    """The program as Python source, or None when it uses CEL the translator leaves to cel-cpp."""
+    from . import celcompile
+
+    try:
+        return celcompile.translate(source, VARIABLES)
+    except celcompile.Unsupported:
+        return None
+
+
+def _load_python(python: str | None) -> Callable[..., Any] | None:
+    if python is None:
+        return None
+    from . import celcompile
+
+    return celcompile.load(python, VARIABLES)
+
+
 def _cel_message(exc: Exception) -> str:
     """The checker's first line without its `INVALID_ARGUMENT: ERROR: <input>:` preamble."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -481,6 +582,14 @@ def _compile(env: Any, source: str, rule: CompiledRule) -> Any:
     except Exception as exc:  # cel raises plain exceptions with the parser's message
         message = str(exc).strip().splitlines()
         raise RuleError(f"expression does not compile: {' '.join(message)[:300]}", file=rule.file, field="validations") from None
+
+
+def _eval(program: Any, activation: Any) -> Any:
+    """cel-cpp's value; limits it enforces by raising (comprehension steps) become errors too."""
+    try:
+        return program.eval(activation)
+    except Exception as exc:  # noqa: BLE001 - cel raises plain exceptions for exhausted limits
+        raise RuleError(f"evaluation failed: {exc}") from None
 
 
 def _plain(value: Any, rule: CompiledRule) -> Any:

@@ -6,12 +6,31 @@ read, tested and documented, and never inside a rule expression. Facts are plain
 dicts of str/int/float/bool/list so the expression engine converts them cheaply.
 
 Units: GiB (2**30 bytes) everywhere.
+
+Where each fact is computed (`build_facts` runs these steps in order):
+
+1. `_capacity_units`: every GPU, and every MIG slice of a GPU carved with `sharing: mig`.
+2. `_model_fact`, per model: its facts but its neighbours, read from the plan once into
+   a `_ModelView`; the model joins the units it names, each with the memory its greedy
+   allocator reserves there (`_greedy_reserve`).
+3. `_gpu_fact`, per unit: its facts and its memory bar (`GpuSummary`), in one pass over
+   the models there; it hands the models that run on it alone their neighbour facts
+   (`_neighbours_on`).
+4. `_neighbours_across`: the neighbour facts of models on several units, or on none.
+
+The webhook builds the facts of every object it judges, so the cost per plan matters.
+Three habits keep it low: each model is read from the plan once; each unit is gone
+through once; and each fact dict is filled in from a copy of a template (`MODEL_FACTS`,
+`GPU_FACTS`) that fixes its keys and their order, which is much cheaper than building a
+42- or 58-key dict from scratch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +66,10 @@ class Accounting(BaseModel):
     sglang_default_fraction: float = Field(0.9, gt=0, le=1, description="SGLang mem_fraction_static when unset.")
 
 
+#: What `build_facts` counts with when given no accounting (only ever read).
+_DEFAULT_ACCOUNTING = Accounting()
+
+
 @dataclass(frozen=True)
 class Allocator:
     """How a framework grabs GPU memory beyond its weights."""
@@ -57,16 +80,22 @@ class Allocator:
 
 
 def _allocators(acc: Accounting) -> dict[str, Allocator]:
+    """The greedy frameworks by name; one dict per set of default fractions, shared (only read)."""
+    return _allocators_for(acc.vllm_default_fraction, acc.sglang_default_fraction, acc.tensorrt_llm_default_fraction)
+
+
+@functools.lru_cache(maxsize=32, typed=True)
+def _allocators_for(vllm: float, sglang: float, tensorrt_llm: float) -> dict[str, Allocator]:
     return {
-        "vllm": Allocator("gpu_memory_utilization", "total", acc.vllm_default_fraction),
-        "sglang": Allocator("mem_fraction_static", "total", acc.sglang_default_fraction),
-        "tensorrt_llm": Allocator("kv_cache_free_gpu_mem_fraction", "free", acc.tensorrt_llm_default_fraction),
+        "vllm": Allocator("gpu_memory_utilization", "total", vllm),
+        "sglang": Allocator("mem_fraction_static", "total", sglang),
+        "tensorrt_llm": Allocator("kv_cache_free_gpu_mem_fraction", "free", tensorrt_llm),
         "tensorflow": Allocator("per_process_gpu_memory_fraction", "total", 1.0),
         "onnxruntime": Allocator("gpu_mem_limit", "arena", None),
     }
 
 
-@dataclass
+@dataclass(slots=True)
 class CapacityUnit:
     """A GPU or a MIG slice: the thing that has memory and hosts model instances."""
 
@@ -77,11 +106,22 @@ class CapacityUnit:
     product: catalog.Product | None
     capacity_gb: float | None
     sharing: str
-    models: list[Model] = field(default_factory=list)
     #: What the plan says, before real capacity (when verified) lowers `capacity_gb`.
-    declared_capacity_gb: float | None = None
-    #: What is really there (neutral under `--capacity declared`).
-    real: RealUnit = field(default_factory=RealUnit)
+    declared_capacity_gb: float | None
+    #: What is really there: `_DECLARED_ONLY` when the unit was checked against nothing.
+    real: RealUnit
+    #: False for a GPU carved into MIG slices: models go on its slices, not on it.
+    hosts_models: bool
+    #: The models placed here in plan order (a model naming the unit twice is here twice,
+    #: in a row) and, for each, the GiB its greedy allocator reserves per instance here
+    #: beyond its declared `weights` (`_greedy_reserve`).
+    models: list[_ModelView] = field(default_factory=list)
+    reserves: list[float] = field(default_factory=list)
+
+
+#: The real unit of a unit checked against nothing (`--capacity declared`, or a unit the
+#: inventory does not mention): all neutral. Shared by those units, so only ever read.
+_DECLARED_ONLY = RealUnit()
 
 
 @dataclass
@@ -115,6 +155,34 @@ class Facts:
         return {"gpus": self.gpus, "models": self.models, "waivers": self.waivers, "plans": [self.plan]}
 
 
+class _ModelView:
+    """One model of the plan, read once: its facts, and what its units need to know of it."""
+
+    __slots__ = (
+        "fact", "model", "name", "instances", "critical", "server", "priority", "priority_set", "compute_pct",
+        "capped", "memory_known", "weights", "allocator", "fraction", "default_greedy", "fraction_of_total",
+        "gpus",
+    )
+
+    fact: Fact
+    model: Model
+    name: str
+    instances: int
+    critical: bool  # latency-critical; the others are bulk
+    server: str
+    priority: int  # effective: unset and 0 both mean 1, the highest (Triton's reading)
+    priority_set: bool
+    compute_pct: float | None
+    capped: bool  # by a batch size, a compute share or an enabled rate limit
+    memory_known: bool
+    weights: float  # GiB one instance declares (0 when not declared)
+    allocator: Allocator | None  # None: not a greedy framework
+    fraction: float | None  # the fraction its allocator takes, the framework default filled in
+    default_greedy: bool  # greedy, and its allocator's setting left at the default
+    fraction_of_total: float  # of total memory, claimed up front (0 when not of that kind)
+    gpus: list[str]  # the ids of the units it runs on, in the order it names them (its `gpus` fact)
+
+
 def build_facts(
     plan: ServingPlan,
     accounting: Accounting | None = None,
@@ -124,52 +192,23 @@ def build_facts(
     strict_capacity: bool = False,
 ) -> Facts:
     """The facts of one plan; with an `inventory`, checked against the GPUs really there."""
-    acc = accounting or Accounting()
+    acc = accounting or _DEFAULT_ACCOUNTING
     today = today or dt.date.today()
     allocators = _allocators(acc)
     real = match_plan(plan, inventory) if inventory is not None else PlanCapacity()
     units = _capacity_units(plan, real)
     unit_by_id = {u.id: u for u in units}
-
-    placements: dict[str, list[CapacityUnit]] = {}
-    unknown_targets: dict[str, list[str]] = {}
-    on_mig_parent: dict[str, list[str]] = {}
-    for model in plan.models:
-        placed: list[CapacityUnit] = []
-        for target in model.placed_on:
-            unit = unit_by_id.get(target)
-            if unit is None:
-                unknown_targets.setdefault(model.name, []).append(target)
-            elif unit.sharing == "mig" and unit.kind == "gpu" and unit.gpu.mig:
-                on_mig_parent.setdefault(model.name, []).append(target)
-            else:
-                placed.append(unit)
-                unit.models.append(model)
-        placements[model.name] = placed
-
-    # Per (model, unit): GiB one instance takes beyond its CUDA context, greedy part split out.
-    footprints: dict[tuple[str, str], tuple[float, float]] = {}
-    for unit in units:
-        for model in unit.models:
-            footprints[(model.name, unit.id)] = _instance_memory(model, unit, allocators, acc)
-
-    gpu_facts = [
-        _gpu_fact(i, unit, footprints, allocators, acc) for i, unit in enumerate(units)
-    ]
-    summaries = [_summary(unit, fact, footprints, acc) for unit, fact in zip(units, gpu_facts)]
-    model_facts = [
-        _model_fact(
-            i,
-            model,
-            placements[model.name],
-            unknown_targets.get(model.name, []),
-            on_mig_parent.get(model.name, []),
-            footprints,
-            allocators,
-            acc,
-        )
-        for i, model in enumerate(plan.models)
-    ]
+    views = [_model_fact(i, model, allocators, unit_by_id, acc) for i, model in enumerate(plan.models)]
+    usable_share = 1.0 - acc.headroom_pct / 100.0
+    gpu_facts: list[Fact] = []
+    summaries: list[GpuSummary] = []
+    for i, unit in enumerate(units):
+        fact, summary = _gpu_fact(i, unit, acc, usable_share)
+        gpu_facts.append(fact)
+        summaries.append(summary)
+    for view in views:
+        if len(view.gpus) != 1:  # the others got theirs from their unit (`_neighbours_on`)
+            _neighbours_across(view, unit_by_id)
     waiver_facts = [
         {
             "idx": i,
@@ -198,7 +237,10 @@ def build_facts(
         "capacity_error": real.error,
         "strict_capacity": strict_capacity,
     }
-    return Facts(plan_fact, gpu_facts, model_facts, waiver_facts, summaries)
+    return Facts(plan_fact, gpu_facts, [view.fact for view in views], waiver_facts, summaries)
+
+
+# -- 1. capacity units --------------------------------------------------------------------
 
 
 def _capacity_units(plan: ServingPlan, real: PlanCapacity) -> list[CapacityUnit]:
@@ -206,13 +248,14 @@ def _capacity_units(plan: ServingPlan, real: PlanCapacity) -> list[CapacityUnit]
     for gpu in plan.gpus:
         product = catalog.lookup(gpu.product)
         capacity = gpu.memory_gb if gpu.memory_gb is not None else (product.memory_gb if product else None)
-        units.append(_unit(gpu.id, gpu.id, "gpu", gpu, product, capacity, gpu.sharing, real))
-        if gpu.sharing == "mig":
+        carved = gpu.sharing == "mig"
+        units.append(_unit(gpu.id, gpu.id, "gpu", gpu, product, capacity, gpu.sharing, real, not (carved and gpu.mig)))
+        if carved:
             for n, profile in enumerate(gpu.mig or []):
                 units.append(
                     _unit(
                         f"{gpu.id}:{n}", gpu.id, "mig-slice", gpu, product,
-                        catalog.mig_profile_memory_gb(profile), "mig-slice", real,
+                        catalog.mig_profile_memory_gb(profile), "mig-slice", real, True,
                     )
                 )
     return units
@@ -227,280 +270,470 @@ def _unit(
     declared: float | None,
     sharing: str,
     real: PlanCapacity,
+    hosts_models: bool,
 ) -> CapacityUnit:
     """A unit whose capacity is what the plan declares, lowered to the real memory when verified."""
-    found = real.units.get(unit_id, RealUnit())
+    found = real.units.get(unit_id, _DECLARED_ONLY)
     capacity = declared
     if found.verified and found.memory_gb is not None:
         capacity = found.memory_gb if declared is None else min(declared, found.memory_gb)
-    unit = CapacityUnit(unit_id, parent, kind, gpu, product, capacity, sharing)
-    unit.declared_capacity_gb = declared
-    unit.real = found
-    return unit
+    return CapacityUnit(unit_id, parent, kind, gpu, product, capacity, sharing, declared, found, hosts_models)
 
 
-def _instance_memory(
-    model: Model, unit: CapacityUnit, allocators: dict[str, Allocator], acc: Accounting
-) -> tuple[float, float]:
-    """(declared GiB, extra GiB a greedy allocator reserves) for one instance on `unit`."""
-    weights = model.gpu_gb or 0.0
-    allocator = allocators.get(model.framework)
-    capacity = unit.capacity_gb
-    if allocator is None or capacity is None:
-        return weights, 0.0
-    if allocator.basis == "arena":
-        limit = model.memory_limit_gb
-        return weights, max(0.0, limit - weights) if limit is not None else 0.0
-    fraction = model.memory_fraction if model.memory_fraction is not None else allocator.default_fraction
-    fraction = 1.0 if fraction is None else fraction
-    if allocator.basis == "total":
-        return weights, max(0.0, fraction * capacity - weights)
-    # "free": a fraction of what is left after its own weights and context, assuming it
-    # loads first, which is the order that leaves the least for its neighbours.
-    return weights, max(0.0, fraction * (capacity - weights - acc.cuda_context_gb))
+# -- 2. each model, and where it runs -----------------------------------------------------
 
 
-def _fraction_of_total(model: Model, allocators: dict[str, Allocator]) -> float:
-    """The fraction of total memory a model claims up front (0 when not of that kind)."""
-    allocator = allocators.get(model.framework)
-    if allocator is None or allocator.basis != "total":
-        return 0.0
-    fraction = model.memory_fraction if model.memory_fraction is not None else allocator.default_fraction
-    return float(fraction or 0.0)
-
-
-def _is_default_greedy(model: Model, allocators: dict[str, Allocator]) -> bool:
-    allocator = allocators.get(model.framework)
-    if allocator is None:
-        return False
-    if allocator.basis == "arena":
-        return model.memory_limit_gb is None
-    return model.memory_fraction is None
-
-
-def _is_capped(model: Model) -> bool:
-    caps, limit = model.caps, model.rate_limit
-    return bool(
-        (caps and (caps.max_batch_size is not None or caps.compute_pct is not None))
-        or (limit and limit.enabled and (limit.max_rps is not None or limit.max_concurrency is not None))
-    )
-
-
-def _effective_priority(model: Model) -> int:
-    """Triton's reading: unset and 0 both mean 1, the highest."""
-    return max(model.priority or 1, 1)
-
-
-def _gpu_fact(
-    idx: int,
-    unit: CapacityUnit,
-    footprints: dict[tuple[str, str], tuple[float, float]],
-    allocators: dict[str, Allocator],
-    acc: Accounting,
-) -> Fact:
-    models = unit.models
-    declared = sum(m.instances * footprints[(m.name, unit.id)][0] for m in models)
-    greedy = sum(m.instances * footprints[(m.name, unit.id)][1] for m in models)
-    processes = sum(m.instances for m in models)
-    context = processes * acc.cuda_context_gb
-    real = unit.real
-    # Memory other processes already hold is not free for the plan: it counts as committed.
-    committed = declared + greedy + context + real.processes_gb
-    capacity = unit.capacity_gb or 0.0
-    critical = [m for m in models if m.latency_critical]
-    bulk = [m for m in models if not m.latency_critical]
-    per_model_gb = {
-        m.name: m.instances * (sum(footprints[(m.name, unit.id)]) + acc.cuda_context_gb) for m in models
-    }
-    largest = max(per_model_gb.items(), key=lambda kv: kv[1], default=("", 0.0))
-    greedy_default = [m for m in models if _is_default_greedy(m, allocators)]
-    greedy_models = [m for m in models if m.framework in allocators]
-    compute = {m.name: m.caps.compute_pct for m in models if m.caps and m.caps.compute_pct is not None}
-    servers_critical = {m.server or "" for m in critical}
-    servers_bulk = {m.server or "" for m in bulk}
-
-    product = unit.product
-    mig_profiles = list(unit.gpu.mig or []) if unit.kind == "gpu" else []
-    mig_table = product.mig if product else {}
-    counts: dict[str, int] = {}
-    for profile in mig_profiles:
-        counts[profile] = counts.get(profile, 0) + 1
-    return {
-        "idx": idx,
-        "id": unit.id,
-        "gpu": unit.id,
-        "parent": unit.parent,
-        "kind": unit.kind,
-        "product": product.name if product else (unit.gpu.product or ""),
-        "product_known": product is not None,
-        "declared_product": unit.gpu.product or "",
-        "sharing": unit.sharing,
-        "capacity_known": unit.capacity_gb is not None,
-        "capacity_gb": capacity,
-        "usable_gb": capacity * (1.0 - acc.headroom_pct / 100.0),
-        "declared_gb": declared,
-        "greedy_gb": greedy,
-        "context_gb": context,
-        "committed_gb": committed,
-        "utilisation_pct": 100.0 * committed / capacity if capacity else 0.0,
-        "n_models": len(models),
-        "n_processes": processes,
-        "models": [m.name for m in models],
-        "critical": [m.name for m in critical],
-        "bulk": [m.name for m in bulk],
-        # Priorities arbitrate inside one serving process only; across processes the
-        # GPU time-slices blindly unless MPS, MIG or compute caps step in.
-        "servers_apart": bool(critical and bulk and len(servers_critical | servers_bulk) > 1),
-        "bulk_without_compute_cap": [m.name for m in bulk if m.name not in compute],
-        "bulk_uncapped": [m.name for m in bulk if not _is_capped(m)],
-        "compute_pct_sum": float(sum(compute.values())),
-        "critical_compute_pct_sum": float(sum(v for k, v in compute.items() if k in {m.name for m in critical})),
-        "bulk_compute_pct_sum": float(sum(v for k, v in compute.items() if k in {m.name for m in bulk})),
-        "critical_without_compute_pct": [m.name for m in critical if m.name not in compute],
-        "largest_model": largest[0],
-        "largest_gb": largest[1],
-        "unknown_memory": [m.name for m in models if m.gpu_gb is None and not _footprint_known(m, allocators)],
-        "greedy_models": [m.name for m in greedy_models],
-        "greedy_default": [m.name for m in greedy_default],
-        "greedy_default_detail": [
-            _greedy_detail(m, unit, allocators[m.framework], footprints) for m in greedy_default
-        ],
-        "greedy_fraction_sum": sum(_fraction_of_total(m, allocators) * m.instances for m in models),
-        "mig": mig_profiles,
-        "mig_supported": bool(mig_table),
-        "mig_unknown_profiles": [p for p in counts if p not in mig_table],
-        "mig_over_limit": [
-            f"{p} ×{n} (at most {mig_table[p]})" for p, n in counts.items() if p in mig_table and n > mig_table[p]
-        ],
-        "mig_compute_used": sum(catalog.mig_profile_compute_slices(p) for p in mig_profiles),
-        "mig_compute_total": product.compute_slices if product else 7,
-        "mig_memory_used_gb": sum(catalog.mig_profile_memory_gb(p) for p in mig_profiles),
-        **_real_capacity_facts(unit),
-    }
-
-
-def _real_capacity_facts(unit: CapacityUnit) -> Fact:
-    """What the real device says (neutral values under `--capacity declared`)."""
-    real = unit.real
-    return {
-        "declared_capacity_gb": unit.declared_capacity_gb or 0.0,
-        "verified": real.verified,
-        "real_found": real.found,
-        "real_device": real.device,
-        "real_memory_known": real.memory_gb is not None,
-        "real_memory_gb": real.memory_gb or 0.0,
-        "real_product": real.product,
-        "product_matches": real.product_matches,
-        "real_mig_mode": real.mig_mode,
-        "real_mig": real.mig,
-        "real_mig_text": real.mig_text,
-        "mig_matches": real.mig_matches,
-        "other_processes_gb": real.processes_gb,
-        "other_processes": real.processes,
-        "capacity_note": real.note,
-    }
-
-
-def _greedy_detail(
-    model: Model, unit: CapacityUnit, allocator: Allocator, footprints: dict[tuple[str, str], tuple[float, float]]
-) -> str:
-    weights, extra = footprints[(model.name, unit.id)]
-    if allocator.basis == "arena":
-        return f"{model.name} ({model.framework} {allocator.setting} unset: its arena grows without bound)"
-    basis = "of total" if allocator.basis == "total" else "of free memory after weights"
-    return (
-        f"{model.name} ({model.framework} {allocator.setting} unset = {allocator.default_fraction:g} {basis}: "
-        f"{weights + extra:.1f} GiB)"
-    )
-
-
-def _footprint_known(model: Model, allocators: dict[str, Allocator]) -> bool:
-    """A greedy framework with a fraction of total memory has a known footprint without gpu_gb."""
-    allocator = allocators.get(model.framework)
-    return allocator is not None and allocator.basis == "total"
+#: Every model fact, in the order they are shown. Each model's facts start as a copy of
+#: `_MODEL_FACT_TEMPLATE`: `_model_fact` fills in all but the neighbour facts, which
+#: `_neighbours_on` (a model on one unit) or `_neighbours_across` (the others) add.
+MODEL_FACTS = (
+    "idx", "name",
+    # where it runs
+    "gpu", "gpus", "targets", "placed", "unknown_gpus", "mig_parent_gpus",
+    # what it is and the memory it takes
+    "framework", "server", "instances", "gpu_gb", "memory_known", "memory_estimated", "footprint_gb",
+    # latency
+    "latency_critical", "has_sla", "sla_ms", "has_priority", "priority",
+    # rate limit and queue
+    "rate_limit_declared", "rate_limit_enabled", "rate_limited", "max_rps", "max_concurrency",
+    "has_queue_bound", "max_queue", "has_queue_timeout", "queue_timeout_ms", "timeout_action",
+    # caps
+    "capped", "max_batch_size", "compute_pct",
+    # greedy allocator
+    "greedy", "greedy_setting", "memory_fraction",
+    # who shares its units
+    "neighbours", "critical_neighbours", "bulk_neighbours",
+    "best_bulk_priority", "best_bulk_name", "best_bulk_priority_set",
+)
+_MODEL_FACT_TEMPLATE: Fact = dict.fromkeys(MODEL_FACTS)
 
 
 def _model_fact(
-    idx: int,
-    model: Model,
-    units: list[CapacityUnit],
-    unknown_targets: list[str],
-    on_mig_parent: list[str],
-    footprints: dict[tuple[str, str], tuple[float, float]],
-    allocators: dict[str, Allocator],
-    acc: Accounting,
-) -> Fact:
-    neighbours = {n.name: n for u in units for n in u.models if n.name != model.name}
-    bulk_neighbours = [n for n in neighbours.values() if not n.latency_critical]
-    best_bulk = min(bulk_neighbours, key=_effective_priority, default=None)
-    limit, caps = model.rate_limit, model.caps
-    per_instance = max((sum(footprints[(model.name, u.id)]) for u in units), default=model.gpu_gb or 0.0)
-    allocator = allocators.get(model.framework)
-    return {
-        "idx": idx,
-        "name": model.name,
-        "gpu": units[0].id if units else (model.placed_on[0] if model.placed_on else ""),
-        "gpus": [u.id for u in units],
-        "targets": model.placed_on,
-        "placed": bool(model.placed_on),
-        "unknown_gpus": unknown_targets,
-        "mig_parent_gpus": on_mig_parent,
-        "framework": model.framework,
-        "server": model.server or "",
-        "instances": model.instances,
-        "gpu_gb": float(model.gpu_gb or 0.0),
-        "memory_known": model.gpu_gb is not None or _footprint_known(model, allocators),
-        "memory_estimated": model.gpu_gb_estimated,
-        "footprint_gb": model.instances * (per_instance + acc.cuda_context_gb),
-        "latency_critical": model.latency_critical,
-        "has_sla": model.sla_ms is not None,
-        "sla_ms": float(model.sla_ms or 0.0),
-        "has_priority": model.priority is not None,
-        "priority": _effective_priority(model),
-        "rate_limit_declared": limit is not None,
-        "rate_limit_enabled": bool(limit and limit.enabled),
-        "rate_limited": bool(
-            limit and limit.enabled and (limit.max_rps is not None or limit.max_concurrency is not None)
-        ),
-        "max_rps": float(limit.max_rps) if limit and limit.max_rps is not None else 0.0,
-        "max_concurrency": limit.max_concurrency if limit and limit.max_concurrency is not None else 0,
-        "has_queue_bound": bool(limit and limit.max_queue is not None),
-        "max_queue": limit.max_queue if limit and limit.max_queue is not None else 0,
-        "has_queue_timeout": bool(limit and limit.queue_timeout_ms is not None),
-        "queue_timeout_ms": float(limit.queue_timeout_ms) if limit and limit.queue_timeout_ms is not None else 0.0,
-        "timeout_action": (limit.timeout_action or "") if limit else "",
-        "capped": _is_capped(model),
-        "max_batch_size": caps.max_batch_size if caps and caps.max_batch_size is not None else 0,
-        "compute_pct": float(caps.compute_pct) if caps and caps.compute_pct is not None else 0.0,
-        "greedy": allocator is not None,
-        "greedy_setting": allocator.setting if allocator else "",
-        "memory_fraction": float(model.memory_fraction or 0.0),
-        "neighbours": sorted(neighbours),
-        "critical_neighbours": sorted(n.name for n in neighbours.values() if n.latency_critical),
-        "bulk_neighbours": sorted(n.name for n in bulk_neighbours),
-        "best_bulk_priority": _effective_priority(best_bulk) if best_bulk else 0,
-        "best_bulk_name": best_bulk.name if best_bulk else "",
-        "best_bulk_priority_set": bool(best_bulk and best_bulk.priority is not None),
-    }
+    idx: int, model: Model, allocators: dict[str, Allocator], unit_by_id: dict[str, CapacityUnit], acc: Accounting
+) -> _ModelView:
+    """A model's facts (but its neighbours), read once; the model joins the units it runs on."""
+    view = _ModelView()
+    view.model = model
+    view.fact = fact = _MODEL_FACT_TEMPLATE.copy()
+    fact["idx"] = idx
+    fact["name"] = view.name = model.name
 
-
-def _summary(
-    unit: CapacityUnit, fact: Fact, footprints: dict[tuple[str, str], tuple[float, float]], acc: Accounting
-) -> GpuSummary:
-    parts = [
-        (m.name, m.instances * sum(footprints[(m.name, unit.id)])) for m in unit.models
-    ]
-    parts.sort(key=lambda p: -p[1])
-    return GpuSummary(
-        id=unit.id,
-        product=fact["product"],
-        sharing=unit.sharing,
-        capacity_gb=unit.capacity_gb,
-        usable_gb=fact["usable_gb"] if unit.capacity_gb is not None else None,
-        committed_gb=fact["committed_gb"],
-        declared_gb=fact["declared_gb"],
-        context_gb=fact["context_gb"],
-        greedy_gb=fact["greedy_gb"],
-        models=parts,
-        other_gb=fact["other_processes_gb"],
+    framework = model.framework
+    allocator = view.allocator = allocators.get(framework)
+    gpu_gb = model.gpu_gb
+    fact["framework"] = framework
+    fact["server"] = view.server = model.server or ""
+    fact["instances"] = view.instances = model.instances
+    fact["gpu_gb"] = float(gpu_gb or 0.0)
+    view.weights = gpu_gb or 0.0
+    # A greedy framework with a fraction of total memory has a known footprint without gpu_gb.
+    fact["memory_known"] = view.memory_known = gpu_gb is not None or (
+        allocator is not None and allocator.basis == "total"
     )
+    fact["memory_estimated"] = model.gpu_gb_estimated
+
+    priority = model.priority
+    fact["latency_critical"] = view.critical = model.latency_critical
+    fact["has_sla"] = model.sla_ms is not None
+    fact["sla_ms"] = float(model.sla_ms or 0.0)
+    fact["has_priority"] = view.priority_set = priority is not None
+    # Triton's reading: unset and 0 both mean 1, the highest.
+    fact["priority"] = view.priority = priority if priority is not None and priority > 1 else 1
+
+    limit = model.rate_limit
+    if limit is None:
+        rate_limited = False
+        fact["rate_limit_declared"] = False
+        fact["rate_limit_enabled"] = False
+        fact["max_rps"] = 0.0
+        fact["max_concurrency"] = 0
+        fact["has_queue_bound"] = False
+        fact["max_queue"] = 0
+        fact["has_queue_timeout"] = False
+        fact["queue_timeout_ms"] = 0.0
+        fact["timeout_action"] = ""
+    else:
+        max_rps, max_concurrency = limit.max_rps, limit.max_concurrency
+        max_queue, queue_timeout_ms = limit.max_queue, limit.queue_timeout_ms
+        # A limit the server ignores (tritonserver without --rate-limit) limits nothing.
+        rate_limited = limit.enabled and (max_rps is not None or max_concurrency is not None)
+        fact["rate_limit_declared"] = True
+        fact["rate_limit_enabled"] = limit.enabled
+        fact["max_rps"] = float(max_rps) if max_rps is not None else 0.0
+        fact["max_concurrency"] = max_concurrency if max_concurrency is not None else 0
+        fact["has_queue_bound"] = max_queue is not None
+        fact["max_queue"] = max_queue if max_queue is not None else 0
+        fact["has_queue_timeout"] = queue_timeout_ms is not None
+        fact["queue_timeout_ms"] = float(queue_timeout_ms) if queue_timeout_ms is not None else 0.0
+        fact["timeout_action"] = limit.timeout_action or ""
+    fact["rate_limited"] = rate_limited
+
+    caps = model.caps
+    max_batch_size = caps.max_batch_size if caps else None
+    compute_pct = view.compute_pct = caps.compute_pct if caps else None
+    fact["capped"] = view.capped = max_batch_size is not None or compute_pct is not None or rate_limited
+    fact["max_batch_size"] = max_batch_size if max_batch_size is not None else 0
+    fact["compute_pct"] = float(compute_pct) if compute_pct is not None else 0.0
+
+    memory_fraction = model.memory_fraction
+    fact["greedy"] = allocator is not None
+    fact["greedy_setting"] = allocator.setting if allocator else ""
+    fact["memory_fraction"] = float(memory_fraction or 0.0)
+    view.fraction = None
+    view.default_greedy = False
+    view.fraction_of_total = 0.0
+    if allocator is not None:
+        view.fraction = memory_fraction if memory_fraction is not None else allocator.default_fraction
+        if allocator.basis == "arena":
+            view.default_greedy = model.memory_limit_gb is None
+        else:
+            view.default_greedy = memory_fraction is None
+            if allocator.basis == "total":
+                view.fraction_of_total = float(view.fraction or 0.0)
+
+    # Where it runs, and the most one instance takes on any of its units.
+    targets = model.placed_on
+    gpus: list[str] = []
+    view.gpus = gpus
+    unknown: list[str] = []  # ids that are no GPU or slice of the plan
+    on_mig_parent: list[str] = []  # GPUs carved into MIG slices, named instead of a slice
+    per_instance: float | None = None  # GiB, greedy reservation included
+    for target in targets:
+        unit = unit_by_id.get(target)
+        if unit is None:
+            unknown.append(target)
+        elif not unit.hosts_models:
+            on_mig_parent.append(target)
+        else:
+            reserve = _greedy_reserve(view, unit.capacity_gb, acc)
+            unit.models.append(view)
+            unit.reserves.append(reserve)
+            gpus.append(unit.id)
+            if per_instance is None or view.weights + reserve > per_instance:
+                per_instance = view.weights + reserve
+    fact["gpu"] = gpus[0] if gpus else (targets[0] if targets else "")
+    fact["gpus"] = gpus
+    fact["targets"] = targets
+    fact["placed"] = bool(targets)
+    fact["unknown_gpus"] = unknown
+    fact["mig_parent_gpus"] = on_mig_parent
+    # All its instances with their contexts, on the unit where one instance takes the most.
+    if per_instance is None:
+        per_instance = view.weights
+    fact["footprint_gb"] = view.instances * (per_instance + acc.cuda_context_gb)
+    return view
+
+
+def _greedy_reserve(view: _ModelView, capacity: float | None, acc: Accounting) -> float:
+    """GiB a greedy allocator reserves for one instance beyond its declared `weights`.
+
+    An instance takes `weights + reserve` GiB on a unit of `capacity` GiB.
+    """
+    weights = view.weights
+    allocator = view.allocator
+    if allocator is None or capacity is None:
+        return 0.0
+    if allocator.basis == "arena":
+        limit = view.model.memory_limit_gb
+        return max(0.0, limit - weights) if limit is not None else 0.0
+    fraction = 1.0 if view.fraction is None else view.fraction
+    if allocator.basis == "total":
+        return max(0.0, fraction * capacity - weights)
+    # "free": a fraction of what is left after its own weights and context, assuming it
+    # loads first, which is the order that leaves the least for its neighbours.
+    return max(0.0, fraction * (capacity - weights - acc.cuda_context_gb))
+
+
+# -- 3. per unit --------------------------------------------------------------------------
+
+
+#: Every GPU (and MIG slice) fact, in the order they are shown. Each unit's facts start
+#: as a copy of `_GPU_FACT_TEMPLATE` (which holds the neutral real-capacity facts).
+GPU_FACTS = (
+    "idx", "id", "gpu", "parent", "kind", "product", "product_known", "declared_product", "sharing",
+    # memory
+    "capacity_known", "capacity_gb", "usable_gb", "declared_gb", "greedy_gb", "context_gb", "committed_gb",
+    "utilisation_pct", "n_models", "n_processes",
+    # who shares it
+    "models", "critical", "bulk", "servers_apart", "bulk_without_compute_cap", "bulk_uncapped",
+    "compute_pct_sum", "critical_compute_pct_sum", "bulk_compute_pct_sum", "critical_without_compute_pct",
+    "largest_model", "largest_gb", "unknown_memory",
+    # greedy allocators
+    "greedy_models", "greedy_default", "greedy_default_detail", "greedy_fraction_sum",
+    # MIG layout (`_mig_layout_facts`)
+    "mig", "mig_supported", "mig_unknown_profiles", "mig_over_limit", "mig_compute_used", "mig_compute_total",
+    "mig_memory_used_gb",
+    # real capacity (`_real_capacity_facts`)
+    "declared_capacity_gb", "verified", "real_found", "real_device", "real_memory_known", "real_memory_gb",
+    "real_product", "product_matches", "real_mig_mode", "real_mig", "real_mig_text", "mig_matches",
+    "other_processes_gb", "other_processes", "capacity_note",
+)
+
+
+def _real_capacity_facts(fact: Fact, real: RealUnit, declared_capacity_gb: float | None) -> None:
+    """What the real device says (neutral values under `--capacity declared`)."""
+    fact["declared_capacity_gb"] = declared_capacity_gb or 0.0
+    fact["verified"] = real.verified
+    fact["real_found"] = real.found
+    fact["real_device"] = real.device
+    fact["real_memory_known"] = real.memory_gb is not None
+    fact["real_memory_gb"] = real.memory_gb or 0.0
+    fact["real_product"] = real.product
+    fact["product_matches"] = real.product_matches
+    fact["real_mig_mode"] = real.mig_mode
+    fact["real_mig"] = real.mig
+    fact["real_mig_text"] = real.mig_text
+    fact["mig_matches"] = real.mig_matches
+    fact["other_processes_gb"] = real.processes_gb
+    fact["other_processes"] = real.processes
+    fact["capacity_note"] = real.note
+
+
+_GPU_FACT_TEMPLATE: Fact = dict.fromkeys(GPU_FACTS)
+_real_capacity_facts(_GPU_FACT_TEMPLATE, _DECLARED_ONLY, None)
+
+
+def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float) -> tuple[Fact, GpuSummary]:
+    """The facts of one unit, and its memory bar for the writers."""
+    fact = _GPU_FACT_TEMPLATE.copy()
+    product = unit.product
+    fact["idx"] = idx
+    fact["id"] = fact["gpu"] = unit.id
+    fact["parent"] = unit.parent
+    fact["kind"] = unit.kind
+    fact["product"] = product_name = product.name if product else (unit.gpu.product or "")
+    fact["product_known"] = product is not None
+    fact["declared_product"] = unit.gpu.product or ""
+    fact["sharing"] = unit.sharing
+
+    # One pass over the models here, in plan order.
+    context_gb = acc.cuda_context_gb
+    names: list[str] = []
+    critical: list[str] = []
+    bulk: list[str] = []
+    bulk_without_compute_cap: list[str] = []
+    bulk_uncapped: list[str] = []
+    critical_without_compute_pct: list[str] = []
+    unknown_memory: list[str] = []
+    greedy_models: list[str] = []
+    greedy_default: list[str] = []
+    greedy_default_detail: list[str] = []
+    declared_parts: list[float] = []  # per model: GiB its instances declare
+    greedy_parts: list[float] = []  # per model: GiB their allocators reserve beyond that
+    fractions: list[float] = []  # per model: its instances' fractions of total memory
+    parts: list[tuple[str, float]] = []  # per model: GiB of its instances (the memory bar)
+    n_processes = 0  # each instance is a CUDA process
+    largest, largest_gb = "", 0.0  # the first of the models taking the most, contexts included
+    server = unit.models[0].server if unit.models else ""
+    servers_apart = False  # some model here runs in another server than the first
+    # Each model once (a model naming the unit twice comes twice, in a row):
+    shares: list[float] = []  # compute shares: all, latency-critical, bulk
+    critical_shares: list[float] = []
+    bulk_shares: list[float] = []
+    # The bulk models with the highest effective priority (the lowest number), the first
+    # placed on ties: the best, and the best of the others (the best one's best neighbour).
+    best_bulk: _ModelView | None = None
+    runner_up: _ModelView | None = None
+    repeats = False
+    previous: _ModelView | None = None
+    for m, reserve in zip(unit.models, unit.reserves):
+        name, n, weights = m.name, m.instances, m.weights
+        names.append(name)
+        declared_parts.append(n * weights)
+        greedy_parts.append(n * reserve)
+        fractions.append(m.fraction_of_total * n)
+        parts.append((name, n * (weights + reserve)))
+        n_processes += n
+        total_gb = n * (weights + reserve + context_gb)
+        if len(names) == 1 or total_gb > largest_gb:
+            largest, largest_gb = name, total_gb
+        if m.server != server:
+            servers_apart = True
+        if m.critical:
+            critical.append(name)
+            if m.compute_pct is None:
+                critical_without_compute_pct.append(name)
+        else:
+            bulk.append(name)
+            if m.compute_pct is None:
+                bulk_without_compute_cap.append(name)
+            if not m.capped:
+                bulk_uncapped.append(name)
+        if not m.memory_known:
+            unknown_memory.append(name)
+        if m.allocator is not None:
+            greedy_models.append(name)
+            if m.default_greedy:
+                greedy_default.append(name)
+                greedy_default_detail.append(_greedy_detail(m, m.allocator, weights + reserve))
+        if m is previous:
+            repeats = True
+            continue
+        previous = m
+        if m.compute_pct is not None:
+            shares.append(m.compute_pct)
+            (critical_shares if m.critical else bulk_shares).append(m.compute_pct)
+        if not m.critical:
+            if best_bulk is None or m.priority < best_bulk.priority:
+                best_bulk, runner_up = m, best_bulk
+            elif runner_up is None or m.priority < runner_up.priority:
+                runner_up = m
+
+    # Memory: every instance of every model here, its CUDA context, and what greedy
+    # allocators reserve beyond the declared size.
+    declared = sum(declared_parts)
+    greedy = sum(greedy_parts)
+    context = n_processes * context_gb
+    # Memory other processes already hold is not free for the plan: it counts as committed.
+    committed = declared + greedy + context + unit.real.processes_gb
+    capacity = unit.capacity_gb or 0.0
+    usable = capacity * usable_share
+    fact["capacity_known"] = unit.capacity_gb is not None
+    fact["capacity_gb"] = capacity
+    fact["usable_gb"] = usable
+    fact["declared_gb"] = declared
+    fact["greedy_gb"] = greedy
+    fact["context_gb"] = context
+    fact["committed_gb"] = committed
+    fact["utilisation_pct"] = 100.0 * committed / capacity if capacity else 0.0
+    fact["n_models"] = len(names)
+    fact["n_processes"] = n_processes
+
+    fact["models"] = names
+    fact["critical"] = critical
+    fact["bulk"] = bulk
+    # Priorities arbitrate inside one serving process only; across processes the
+    # GPU time-slices blindly unless MPS, MIG or compute caps step in.
+    fact["servers_apart"] = bool(critical and bulk and servers_apart)
+    fact["bulk_without_compute_cap"] = bulk_without_compute_cap
+    fact["bulk_uncapped"] = bulk_uncapped
+    fact["compute_pct_sum"] = float(sum(shares))
+    fact["critical_compute_pct_sum"] = float(sum(critical_shares))
+    fact["bulk_compute_pct_sum"] = float(sum(bulk_shares))
+    fact["critical_without_compute_pct"] = critical_without_compute_pct
+    fact["largest_model"] = largest
+    fact["largest_gb"] = largest_gb
+    fact["unknown_memory"] = unknown_memory
+    fact["greedy_models"] = greedy_models
+    fact["greedy_default"] = greedy_default
+    fact["greedy_default_detail"] = greedy_default_detail
+    fact["greedy_fraction_sum"] = sum(fractions)
+
+    _mig_layout_facts(fact, unit)
+    real = unit.real
+    if real is not _DECLARED_ONLY:
+        _real_capacity_facts(fact, real, unit.declared_capacity_gb)
+    else:  # the template's neutral facts, with lists of its own
+        fact["declared_capacity_gb"] = unit.declared_capacity_gb or 0.0
+        fact["real_mig"] = []
+        fact["other_processes"] = []
+
+    if names:
+        if repeats:  # each model once
+            _neighbours_on(unit, list(set(names)), list(set(critical)), list(set(bulk)), best_bulk, runner_up)
+        else:
+            _neighbours_on(unit, names, critical, bulk, best_bulk, runner_up)
+
+    parts.sort(key=itemgetter(1), reverse=True)  # largest first; equals keep plan order
+    summary = GpuSummary(
+        unit.id,
+        product_name,
+        unit.sharing,
+        unit.capacity_gb,
+        usable if unit.capacity_gb is not None else None,
+        committed,
+        declared,
+        context,
+        greedy,
+        parts,
+        real.processes_gb,
+    )
+    return fact, summary
+
+
+def _mig_layout_facts(fact: Fact, unit: CapacityUnit) -> None:
+    """The MIG profiles carved on a GPU, checked against its product's MIG table."""
+    product = unit.product
+    mig_table = product.mig if product else {}
+    fact["mig_supported"] = bool(mig_table)
+    fact["mig_compute_total"] = product.compute_slices if product else 7
+    mig_profiles = list(unit.gpu.mig or []) if unit.kind == "gpu" else []
+    fact["mig"] = mig_profiles
+    if not mig_profiles:
+        fact["mig_unknown_profiles"] = []
+        fact["mig_over_limit"] = []
+        fact["mig_compute_used"] = 0
+        fact["mig_memory_used_gb"] = 0
+        return
+    counts: dict[str, int] = {}
+    for profile in mig_profiles:
+        counts[profile] = counts.get(profile, 0) + 1
+    fact["mig_unknown_profiles"] = [p for p in counts if p not in mig_table]
+    fact["mig_over_limit"] = [
+        f"{p} ×{n} (at most {mig_table[p]})" for p, n in counts.items() if p in mig_table and n > mig_table[p]
+    ]
+    fact["mig_compute_used"] = sum([catalog.mig_profile_compute_slices(p) for p in mig_profiles])
+    fact["mig_memory_used_gb"] = sum([catalog.mig_profile_memory_gb(p) for p in mig_profiles])
+
+
+def _greedy_detail(model: _ModelView, allocator: Allocator, instance_gb: float) -> str:
+    framework = model.model.framework
+    if allocator.basis == "arena":
+        return f"{model.name} ({framework} {allocator.setting} unset: its arena grows without bound)"
+    basis = "of total" if allocator.basis == "total" else "of free memory after weights"
+    return (
+        f"{model.name} ({framework} {allocator.setting} unset = {allocator.default_fraction:g} {basis}: "
+        f"{instance_gb:.1f} GiB)"
+    )
+
+
+# -- 4. who shares a model's units --------------------------------------------------------
+
+
+def _by_priority(view: _ModelView) -> int:
+    return view.priority
+
+
+def _neighbours_on(
+    unit: CapacityUnit,
+    names: list[str],
+    critical: list[str],
+    bulk: list[str],
+    best_bulk: _ModelView | None,
+    runner_up: _ModelView | None,
+) -> None:
+    """The neighbour facts of each model that runs on this unit alone: everybody else here.
+
+    `names`, `critical` and `bulk` hold each model here once. `best_bulk` is the bulk model
+    with the highest effective priority (the first placed on ties), `runner_up` the same
+    among the other bulk models: the best bulk neighbour of `best_bulk` itself.
+    """
+    all_names, critical_names, bulk_names = sorted(names), sorted(critical), sorted(bulk)
+    for m in unit.models:
+        if len(m.gpus) != 1:
+            continue
+        fact, name = m.fact, m.name
+        fact["neighbours"] = neighbours = all_names.copy()
+        neighbours.remove(name)
+        fact["critical_neighbours"] = critical_neighbours = critical_names.copy()
+        fact["bulk_neighbours"] = bulk_neighbours = bulk_names.copy()
+        (critical_neighbours if m.critical else bulk_neighbours).remove(name)
+        best = runner_up if m is best_bulk else best_bulk
+        fact["best_bulk_priority"] = best.priority if best else 0
+        fact["best_bulk_name"] = best.name if best else ""
+        fact["best_bulk_priority_set"] = bool(best and best.priority_set)
+
+
+def _neighbours_across(view: _ModelView, unit_by_id: dict[str, CapacityUnit]) -> None:
+    """The neighbour facts of a model on several units (tensor parallel), or on none."""
+    name = view.name
+    others = {m.name: m for unit_id in view.gpus for m in unit_by_id[unit_id].models if m.name != name}
+    bulk = [m for m in others.values() if not m.critical]
+    best = min(bulk, key=_by_priority, default=None)  # the first of the highest priority
+    fact = view.fact
+    fact["neighbours"] = sorted(others)
+    fact["critical_neighbours"] = sorted([m.name for m in others.values() if m.critical])
+    fact["bulk_neighbours"] = sorted([m.name for m in bulk])
+    fact["best_bulk_priority"] = best.priority if best else 0
+    fact["best_bulk_name"] = best.name if best else ""
+    fact["best_bulk_priority_set"] = bool(best and best.priority_set)

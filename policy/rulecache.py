@@ -20,7 +20,7 @@ from typing import Any
 from . import __version__
 
 #: Files whose content changes what a compiled rule means.
-_ENGINE_FILES = ("engine.py", "rules.py", "facts.py", "data/selfcheck-plan.yaml")
+_ENGINE_FILES = ("engine.py", "celcompile.py", "rules.py", "facts.py", "data/selfcheck-plan.yaml")
 
 
 def cache_dir() -> Path | None:

@@ -72,7 +72,8 @@ class Webhook:
             seconds = time.perf_counter() - started
             self.metrics.review(review.kind, review.operation, answer.decision, seconds)
             try:
-                self._log(review, answer, seconds)
+                if log.isEnabledFor(logging.INFO):  # the fields cost more than a skipped line
+                    self._log(review, answer, seconds)
             except Exception:  # a log line must never cost the answer
                 log.exception("could not log a review", extra={"event": "log-error", "uid": review.uid})
             content = json.dumps(answer.response(review.uid), ensure_ascii=False, separators=(",", ":"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policy.api import Linter
+from policy.api import Linter, gc_paused
 from policy.errors import InputError
 from policy.readers import input_finding, read_documents
 from policy.report import Finding
@@ -27,6 +27,11 @@ JUDGED_OPERATIONS = {"CREATE", "UPDATE"}
 
 def judge(linter: Linter, review: Review, audit: bool) -> Answer:
     """The answer for one well-formed review (CPU-bound; may run in a worker thread)."""
+    with gc_paused():
+        return _judge(linter, review, audit)
+
+
+def _judge(linter: Linter, review: Review, audit: bool) -> Answer:
     if review.operation not in JUDGED_OPERATIONS or review.sub_resource:
         # DELETE, CONNECT, and status/scale updates do not change what is deployed.
         return allow()

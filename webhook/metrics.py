@@ -43,6 +43,8 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._reviews: dict[tuple[str, str, str], int] = {}
+        #: Kinds with a series of their own ("other" included), at most MAX_KINDS.
+        self._kinds: set[str] = set()
         self._bad_requests: dict[str, int] = {}
         self._bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self._latency_sum = 0.0
@@ -58,9 +60,10 @@ class Metrics:
         operation = operation if operation in OPERATIONS else "other"
         index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
         with self._lock:
-            known = {k for k, _, _ in self._reviews}
-            if not _KIND.fullmatch(kind or "") or (kind not in known and len(known) >= MAX_KINDS):
-                kind = "other"
+            if kind not in self._kinds:
+                if not _KIND.fullmatch(kind or "") or len(self._kinds) >= MAX_KINDS:
+                    kind = "other"
+                self._kinds.add(kind)
             key = (kind, operation, decision)
             self._reviews[key] = self._reviews.get(key, 0) + 1
             self._bucket_counts[index] += 1
