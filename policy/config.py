@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import is_typeddict
 
 from .errors import InputError
 from .facts import Accounting
@@ -95,9 +96,9 @@ def _did_you_mean(key: str, known: list[str]) -> str | None:
 
 
 def _known_fields(model: type[BaseModel], path: tuple[object, ...]) -> list[str]:
-    """Field names of the (nested) pydantic model that `path` leads to."""
+    """Field names of the (nested) pydantic model, or settings TypedDict, that `path` leads to."""
     current: type[BaseModel] | None = model
-    for part in path:
+    for n, part in enumerate(path):
         if current is None or isinstance(part, int):
             continue
         field = current.model_fields.get(str(part))
@@ -108,6 +109,9 @@ def _known_fields(model: type[BaseModel], path: tuple[object, ...]) -> list[str]
             if isinstance(arg, type) and issubclass(arg, BaseModel):
                 current = arg
                 break
+            if is_typeddict(arg):  # a settings block: its keys, if the path ends there
+                rest = [p for p in path[n + 1 :] if not isinstance(p, int)]
+                return [] if rest else list(getattr(arg, "__annotations__", {}))
     if current is None:
         return []
     names = list(current.model_fields)

@@ -184,6 +184,8 @@ class RuleSet:
 
     def __init__(self, rules: list[CompiledRule]) -> None:
         self.rules = rules
+        #: Enabled rules that judge plans (not `input` rules, which readers apply).
+        self.active = [r for r in rules if r.spec.enabled and r.spec.scope != "input"]
         self.by_id = {r.id: r for r in rules}
         self._rule_params = {r.id: r.params for r in rules}
         self._fact_keys = fact_keys(self.active)
@@ -244,10 +246,6 @@ class RuleSet:
             rule.fast = _load_python(rule.python)
             rules.append(rule)
         return cls(rules)
-
-    @property
-    def active(self) -> list[CompiledRule]:
-        return [r for r in self.rules if r.spec.enabled and r.spec.scope != "input"]
 
     def severity(self, rule_id: str, default: str = "error") -> str:
         rule = self.by_id.get(rule_id)
@@ -330,8 +328,9 @@ class RuleSet:
         if extra_waivers:
             plan = plan.model_copy(update={"waivers": [*plan.waivers, *extra_waivers]})
         facts = facts or build_facts(plan, accounting, inventory=inventory, strict_capacity=strict_capacity)
-        report = PlanReport(name=plan.metadata.name, file=source.file, gpus=facts.summaries)
+        report = PlanReport(name=plan.metadata.name, file=source.file, facts=facts)
         report.findings.extend(source.findings)
+        collections = facts.collections()
         for rule, rows, error in self._evaluate(facts):
             if error is not None:
                 # Fail closed: a rule that cannot judge this plan is an error, not a pass.
@@ -347,8 +346,10 @@ class RuleSet:
                     )
                 )
                 continue
+            if not rows:
+                continue
             scope = SCOPES[rule.spec.scope]
-            subjects = facts.collections()[scope.collection]
+            subjects = collections[scope.collection]
             for idx, passes, values in rows:
                 subject = subjects[idx]
                 context = self._context(rule, scope, subject, values, facts.plan)
@@ -375,13 +376,12 @@ class RuleSet:
 
     def _evaluate(self, facts: Facts) -> Iterable[tuple[CompiledRule, list[list[Any]], str | None]]:
         """Each active rule's rows (subject index, validation results, variables), or its error."""
-        collections = facts.collections()
-        data = {**collections, "plan": facts.plan, "rule_params": self._rule_params}
+        values = (facts.models, facts.gpus, facts.waivers, [facts.plan], facts.plan, self._rule_params)  # VARIABLES
         activations: list[Any] = []
         for rule in self.active:
             if rule.fast is not None:
                 try:
-                    yield rule, rule.fast(**data), None
+                    yield rule, rule.fast(*values), None
                     continue
                 except Exception:  # noqa: BLE001 - not an answer the translation vouches for: cel-cpp decides
                     pass

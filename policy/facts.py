@@ -149,7 +149,13 @@ class Facts:
     gpus: list[Fact]
     models: list[Fact]
     waivers: list[Fact]
-    summaries: list[GpuSummary]
+    #: The units behind `gpus`, for the memory bars; only writers ask for those.
+    units: list[CapacityUnit] = field(repr=False)
+
+    @functools.cached_property
+    def summaries(self) -> list[GpuSummary]:
+        """Each unit's memory bar, built on first use: the webhook never draws one."""
+        return [_summary(unit, fact) for unit, fact in zip(self.units, self.gpus)]
 
     def collections(self) -> dict[str, list[Fact]]:
         return {"gpus": self.gpus, "models": self.models, "waivers": self.waivers, "plans": [self.plan]}
@@ -200,12 +206,7 @@ def build_facts(
     unit_by_id = {u.id: u for u in units}
     views = [_model_fact(i, model, allocators, unit_by_id, acc) for i, model in enumerate(plan.models)]
     usable_share = 1.0 - acc.headroom_pct / 100.0
-    gpu_facts: list[Fact] = []
-    summaries: list[GpuSummary] = []
-    for i, unit in enumerate(units):
-        fact, summary = _gpu_fact(i, unit, acc, usable_share)
-        gpu_facts.append(fact)
-        summaries.append(summary)
+    gpu_facts = [_gpu_fact(i, unit, acc, usable_share) for i, unit in enumerate(units)]
     for view in views:
         if len(view.gpus) != 1:  # the others got theirs from their unit (`_neighbours_on`)
             _neighbours_across(view, unit_by_id)
@@ -237,7 +238,7 @@ def build_facts(
         "capacity_error": real.error,
         "strict_capacity": strict_capacity,
     }
-    return Facts(plan_fact, gpu_facts, [view.fact for view in views], waiver_facts, summaries)
+    return Facts(plan_fact, gpu_facts, [view.fact for view in views], waiver_facts, units)
 
 
 # -- 1. capacity units --------------------------------------------------------------------
@@ -353,24 +354,25 @@ def _model_fact(
         fact["queue_timeout_ms"] = 0.0
         fact["timeout_action"] = ""
     else:
-        max_rps, max_concurrency = limit.max_rps, limit.max_concurrency
-        max_queue, queue_timeout_ms = limit.max_queue, limit.queue_timeout_ms
+        max_rps, max_concurrency = limit.get("max_rps"), limit.get("max_concurrency")
+        max_queue, queue_timeout_ms = limit.get("max_queue"), limit.get("queue_timeout_ms")
+        enabled = limit.get("enabled", True)
         # A limit the server ignores (tritonserver without --rate-limit) limits nothing.
-        rate_limited = limit.enabled and (max_rps is not None or max_concurrency is not None)
+        rate_limited = enabled and (max_rps is not None or max_concurrency is not None)
         fact["rate_limit_declared"] = True
-        fact["rate_limit_enabled"] = limit.enabled
+        fact["rate_limit_enabled"] = enabled
         fact["max_rps"] = float(max_rps) if max_rps is not None else 0.0
         fact["max_concurrency"] = max_concurrency if max_concurrency is not None else 0
         fact["has_queue_bound"] = max_queue is not None
         fact["max_queue"] = max_queue if max_queue is not None else 0
         fact["has_queue_timeout"] = queue_timeout_ms is not None
         fact["queue_timeout_ms"] = float(queue_timeout_ms) if queue_timeout_ms is not None else 0.0
-        fact["timeout_action"] = limit.timeout_action or ""
+        fact["timeout_action"] = limit.get("timeout_action") or ""
     fact["rate_limited"] = rate_limited
 
     caps = model.caps
-    max_batch_size = caps.max_batch_size if caps else None
-    compute_pct = view.compute_pct = caps.compute_pct if caps else None
+    max_batch_size = caps.get("max_batch_size") if caps else None
+    compute_pct = view.compute_pct = caps.get("compute_pct") if caps else None
     fact["capped"] = view.capped = max_batch_size is not None or compute_pct is not None or rate_limited
     fact["max_batch_size"] = max_batch_size if max_batch_size is not None else 0
     fact["compute_pct"] = float(compute_pct) if compute_pct is not None else 0.0
@@ -493,15 +495,15 @@ _GPU_FACT_TEMPLATE: Fact = dict.fromkeys(GPU_FACTS)
 _real_capacity_facts(_GPU_FACT_TEMPLATE, _DECLARED_ONLY, None)
 
 
-def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float) -> tuple[Fact, GpuSummary]:
-    """The facts of one unit, and its memory bar for the writers."""
+def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float) -> Fact:
+    """The facts of one unit."""
     fact = _GPU_FACT_TEMPLATE.copy()
     product = unit.product
     fact["idx"] = idx
     fact["id"] = fact["gpu"] = unit.id
     fact["parent"] = unit.parent
     fact["kind"] = unit.kind
-    fact["product"] = product_name = product.name if product else (unit.gpu.product or "")
+    fact["product"] = product.name if product else (unit.gpu.product or "")
     fact["product_known"] = product is not None
     fact["declared_product"] = unit.gpu.product or ""
     fact["sharing"] = unit.sharing
@@ -521,7 +523,6 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     declared_parts: list[float] = []  # per model: GiB its instances declare
     greedy_parts: list[float] = []  # per model: GiB their allocators reserve beyond that
     fractions: list[float] = []  # per model: its instances' fractions of total memory
-    parts: list[tuple[str, float]] = []  # per model: GiB of its instances (the memory bar)
     n_processes = 0  # each instance is a CUDA process
     largest, largest_gb = "", 0.0  # the first of the models taking the most, contexts included
     server = unit.models[0].server if unit.models else ""
@@ -542,7 +543,6 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
         declared_parts.append(n * weights)
         greedy_parts.append(n * reserve)
         fractions.append(m.fraction_of_total * n)
-        parts.append((name, n * (weights + reserve)))
         n_processes += n
         total_gb = n * (weights + reserve + context_gb)
         if len(names) == 1 or total_gb > largest_gb:
@@ -634,21 +634,26 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
         else:
             _neighbours_on(unit, names, critical, bulk, best_bulk, runner_up)
 
-    parts.sort(key=itemgetter(1), reverse=True)  # largest first; equals keep plan order
-    summary = GpuSummary(
+    return fact
+
+
+def _summary(unit: CapacityUnit, fact: Fact) -> GpuSummary:
+    """A unit's memory bar: its totals, and each model's GiB there, largest first."""
+    parts = [(m.name, m.instances * (m.weights + reserve)) for m, reserve in zip(unit.models, unit.reserves)]
+    parts.sort(key=itemgetter(1), reverse=True)  # equals keep plan order
+    return GpuSummary(
         unit.id,
-        product_name,
+        fact["product"],
         unit.sharing,
         unit.capacity_gb,
-        usable if unit.capacity_gb is not None else None,
-        committed,
-        declared,
-        context,
-        greedy,
+        fact["usable_gb"] if unit.capacity_gb is not None else None,
+        fact["committed_gb"],
+        fact["declared_gb"],
+        fact["context_gb"],
+        fact["greedy_gb"],
         parts,
-        real.processes_gb,
+        unit.real.processes_gb,
     )
-    return fact, summary
 
 
 def _mig_layout_facts(fact: Fact, unit: CapacityUnit) -> None:

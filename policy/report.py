@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from .facts import GpuSummary
+from .facts import Facts, GpuSummary
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
@@ -62,12 +62,17 @@ class RuleInfo:
 
 @dataclass
 class PlanReport:
-    """The verdict on one plan: its GPUs' memory and its findings."""
+    """The verdict on one plan: its findings, and its GPUs' memory through its facts."""
 
     name: str
     file: str | None
-    gpus: list[GpuSummary] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    facts: Facts | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def gpus(self) -> list[GpuSummary]:
+        """Each GPU's memory bar, built on first use: the webhook never draws one."""
+        return self.facts.summaries if self.facts is not None else []
 
 
 @dataclass

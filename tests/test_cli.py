@@ -102,6 +102,11 @@ BAD_INPUTS = {
         "models[0].latency_critcal: unknown key; did you mean 'latency_critical'?",
         5,
     ),
+    "unknown-setting.yaml": (
+        b"gpus: [{id: gpu0, memory_gb: 80}]\nmodels:\n  - name: a\n    gpu: gpu0\n    rate_limit:\n      max_concurency: 4\n",
+        "models[0].rate_limit.max_concurency: unknown key; did you mean 'max_concurrency'?",
+        6,
+    ),
     "duplicate-key.yaml": (
         b"gpus: [{id: gpu0, memory_gb: 80}]\nmodels:\n  - name: a\n    gpu: gpu0\n    gpu: gpu1\n",
         "gpu: duplicate key (first defined on line 4)",

@@ -57,7 +57,7 @@ def test_sample_vllm_at_default_fraction_beside_embeddings_is_rejected() -> None
     chat, embeddings = read["chat-llm"], read["embeddings"]
     assert chat.placed_on == embeddings.placed_on == ["shared-nvidia-a100-sxm4-80gb"]
     assert (chat.framework, chat.memory_fraction, chat.priority, chat.latency_critical) == ("vllm", 0.9, 1, True)
-    assert chat.caps is not None and chat.caps.max_batch_size == 32
+    assert chat.caps is not None and chat.caps["max_batch_size"] == 32
     assert (embeddings.priority, embeddings.instances, embeddings.gpu_gb) == (2, 2, 4)
     assert greedy.file == str(path) and greedy.line == 17
 
@@ -104,7 +104,7 @@ def test_hami_share_scales_the_vllm_fraction_and_caps_compute(tmp_path: Path) ->
     chat, bert = read["chat"], read["bert"]
     assert chat.placed_on == bert.placed_on == ["hami-nvidia-l40s"]
     assert chat.memory_fraction == pytest.approx(0.4)
-    assert chat.caps is not None and chat.caps.compute_pct == 40
+    assert chat.caps is not None and chat.caps["compute_pct"] == 40
     assert (bert.gpu_gb, bert.memory_limit_gb, bert.instances) == (4.0, 4.0, 3)
 
 
@@ -153,7 +153,7 @@ def test_annotations_set_protection_and_waive_a_rule(tmp_path: Path) -> None:
     assert [(f.rule, f.model, f.waiver_reason) for f in waived] == [("bulk-capped", "bulk", "only runs at night")]
     chat = models(path)["chat"]
     assert chat.rate_limit is not None
-    assert (chat.rate_limit.max_concurrency, chat.rate_limit.max_queue, chat.rate_limit.queue_timeout_ms) == (8, 16, 150)
+    assert (chat.rate_limit["max_concurrency"], chat.rate_limit["max_queue"], chat.rate_limit["queue_timeout_ms"]) == (8, 16, 150)
 
 
 @pytest.mark.parametrize(
@@ -196,8 +196,8 @@ spec:
 """
     (qa,) = models(_write(tmp_path, isvc)).values()
     assert (qa.framework, qa.memory_fraction) == ("sglang", 0.6)
-    assert qa.rate_limit is not None and qa.rate_limit.max_concurrency == 4
-    assert qa.caps is not None and qa.caps.max_batch_size == 16
+    assert qa.rate_limit is not None and qa.rate_limit["max_concurrency"] == 4
+    assert qa.caps is not None and qa.caps["max_batch_size"] == 16
 
 
 def test_tritonserver_over_a_repository_beside_the_manifest(tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_tritonserver_over_a_repository_beside_the_manifest(tmp_path: Path) -> N
     assert set(read) == {"chat-llm", "embeddings", "guard", "reranker"}
     assert {m.server for m in read.values()} == {"triton"}
     # Started without --rate-limit=execution_count: the rate limiters are off.
-    assert all(m.rate_limit is not None and not m.rate_limit.enabled for m in read.values() if m.name != "embeddings" or m.rate_limit)
+    assert all(m.rate_limit is not None and not m.rate_limit.get("enabled", True) for m in read.values() if m.name != "embeddings" or m.rate_limit)
     report = judge(path)
     (off,) = [f for f in only(report, "latency-critical-rate-limit") if f.model == "guard"]
     assert "switched off on the server" in off.message
@@ -280,9 +280,9 @@ def test_realworld_manifest_maps_and_gets_its_verdict(name: str) -> None:
 @needs_realworld
 def test_realworld_hami_requests_become_limits_and_compute_caps() -> None:
     pod = models(K8S / "hami" / "default_use.yaml")["gpu-pod"]
-    assert pod.gpu_gb == pytest.approx(3000 / 1024) and pod.caps is not None and pod.caps.compute_pct == 30
+    assert pod.gpu_gb == pytest.approx(3000 / 1024) and pod.caps is not None and pod.caps["compute_pct"] == 30
     vllm = models(K8S / "hami" / "vllm_cross_vgpu.yaml")["vllm-cross-vgpu"]
-    assert vllm.caps is not None and (vllm.caps.compute_pct, vllm.caps.max_batch_size) == (30, 32)
+    assert vllm.caps is not None and (vllm.caps["compute_pct"], vllm.caps["max_batch_size"]) == (30, 32)
 
 
 @needs_realworld

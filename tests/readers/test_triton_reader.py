@@ -29,8 +29,8 @@ def test_sample_repository_mixes_frameworks_on_one_server() -> None:
     chat = read["chat-llm"]
     assert (chat.gpu, chat.instances, chat.gpu_gb, chat.memory_fraction) == ("gpu0", 1, 16, 0.5)
     assert chat.latency_critical and chat.sla_ms == 300 and chat.priority == 1
-    assert chat.rate_limit is not None and chat.rate_limit.enabled
-    assert (chat.rate_limit.max_queue, chat.rate_limit.queue_timeout_ms, chat.rate_limit.timeout_action) == (64, 250, "reject")
+    assert chat.rate_limit is not None and chat.rate_limit.get("enabled", True)
+    assert (chat.rate_limit["max_queue"], chat.rate_limit["queue_timeout_ms"], chat.rate_limit["timeout_action"]) == (64, 250, "reject")
     assert read["reranker"].instances == 2 and read["reranker"].priority == 4
     assert read["embeddings"].memory_limit_gb == 2.0
     guard = read["guard"]
@@ -87,7 +87,7 @@ def test_a_plan_elsewhere_can_reference_the_repository(tmp_path: Path) -> None:
     assert off.file == str(repo / "chat-llm" / "config.pbtxt")
     read = models(plan)
     assert set(read) == {"chat-llm", "embeddings", "guard", "reranker", "sidecar"}
-    assert read["chat-llm"].priority is None and read["chat-llm"].rate_limit.enabled is False  # type: ignore[union-attr]
+    assert read["chat-llm"].priority is None and read["chat-llm"].rate_limit.get("enabled", True) is False  # type: ignore[union-attr]
     assert read["chat-llm"].server == "triton-models" and read["sidecar"].server == "other"
 
 
@@ -178,8 +178,8 @@ def test_gpuadmit_parameters_fill_what_triton_cannot_hold(tmp_path: Path) -> Non
     )
     model = models(repo)["m"]
     assert (model.gpu_gb, model.latency_critical, model.sla_ms) == (2.5, True, 80)
-    assert model.rate_limit is not None and model.rate_limit.max_rps == 100
-    assert model.caps is not None and model.caps.max_batch_size == 4
+    assert model.rate_limit is not None and model.rate_limit["max_rps"] == 100
+    assert model.caps is not None and model.caps["max_batch_size"] == 4
 
 
 def test_unknown_or_bad_gpuadmit_parameter_is_a_schema_finding(tmp_path: Path) -> None:
@@ -213,8 +213,8 @@ def test_rate_limiter_priority_and_queue_policy_map_to_the_plan(tmp_path: Path) 
     model = models(repo)["m"]
     assert model.priority == 0  # Triton's 0 counts as 1, the best
     assert model.rate_limit is not None
-    assert (model.rate_limit.max_queue, model.rate_limit.queue_timeout_ms, model.rate_limit.timeout_action) == (5, 30, "delay")
-    assert (model.rate_limit.max_concurrency, model.rate_limit.enabled) == (2, True)
+    assert (model.rate_limit["max_queue"], model.rate_limit["queue_timeout_ms"], model.rate_limit["timeout_action"]) == (5, 30, "delay")
+    assert (model.rate_limit["max_concurrency"], model.rate_limit.get("enabled", True)) == (2, True)
 
 
 def test_quoted_placeholders_are_findings_but_the_model_is_still_read(tmp_path: Path) -> None:
@@ -324,10 +324,10 @@ def test_priority_levels_and_queue_policies_map_to_priorities_and_queue_bounds()
     # Priority levels order requests inside one model, not models: no model priority,
     # and no queue policy for the default level 2.
     assert (level1.priority, level1.rate_limit) == (None, None)
-    assert level1.caps is not None and level1.caps.max_batch_size == 8
+    assert level1.caps is not None and level1.caps["max_batch_size"] == 8
     ordering = read["preserve_ordering2"]
     assert ordering.priority is None and ordering.rate_limit is not None
-    assert (ordering.rate_limit.max_queue, ordering.rate_limit.queue_timeout_ms, ordering.rate_limit.timeout_action) == (0, 1.0, "delay")
+    assert (ordering.rate_limit["max_queue"], ordering.rate_limit["queue_timeout_ms"], ordering.rate_limit["timeout_action"]) == (0, 1.0, "delay")
 
 
 @needs_realworld
@@ -343,7 +343,7 @@ def test_server_examples_are_one_repository_on_one_gpu() -> None:
         "simple": ("onnxruntime", ["gpu0"], 1),
     }
     assert {m.server for m in read.values()} == {"triton-server"}
-    assert read["resnet_torchscript"].caps is not None and read["resnet_torchscript"].caps.max_batch_size == 32
+    assert read["resnet_torchscript"].caps is not None and read["resnet_torchscript"].caps["max_batch_size"] == 32
     report = judge(TRITON / "server")
     assert rules(report) == {
         ("memory-declared", "densenet_onnx"),
@@ -373,8 +373,8 @@ def test_queue_policy_of_identity_timeout_maps_once_on_a_gpu(tmp_path: Path) -> 
     (folder / "config.pbtxt").write_text(text.replace("KIND_CPU", "KIND_GPU"))
     model = models(folder.parent)["identity_fp32_timeout"]
     assert model.rate_limit is not None
-    assert (model.rate_limit.max_queue, model.rate_limit.queue_timeout_ms, model.rate_limit.timeout_action) == (0, 1000, "reject")
-    assert model.caps is not None and model.caps.max_batch_size == 64
+    assert (model.rate_limit["max_queue"], model.rate_limit["queue_timeout_ms"], model.rate_limit["timeout_action"]) == (0, 1000, "reject")
+    assert model.caps is not None and model.caps["max_batch_size"] == 64
 
 
 @needs_realworld
@@ -389,7 +389,7 @@ def test_queue_policy_of_identity_timeout_maps_once_on_a_gpu(tmp_path: Path) -> 
 def test_other_real_repositories_map_instances_batch_and_fraction(repo: str, expected: dict[str, tuple]) -> None:  # type: ignore[type-arg]
     read = models(TRITON / repo)
     got = {
-        n: (m.framework, m.instances, m.caps.max_batch_size if m.caps else None, m.memory_fraction) for n, m in read.items()
+        n: (m.framework, m.instances, m.caps["max_batch_size"] if m.caps else None, m.memory_fraction) for n, m in read.items()
     }
     assert got == expected
     report = judge(TRITON / repo)
