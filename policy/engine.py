@@ -376,12 +376,15 @@ class RuleSet:
 
     def _evaluate(self, facts: Facts) -> Iterable[tuple[CompiledRule, list[list[Any]], str | None]]:
         """Each active rule's rows (subject index, validation results, variables), or its error."""
-        values = (facts.models, facts.gpus, facts.waivers, [facts.plan], facts.plan, self._rule_params)  # VARIABLES
+        chunks = self._chunks(facts)
         activations: list[Any] = []
         for rule in self.active:
             if rule.fast is not None:
                 try:
-                    yield rule, rule.fast(*values), None
+                    if len(chunks) == 1:
+                        yield rule, rule.fast(*chunks[0]), None
+                    else:
+                        yield rule, [row for chunk in chunks for row in rule.fast(*chunk)], None
                     continue
                 except Exception:  # noqa: BLE001 - not an answer the translation vouches for: cel-cpp decides
                     pass
@@ -395,6 +398,23 @@ class RuleSet:
                 yield rule, [], exc.message
                 continue
             yield rule, rows, None
+
+    def _chunks(self, facts: Facts) -> list[tuple[Any, ...]]:
+        """The VARIABLES of each chunk of CHUNK subjects, so no evaluation nears CEL's step limit."""
+        longest = max(len(facts.models), len(facts.gpus), len(facts.waivers))
+        if longest <= CHUNK:
+            return [(facts.models, facts.gpus, facts.waivers, [facts.plan], facts.plan, self._rule_params)]
+        return [
+            (
+                facts.models[k : k + CHUNK],
+                facts.gpus[k : k + CHUNK],
+                facts.waivers[k : k + CHUNK],
+                [facts.plan] if k == 0 else [],
+                facts.plan,
+                self._rule_params,
+            )
+            for k in range(0, longest, CHUNK)
+        ]
 
     def _activations(self, facts: Facts) -> list[Any]:
         """The facts as cel-cpp activations: only the keys rules read, in chunks of CHUNK subjects."""

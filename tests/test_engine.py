@@ -11,6 +11,7 @@ from conftest import ROOT, SAMPLES, run_cli
 from policy.api import Linter
 from policy.engine import RuleSet
 from policy.errors import RuleError
+from policy.readers import read_paths
 from policy.rules import RuleOverride
 
 GOOD_RULE = """\
@@ -152,9 +153,8 @@ def test_rule_cache_gives_the_same_verdict_and_notices_changes(tmp_path: Path, m
     second = RuleSet.load([folder])  # from the cache
     assert [r.id for r in first.rules] == [r.id for r in second.rules]
     plan = SAMPLES / "seed-demo.yaml"
-    from policy.readers import read_paths
-
     source = read_paths([plan]).sources[0]
+    assert all(rule.fast is not None for rule in second.active)  # translations come back from the cache too
     assert [f.message for f in first.judge(source).findings] == [f.message for f in second.judge(source).findings]
     # A broken edit is not hidden by the cached good version.
     (folder / "max-instances.yaml").write_text(GOOD_RULE.replace("severity: warning", "severity: loud"))
@@ -168,3 +168,55 @@ def test_builtin_rules_are_found_in_an_installed_layout(tmp_path: Path) -> None:
     assert (rules.builtin_rules_dir() / "memory-fit.yaml").is_file()
     copied = shutil.copytree(ROOT / "rules", tmp_path / "rules")
     assert len(list(copied.glob("*.yaml"))) == len(list((ROOT / "rules").glob("*.yaml")))
+
+
+def _large_plan(n_models: int) -> str:
+    """More subjects than one evaluation chunk, with every kind of risk somewhere."""
+    gpus = "".join(f"  - {{id: gpu{g}, product: H100, sharing: {'mps' if g % 3 else 'time-slicing'}}}\n" for g in range(n_models // 4))
+    models = []
+    for m in range(n_models):
+        critical = m % 4 == 0
+        model = f"  - {{name: m{m}, framework: {('vllm', 'pytorch', 'onnxruntime')[m % 3]}, gpu: gpu{m // 4}, gpu_gb: {m % 17 + 1}"
+        if critical:
+            model += ", latency_critical: true, sla_ms: 200" + (", priority: 1" if m % 8 else "")
+            model += ", rate_limit: {max_concurrency: 4, max_queue: 8, queue_timeout_ms: 300}" if m % 12 else ""
+        elif m % 5:
+            model += ", caps: {max_batch_size: 8, compute_pct: 20}, priority: 3"
+        models.append(model + "}\n")
+    return "gpus:\n" + gpus + "models:\n" + "".join(models)
+
+
+def _verdict(linter: Linter, path: Path) -> list[tuple[str, str | None, str | None, str]]:
+    return [(f.rule, f.model, f.gpu, f.message) for f in linter.lint_paths([path]).findings]
+
+
+def test_translated_rules_give_the_reference_verdict_on_a_plan_of_many_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from policy import engine
+
+    plan = tmp_path / "large.yaml"
+    plan.write_text(_large_plan(3 * engine.CHUNK + 5))
+    linter = Linter()
+    assert all(rule.fast is not None for rule in linter.rules.active)
+    with monkeypatch.context() as patch:  # the translated path alone: cel-cpp is never asked
+        patch.setattr(RuleSet, "_activations", lambda self, facts: pytest.fail("fell back to cel-cpp"))
+        translated = _verdict(linter, plan)
+    for rule in linter.rules.active:
+        rule.fast = None
+    reference = _verdict(linter, plan)
+    assert translated == reference
+    assert {f[0] for f in reference} >= {"latency-critical-priority", "latency-critical-queue", "memory-fit", "bulk-capped"}
+
+
+def test_a_translation_that_disagrees_with_cel_on_the_self_check_plan_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from policy import engine
+
+    monkeypatch.setenv("GPUADMIT_CACHE_DIR", "off")
+    monkeypatch.setattr(engine, "_translate", lambda source: "[]")  # "no subject ever fails"
+    rules = RuleSet.load()
+    # The self-check plan breaks placement (a model on an unknown GPU): that rule's
+    # wrong translation is dropped, and the verdict comes from cel-cpp.
+    assert rules.by_id["placement"].fast is None
+    source = read_paths([SAMPLES / "seed-demo.yaml"]).sources[0]
+    assert [f.rule for f in rules.judge(source).findings] == [f.rule for f in Linter().rules.judge(source).findings]
