@@ -164,6 +164,11 @@ class _Token:
     value: Any = None
 
 
+def _newlines(body: str, quote: int) -> str:
+    """Line breaks inside a triple-quoted literal read as `\\n`, as cel-cpp reads them."""
+    return body.replace("\r\n", "\n").replace("\r", "\n") if quote == 3 else body
+
+
 def _unescape(body: str, pos: int) -> str:
     def one(match: re.Match[str]) -> str:
         simple, hex2, hex4, hex8, octal, bad = match.groups()
@@ -191,10 +196,10 @@ def _tokenize(source: str) -> list[_Token]:
             raise Unsupported(f"{kind} literals are not translated")
         if kind == "raw":
             quote = 3 if text[1:4] in ('"""', "'''") else 1
-            tokens.append(_Token("string", text, pos, text[1 + quote : -quote]))
+            tokens.append(_Token("string", text, pos, _newlines(text[1 + quote : -quote], quote)))
         elif kind == "string":
             quote = 3 if text[:3] in ('"""', "'''") else 1
-            tokens.append(_Token("string", text, pos, _unescape(text[quote:-quote], pos)))
+            tokens.append(_Token("string", text, pos, _unescape(_newlines(text[quote:-quote], quote), pos)))
         elif kind == "double":
             tokens.append(_Token("double", text, pos, float(text)))
         elif kind == "int":
@@ -479,10 +484,12 @@ class _Translator:
         """A Python bool, or raise: CEL conditions and logic operands must be bools."""
         if code.type == BOOL:
             return code.text
+        if code.type != DYN:  # a literal or expression known not to be a bool
+            return f"_not_bool({code.text})"
         first, again = self.once(code, depth)
         return f"({first} is True or ({again} is not False and _not_bool({again})))"
 
-    def same_class(self, a: Code, b: Code, depth: int, allowed: frozenset[str], set_name: str) -> tuple[str, str, str]:
+    def same_class(self, a: Code, b: Code, depth: int, allowed: frozenset[str], suffix: str) -> tuple[str, str, str]:
         """(condition, a, b): a then b evaluated once (b translated at depth + 1); the condition
         holds when both have the same Python class, one of `allowed`."""
         a_first, a_name = self.once(a, depth)
@@ -493,7 +500,7 @@ class _Translator:
             return f"{a_first}.__class__ is {_PY_CLASS[b.type]}", a_name, b_name
         if a.type in allowed or b.type in allowed:
             return f"{a_first}.__class__ is {b_first}.__class__", a_name, b_name
-        return f"{a_first}.__class__ is {b_first}.__class__ {set_name}", a_name, b_name
+        return f"{a_first}.__class__ is {b_first}.__class__ {suffix}", a_name, b_name
 
     def translate(self, node: Node, scope: dict[str, Code], depth: int) -> Code:
         method: Callable[[Any, dict[str, Code], int], Code] = getattr(self, "on_" + type(node).__name__.lower())
@@ -553,6 +560,8 @@ class _Translator:
         if node.op == "!":
             if operand.type == BOOL:
                 return Code(f"(not {operand.text})", BOOL)
+            if operand.type != DYN:
+                return Code(f"_not_bool({operand.text})", BOOL)
             first, again = self.once(operand, depth)
             return Code(f"({first} is False or ({again} is not True and _not_bool({again})))", BOOL)
         if operand.type == DOUBLE:
@@ -566,7 +575,12 @@ class _Translator:
         # Left to right with short-circuit: where CEL would absorb an error (`error || true`)
         # Python raises, and cel-cpp gives the answer.
         neutral = Literal(node.op == "&&")  # `true &&`, `false ||`: the engine's programs have them
-        operands = [self.truth(self.translate(o, scope, depth), depth) for o in node.operands if o != neutral]
+        # Identity, not ==: Literal(1) == Literal(True) in Python, and `1 && x` is an error in CEL.
+        operands = [
+            self.truth(self.translate(o, scope, depth), depth)
+            for o in node.operands
+            if not (isinstance(o, Literal) and o.value is neutral.value)
+        ]
         if not operands:
             return Code(repr(neutral.value), BOOL, True)
         joiner = " and " if node.op == "&&" else " or "

@@ -69,7 +69,7 @@ def pydantic_input_error(exc: ValidationError, data: object, file: str, model: t
     loc = tuple(error["loc"])
     line, column = position(data, loc)
     field = _dotted(loc)
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")  # our own validators' words stand alone
     if error["type"] == "extra_forbidden" and loc:
         message = "unknown key"
         suggestion = _did_you_mean(str(loc[-1]), _known_fields(model, loc[:-1]))

@@ -73,7 +73,8 @@ class CompiledRule:
     file: str
     program: Any = None
     params: dict[str, Any] = field(default_factory=dict)
-    #: The program translated to Python (source text, cached), and the function built from it.
+    #: The program translated to Python (source text), and the function built from it; None
+    #: where the translation is not used (see policy.celcompile and `_check_translation`).
     python: str | None = None
     fast: Callable[..., Any] | None = None
 
@@ -226,7 +227,9 @@ class RuleSet:
                     "spec": r.spec.model_dump(),
                     "file": r.file,
                     "program": r.program.serialize() if r.program else None,
-                    "python": r.python,
+                    # Whether the translation agreed with cel-cpp; never its text, which
+                    # is Python and is rebuilt from the rule on load (a cache file runs no code).
+                    "translated": r.fast is not None,
                 }
                 for r in rules
             ],
@@ -242,8 +245,9 @@ class RuleSet:
             rule = CompiledRule(spec, entry["file"], params=_as_params(spec.params))
             if entry["program"] is not None:
                 rule.program = env.deserialize(entry["program"])
-            rule.python = entry["python"]
-            rule.fast = _load_python(rule.python)
+            if entry["translated"] and rule.program is not None:
+                rule.python = _translate(_program_source(spec))
+                rule.fast = _load_python(rule.python)
             rules.append(rule)
         return cls(rules)
 
@@ -271,13 +275,13 @@ class RuleSet:
         collections = facts.collections()
         data = {**collections, "plan": facts.plan, "rule_params": self._rule_params}
         for rule in self.active:
-            self._check_translation(rule, data)
             program = _compile(env, _self_check_source(rule.spec), rule)
             scope = SCOPES[rule.spec.scope]
             try:
                 result = _plain(program.eval(data=data), rule)
             except RuleError as error:
                 raise _pinpoint(rule, env, data) or error from None
+            self._check_translation(rule, data, result)
             for idx, passes, values, matched in result:
                 if not isinstance(matched, bool) or any(not isinstance(p, bool) for p in passes):
                     raise RuleError("a validation or `match` does not evaluate to a boolean", file=rule.file, field="validations")
@@ -294,16 +298,23 @@ class RuleSet:
                     raise RuleError(f"placeholder {exc} is not a known value", file=rule.file, field="remediation") from None
 
     @staticmethod
-    def _check_translation(rule: CompiledRule, data: dict[str, Any]) -> None:
-        """Keep the Python translation only if it answers the self-check plan as cel-cpp does."""
+    def _check_translation(rule: CompiledRule, data: dict[str, Any], self_checked: Any) -> None:
+        """Keep the Python translation only if it answers the self-check plan as cel-cpp does.
+
+        Both the rule's program and its self-check form (every expression on every
+        subject, `self_checked` from cel-cpp) are compared: few rules find a violation on
+        the self-check plan, but every expression there has a value.
+        """
         if rule.fast is None:
             return
         try:
             expected = _plain(rule.program.eval(data=data), rule)
-        except RuleError:
-            return  # the self-check that follows reports the rule's own error
-        try:
-            agrees = _same(rule.fast(**data), expected)
+            every_expression = _load_python(_translate(_self_check_source(rule.spec)))
+            agrees = (
+                every_expression is not None
+                and _same(rule.fast(**data), expected)
+                and _same(every_expression(**data), self_checked)
+            )
         except Exception:  # noqa: BLE001 - a translation that cannot judge this plan is not kept
             agrees = False
         if not agrees:
@@ -560,13 +571,17 @@ def _pinpoint(rule: CompiledRule, env: Any, data: dict[str, Any]) -> RuleError |
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal in value and in type all the way down: `True == 1` in Python, never in CEL."""
+    """Equal in value and in type all the way down: `True == 1` in Python, never in CEL;
+    -0.0 and 0.0 print differently; map keys are compared with their types."""
     if type(a) is not type(b):
         return False
     if isinstance(a, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+        ours, theirs = sorted(a.items(), key=repr), sorted(b.items(), key=repr)
+        return len(ours) == len(theirs) and all(_same(x, y) for x, y in zip(ours, theirs))
+    if isinstance(a, float):
+        return repr(a) == repr(b)
     return bool(a == b)
 
 

@@ -271,8 +271,9 @@ class ServingPlan(_Strict):
         return converted
 
     @model_validator(mode="after")
-    def _unique_names(self) -> ServingPlan:
-        for kind, names in (("GPU id", [g.id for g in self.gpus]), ("model name", [m.name for m in self.models])):
+    def _names_unique_and_whole(self) -> ServingPlan:
+        gpu_ids, model_names = [g.id for g in self.gpus], [m.name for m in self.models]
+        for kind, names in (("GPU id", gpu_ids), ("model name", model_names)):
             if len(set(names)) == len(names):
                 continue
             seen: set[str] = set()
@@ -280,6 +281,13 @@ class ServingPlan(_Strict):
                 if name in seen:
                     raise ValueError(f"{kind} {name!r} is used twice")
                 seen.add(name)
+        # The rule engine's C++ evaluator reads a string only up to a NUL character, so a
+        # name holding one would be judged as a shorter name: such names are refused.
+        targets = [m.gpu or "" for m in self.models] + [t for m in self.models if m.gpus for t in m.gpus]
+        waivers = [f"{w.rule}{w.model or ''}{w.gpu or ''}" for w in self.waivers]
+        if "\x00" in "".join([*gpu_ids, *model_names, *targets, *waivers]):
+            bad = next(n for n in [*gpu_ids, *model_names, *targets, *waivers] if "\x00" in n)
+            raise ValueError(f"{bad!r} holds a NUL character; names, GPU ids and waivers cannot")
         return self
 
 

@@ -107,6 +107,11 @@ BAD_INPUTS = {
         "models[0].rate_limit.max_concurency: unknown key; did you mean 'max_concurrency'?",
         6,
     ),
+    "nul-in-name.yaml": (
+        b'gpus: [{id: gpu0, memory_gb: 80}]\nmodels:\n  - {name: "chat\\0hidden", gpu: gpu0}\n',
+        "'chat\\x00hidden' holds a NUL character",
+        1,
+    ),
     "duplicate-key.yaml": (
         b"gpus: [{id: gpu0, memory_gb: 80}]\nmodels:\n  - name: a\n    gpu: gpu0\n    gpu: gpu1\n",
         "gpu: duplicate key (first defined on line 4)",
