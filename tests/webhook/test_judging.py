@@ -87,6 +87,16 @@ def test_internal_error_allows_with_a_warning_when_failing_open() -> None:
     assert len(body["warnings"][0]) < 120
 
 
+def test_the_api_servers_timeout_parameter_shortens_the_deadline() -> None:
+    stuck = Stuck()
+    settings = replace(SETTINGS, deadline_s=30.0, inline_max_bytes=0)
+    try:  # the API server appends its timeoutSeconds; we answer within 80 % of it
+        reply = client(settings, stuck).post("/validate?dryRun=false&timeout=0.25s", json=review(serving_plan(sample_plan("seed-demo-safe.yaml"))))
+    finally:
+        stuck.release.set()
+    assert reply.json()["response"]["status"]["message"].endswith("no verdict within the 0.2 s deadline")
+
+
 def test_deadline_answers_before_the_api_server_gives_up() -> None:
     stuck = Stuck()
     settings = replace(SETTINGS, deadline_s=0.2, inline_max_bytes=0)
