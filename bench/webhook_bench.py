@@ -103,15 +103,25 @@ def make_reviews(count: int, seed: int = 7) -> list[tuple[str, bytes]]:
 # -- the bare app (b) -------------------------------------------------------------------
 
 
-def bare_app() -> Any:
-    """Parses the review and allows it, echoing the uid: the floor any webhook pays."""
+def bare_app(parser: str = "json") -> Any:
+    """Parses the review and allows it, echoing the uid: the floor any webhook pays.
+
+    `parser`: the standard library's `json` (what a minimal webhook uses), or `orjson`
+    (what gpuadmit uses), to show how much of the ratio is JSON decoding.
+    """
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
+    loads = json.loads
+    if parser == "orjson":
+        import orjson
+
+        loads = orjson.loads
+
     async def validate(request: Request) -> Response:
-        review = json.loads(await request.body())
+        review = loads(await request.body())
         answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": review["request"]["uid"], "allowed": True}}
         return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
 
@@ -121,10 +131,10 @@ def bare_app() -> Any:
     return Starlette(routes=[Route("/validate", validate, methods=["POST"]), Route("/healthz", healthz)])
 
 
-def run_bare(port: int, cert: str, key: str) -> None:
+def run_bare(port: int, cert: str, key: str, parser: str) -> None:
     import uvicorn
 
-    uvicorn.run(bare_app(), host="127.0.0.1", port=port, ssl_certfile=cert, ssl_keyfile=key, access_log=False, log_level="warning", server_header=False)
+    uvicorn.run(bare_app(parser), host="127.0.0.1", port=port, ssl_certfile=cert, ssl_keyfile=key, access_log=False, log_level="warning", server_header=False)
 
 
 # -- the client -------------------------------------------------------------------------
@@ -270,13 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each level")
     parser.add_argument("--levels", default="1,16,64")
     parser.add_argument("--threadpool", action="store_true", help="also run gpuadmit judging every review in a worker thread")
+    parser.add_argument("--bare-json", choices=["json", "orjson"], default="json", help="the bare app's JSON decoder (gpuadmit uses orjson)")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cert", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare:
-        run_bare(args.port, args.cert, args.key)
+        run_bare(args.port, args.cert, args.key, args.bare_json)
         return 0
     levels = [int(x) for x in args.levels.split(",")]
     ca_file, cert, key = make_tls()
@@ -284,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     size = statistics.mean(len(b) for _, b in reviews)
     print(f"machine: {describe()}")
     print(f"payloads: {len(reviews)} distinct ServingPlans, 8 GPUs and 32 models each, {size / 1024:.1f} KiB per review; TLS, HTTP/1.1 keep-alive")
-    print(f"each level: {args.warmup:g} s warm-up, then {args.seconds:g} s measured\n")
+    print(f"each level: {args.warmup:g} s warm-up, then {args.seconds:g} s measured; the bare app decodes with {args.bare_json}, gpuadmit with orjson\n")
 
     runs: list[tuple[str, list[str], int]] = []
     port = free_port()
@@ -293,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         runs.append(("a': gpuadmit serve, threadpool", serve_command(port, cert, key, "--inline-max-bytes", "0"), port))
     port = free_port()
-    runs.append(("b: bare Starlette", [sys.executable, str(Path(__file__).resolve()), "--bare", "--port", str(port), "--cert", str(cert), "--key", str(key)], port))
+    runs.append(("b: bare Starlette", [sys.executable, str(Path(__file__).resolve()), "--bare", "--bare-json", args.bare_json, "--port", str(port), "--cert", str(cert), "--key", str(key)], port))
 
     table: dict[str, tuple[dict[int, Result], tuple[float, float]]] = {}
     for label, command, port in runs:

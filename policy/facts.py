@@ -5,7 +5,9 @@ behaviour (greedy allocators, CUDA contexts, MIG slices) lives here, where it ca
 read, tested and documented, and never inside a rule expression. Facts are plain
 dicts of str/int/float/bool/list so the expression engine converts them cheaply.
 
-Units: GiB (2**30 bytes) everywhere.
+Units: GiB (2**30 bytes) everywhere. Numbers the plan schema types as float arrive as
+Python floats (pydantic converts ints), so facts pass them on without `float()`: CEL
+keeps int and double apart, and the schema is what keeps each fact's type fixed.
 
 Where each fact is computed (`build_facts` runs these steps in order):
 
@@ -325,7 +327,7 @@ def _model_fact(
     fact["framework"] = framework
     fact["server"] = view.server = model.server or ""
     fact["instances"] = view.instances = model.instances
-    fact["gpu_gb"] = float(gpu_gb or 0.0)
+    fact["gpu_gb"] = gpu_gb or 0.0
     view.weights = gpu_gb or 0.0
     # A greedy framework with a fraction of total memory has a known footprint without gpu_gb.
     fact["memory_known"] = view.memory_known = gpu_gb is not None or (
@@ -336,7 +338,7 @@ def _model_fact(
     priority = model.priority
     fact["latency_critical"] = view.critical = model.latency_critical
     fact["has_sla"] = model.sla_ms is not None
-    fact["sla_ms"] = float(model.sla_ms or 0.0)
+    fact["sla_ms"] = model.sla_ms or 0.0
     fact["has_priority"] = view.priority_set = priority is not None
     # Triton's reading: unset and 0 both mean 1, the highest.
     fact["priority"] = view.priority = priority if priority is not None and priority > 1 else 1
@@ -361,12 +363,12 @@ def _model_fact(
         rate_limited = enabled and (max_rps is not None or max_concurrency is not None)
         fact["rate_limit_declared"] = True
         fact["rate_limit_enabled"] = enabled
-        fact["max_rps"] = float(max_rps) if max_rps is not None else 0.0
+        fact["max_rps"] = max_rps if max_rps is not None else 0.0
         fact["max_concurrency"] = max_concurrency if max_concurrency is not None else 0
         fact["has_queue_bound"] = max_queue is not None
         fact["max_queue"] = max_queue if max_queue is not None else 0
         fact["has_queue_timeout"] = queue_timeout_ms is not None
-        fact["queue_timeout_ms"] = float(queue_timeout_ms) if queue_timeout_ms is not None else 0.0
+        fact["queue_timeout_ms"] = queue_timeout_ms if queue_timeout_ms is not None else 0.0
         fact["timeout_action"] = limit.get("timeout_action") or ""
     fact["rate_limited"] = rate_limited
 
@@ -375,12 +377,12 @@ def _model_fact(
     compute_pct = view.compute_pct = caps.get("compute_pct") if caps else None
     fact["capped"] = view.capped = max_batch_size is not None or compute_pct is not None or rate_limited
     fact["max_batch_size"] = max_batch_size if max_batch_size is not None else 0
-    fact["compute_pct"] = float(compute_pct) if compute_pct is not None else 0.0
+    fact["compute_pct"] = compute_pct if compute_pct is not None else 0.0
 
     memory_fraction = model.memory_fraction
     fact["greedy"] = allocator is not None
     fact["greedy_setting"] = allocator.setting if allocator else ""
-    fact["memory_fraction"] = float(memory_fraction or 0.0)
+    fact["memory_fraction"] = memory_fraction or 0.0
     view.fraction = None
     view.default_greedy = False
     view.fraction_of_total = 0.0

@@ -8,9 +8,10 @@ not a v1 AdmissionReview at all are HTTP errors (400); a review we can read but 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
+
+import orjson
 
 from policy.report import Finding
 
@@ -57,17 +58,16 @@ class Review:
 
 
 def parse_json(body: bytes) -> Any:
-    """The body as JSON, or a BadRequest that says where it broke."""
+    """The body as JSON, or a BadRequest that says where it broke.
+
+    orjson decodes a review in under half the standard library's time, and is strict where
+    the standard library is not: NaN, Infinity, lone surrogates and invalid UTF-8 are
+    errors, and nesting stops at 1,024 levels.
+    """
     try:
-        return json.loads(body)
-    except json.JSONDecodeError as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    except UnicodeDecodeError:
-        raise BadRequest("request body is not UTF-8 JSON") from None
-    except ValueError:  # an integer longer than Python converts (4,300 digits)
-        raise BadRequest("request body holds a number gpuadmit does not accept") from None
-    except RecursionError:
-        raise BadRequest("request body is nested too deeply") from None
 
 
 def parse_review(data: Any) -> Review:

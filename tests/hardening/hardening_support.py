@@ -519,6 +519,20 @@ def json_safe(value: Any) -> bool:
     return not _has_huge(value)
 
 
+def numbers_fit(value: Any) -> bool:
+    """Whether every number is one the API server can send: it decodes objects into int64
+    and float64, so larger integers never reach a webhook."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    if isinstance(value, dict):
+        return all(numbers_fit(v) for v in value.values())
+    if isinstance(value, list):
+        return all(numbers_fit(v) for v in value)
+    return True
+
+
 def _has_huge(value: Any) -> bool:
     if isinstance(value, float):
         return not math.isfinite(value)

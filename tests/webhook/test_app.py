@@ -120,7 +120,7 @@ def test_kind_gpuadmit_does_not_judge_is_allowed(server: Server) -> None:
 def test_malformed_json_is_a_400_that_says_why(server: Server) -> None:
     reply = server.client().post("/validate", content=b'{"apiVersion": "admission.k8s.io/v1", "kind": ', headers={"content-type": "application/json"})
     assert reply.status_code == 400
-    assert reply.text.startswith("request body is not valid JSON: Expecting value (line 1, column")
+    assert reply.text.startswith("request body is not valid JSON: unexpected end of data (line 1, column")
     assert server.healthy()
 
 
