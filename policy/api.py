@@ -28,13 +28,17 @@ class Linter:
     ) -> None:
         self.config = config or ProjectConfig()
         self.rules = RuleSet.load([*self.config.rule_paths(), *map(Path, rule_dirs)], self.config.rules)
+        self._rule_infos = tuple(
+            RuleInfo(r.id, r.spec.title, r.spec.description, r.spec.remediation, r.spec.severity, r.spec.scope)
+            for r in sorted(self.rules.rules, key=lambda r: r.id)
+            if r.spec.enabled
+        )
         #: "declared" (the plan itself), "nvml", "nodes" (in a pod), or a capacity file; see policy.capacity.
         self.capacity = capacity
         #: Read here for nvml and files, so a bad capacity file fails before any plan is judged.
         #: None for declared capacity: the plan is its own inventory, and the inventory
         #: model need not even be imported on the pre-commit path.
         self.capacity_provider: CapacityProvider | None = None
-        self._rule_infos: tuple[RuleInfo, ...] | None = None
         if capacity != "declared":
             from .capacity.providers import open_provider
 
@@ -59,14 +63,8 @@ class Linter:
     def rule_infos(self) -> tuple[RuleInfo, ...]:
         """Metadata of the enabled rules, for writers that describe rules (SARIF, JUnit).
 
-        Built once: a Linter's rules never change, and the webhook asks on every review.
+        Built with the Linter: its rules never change, and the webhook asks on every review.
         """
-        if self._rule_infos is None:
-            self._rule_infos = tuple(
-                RuleInfo(r.id, r.spec.title, r.spec.description, r.spec.remediation, r.spec.severity, r.spec.scope)
-                for r in sorted(self.rules.rules, key=lambda r: r.id)
-                if r.spec.enabled
-            )
         return self._rule_infos
 
     def lint_paths(self, paths: Sequence[str | Path]) -> Report:

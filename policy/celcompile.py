@@ -415,6 +415,8 @@ ITERATION_BUDGET = 10_000
 
 DYN, BOOL, INT, DOUBLE, STRING, NULL, LIST, MAP = "dyn", "bool", "int", "double", "string", "null", "list", "map"
 _PY_CLASS = {BOOL: "_bool", INT: "_int", DOUBLE: "_float", STRING: "_str", LIST: "_list", MAP: "_dict"}
+#: CEL types (static, as the translator infers them) that `==` and `<` take as they are;
+#: their Python classes at run time are `_SCALAR_CLASSES` and `_ORDERED_CLASSES`.
 _SCALAR_TYPES = frozenset([BOOL, INT, DOUBLE, STRING, NULL])
 _ORDERED_TYPES = frozenset([BOOL, INT, DOUBLE, STRING])
 _COMPARISON_HELPERS = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
@@ -607,7 +609,7 @@ class _Translator:
         if a.type == b.type and a.type in _ORDERED_TYPES:
             return Code(f"({a.text} {op} {b.text})", BOOL)
         if _fits(a, _ORDERED_TYPES) and _fits(b, _ORDERED_TYPES) and DYN in (a.type, b.type):
-            condition, x, y = self.same_class(a, b, depth, _ORDERED_TYPES, "in _ORDERED")
+            condition, x, y = self.same_class(a, b, depth, _ORDERED_TYPES, "in _ORDERED_CLASSES")
             return Code(f"({x} {op} {y} if {condition} else {helper}({x}, {y}))", BOOL)
         return Code(f"{helper}({a.text}, {b.text})", BOOL)
 
@@ -623,7 +625,7 @@ class _Translator:
         if a.type == b.type and a.type in _SCALAR_TYPES:
             return Code(f"({a.text} {op} {b.text})", BOOL)
         if _fits(a, _SCALAR_TYPES) and _fits(b, _SCALAR_TYPES) and DYN in (a.type, b.type):
-            condition, x, y = self.same_class(a, b, depth, _SCALAR_TYPES - {NULL}, "in _SCALARS")
+            condition, x, y = self.same_class(a, b, depth, _SCALAR_TYPES - {NULL}, "in _SCALAR_CLASSES")
             return Code(f"({x} {op} {y} if {condition} else {helper}({x}, {y}))", BOOL)
         return Code(f"{helper}({a.text}, {b.text})", BOOL)
 
@@ -680,6 +682,7 @@ class _Translator:
         init = self.translate(node.init, scope, depth)
         name = f"_t{depth}"
         body = self.translate(node.body, {**scope, node.var: Code(name, init.type, True)}, depth + 1)
+        # `x is x` is always true: the condition only binds the name before the body reads it.
         return Code(f"({body.text} if ({name} := {init.text}) is {name} else None)", body.type)
 
     def on_macro(self, node: Macro, scope: dict[str, Code], depth: int) -> Code:
@@ -765,8 +768,8 @@ def load(python_source: str, variables: Sequence[str]) -> Callable[..., Any]:
 
 _NoneType = type(None)
 _NUMBERS = (int, float)
-_ORDERED = frozenset([int, float, str, bool])
-_SCALARS = frozenset([int, float, str, bool, _NoneType])
+_ORDERED_CLASSES = frozenset([int, float, str, bool])
+_SCALAR_CLASSES = frozenset([int, float, str, bool, _NoneType])
 _VALUES = frozenset([int, float, str, bool, _NoneType, list, dict])
 _KEY_TYPES = frozenset([str, int, bool])
 _MISSING = object()
@@ -806,7 +809,7 @@ def _check_int(value: int) -> int:
 def _comparable(a: Any, b: Any) -> tuple[Any, Any]:
     """Operands Python orders as cel-cpp does: same class, or int against double as doubles."""
     kind_a, kind_b = a.__class__, b.__class__
-    if kind_a is kind_b and kind_a in _ORDERED:
+    if kind_a is kind_b and kind_a in _ORDERED_CLASSES:
         return a, b
     if kind_a in _NUMBERS and kind_b in _NUMBERS:
         return float(a), float(b)  # cel-cpp converts the int (9007199254740993 == 9007199254740992.0)
@@ -855,7 +858,7 @@ def _eq(a: Any, b: Any) -> bool:
     """CEL's heterogeneous equality: numbers across int/double, bool never equals a number."""
     kind_a, kind_b = a.__class__, b.__class__
     if kind_a is kind_b:
-        if kind_a in _SCALARS:
+        if kind_a in _SCALAR_CLASSES:
             return bool(a == b)
         if kind_a is list:  # element by element: Python's `==` would call NaN equal to itself
             return len(a) == len(b) and all(_eq(x, y) for x, y in zip(a, b))
@@ -1130,8 +1133,8 @@ _RUNTIME: dict[str, Any] = {
     "_str": str,
     "_list": list,
     "_dict": dict,
-    "_ORDERED": _ORDERED,
-    "_SCALARS": _SCALARS,
+    "_ORDERED_CLASSES": _ORDERED_CLASSES,
+    "_SCALAR_CLASSES": _SCALAR_CLASSES,
     "_TRIM": _TRIM,
     "_str_startswith": str.startswith,  # TypeError unless both are str
     "_str_endswith": str.endswith,

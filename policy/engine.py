@@ -73,9 +73,8 @@ class CompiledRule:
     file: str
     program: Any = None
     params: dict[str, Any] = field(default_factory=dict)
-    #: The program translated to Python (source text), and the function built from it; None
-    #: where the translation is not used (see policy.celcompile and `_check_translation`).
-    python: str | None = None
+    #: The program translated to a Python function; None where the translation is not used
+    #: (see policy.celcompile and `_check_translation`).
     fast: Callable[..., Any] | None = None
 
     @property
@@ -246,8 +245,7 @@ class RuleSet:
             if entry["program"] is not None:
                 rule.program = env.deserialize(entry["program"])
             if entry["translated"] and rule.program is not None:
-                rule.python = _translate(_program_source(spec))
-                rule.fast = _load_python(rule.python)
+                rule.fast = _translated(_program_source(spec))
             rules.append(rule)
         return cls(rules)
 
@@ -265,8 +263,7 @@ class RuleSet:
             _check_expressions(rule)
             source = _program_source(rule.spec)
             rule.program = _compile(env, source, rule)
-            rule.python = _translate(source)
-            rule.fast = _load_python(rule.python)
+            rule.fast = _translated(source)
 
     def _self_check(self) -> None:
         """Run every expression and template once on a plan that has every kind of subject."""
@@ -309,7 +306,7 @@ class RuleSet:
             return
         try:
             expected = _plain(rule.program.eval(data=data), rule)
-            every_expression = _load_python(_translate(_self_check_source(rule.spec)))
+            every_expression = _translated(_self_check_source(rule.spec))
             agrees = (
                 every_expression is not None
                 and _same(rule.fast(**data), expected)
@@ -318,7 +315,7 @@ class RuleSet:
         except Exception:  # noqa: BLE001 - a translation that cannot judge this plan is not kept
             agrees = False
         if not agrees:
-            rule.python = rule.fast = None
+            rule.fast = None
 
     def _context(self, rule: CompiledRule, scope: Scope, subject: Fact, values: list[Any], plan: Fact) -> dict[str, Any]:
         context: dict[str, Any] = {"plan": plan, scope.var: subject, "params": rule.params}
@@ -400,7 +397,7 @@ class RuleSet:
                 except Exception:  # noqa: BLE001 - not an answer the translation vouches for: cel-cpp decides
                     pass
             if not activations:
-                activations = self._activations(facts)
+                activations = self._activations(chunks)
             rows: list[list[Any]] = []
             try:
                 for activation in activations:
@@ -427,23 +424,22 @@ class RuleSet:
             for k in range(0, longest, CHUNK)
         ]
 
-    def _activations(self, facts: Facts) -> list[Any]:
-        """The facts as cel-cpp activations: only the keys rules read, in chunks of CHUNK subjects."""
+    def _activations(self, chunks: list[tuple[Any, ...]]) -> list[Any]:
+        """The chunks as cel-cpp activations, holding only the fact keys rules read."""
         _, env = _cel()
-        collections = {name: _project(items, self._fact_keys[name]) for name, items in facts.collections().items()}
-        longest = max(len(c) for c in collections.values())
+        keys = self._fact_keys
         return [
             env.Activation(
                 {
-                    "models": collections["models"][k : k + CHUNK],
-                    "gpus": collections["gpus"][k : k + CHUNK],
-                    "waivers": collections["waivers"][k : k + CHUNK],
-                    "plans": collections["plans"] if k == 0 else [],
-                    "plan": facts.plan,
-                    "rule_params": self._rule_params,
+                    "models": _project(models, keys["models"]),
+                    "gpus": _project(gpus, keys["gpus"]),
+                    "waivers": _project(waivers, keys["waivers"]),
+                    "plans": _project(plans, keys["plans"]),
+                    "plan": plan,
+                    "rule_params": rule_params,
                 }
             )
-            for k in range(0, longest, CHUNK)
+            for models, gpus, waivers, plans, plan, rule_params in chunks
         ]
 
 
@@ -585,22 +581,14 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _translate(source: str) -> str | None:
-    """The program as Python source, or None when it uses CEL the translator leaves to cel-cpp."""
+def _translated(source: str) -> Callable[..., Any] | None:
+    """The program as a Python function, or None when it uses CEL the translator leaves to cel-cpp."""
     from . import celcompile
 
     try:
-        return celcompile.translate(source, VARIABLES)
+        return celcompile.load(celcompile.translate(source, VARIABLES), VARIABLES)
     except celcompile.Unsupported:
         return None
-
-
-def _load_python(python: str | None) -> Callable[..., Any] | None:
-    if python is None:
-        return None
-    from . import celcompile
-
-    return celcompile.load(python, VARIABLES)
 
 
 def _cel_message(exc: Exception) -> str:

@@ -15,10 +15,12 @@ Where each fact is computed (`build_facts` runs these steps in order):
 2. `_model_fact`, per model: its facts but its neighbours, read from the plan once into
    a `_ModelView`; the model joins the units it names, each with the memory its greedy
    allocator reserves there (`_greedy_reserve`).
-3. `_gpu_fact`, per unit: its facts and its memory bar (`GpuSummary`), in one pass over
-   the models there; it hands the models that run on it alone their neighbour facts
-   (`_neighbours_on`).
+3. `_gpu_fact`, per unit: its facts, in one pass over the models there; it hands the
+   models that run on it alone their neighbour facts (`_neighbours_on`).
 4. `_neighbours_across`: the neighbour facts of models on several units, or on none.
+
+A unit's memory bar (`GpuSummary`, `_summary`) is drawn from its facts only when a
+writer asks for it (`Facts.summaries`).
 
 The webhook builds the facts of every object it judges, so the cost per plan matters.
 Three habits keep it low: each model is read from the plan once; each unit is gone

@@ -200,7 +200,7 @@ def test_translated_rules_give_the_reference_verdict_on_a_plan_of_many_chunks(
     linter = Linter()
     assert all(rule.fast is not None for rule in linter.rules.active)
     with monkeypatch.context() as patch:  # the translated path alone: cel-cpp is never asked
-        patch.setattr(RuleSet, "_activations", lambda self, facts: pytest.fail("fell back to cel-cpp"))
+        patch.setattr(RuleSet, "_activations", lambda self, chunks: pytest.fail("fell back to cel-cpp"))
         translated = _verdict(linter, plan)
     for rule in linter.rules.active:
         rule.fast = None
@@ -216,7 +216,7 @@ def test_a_translation_that_disagrees_with_cel_on_the_self_check_plan_is_not_use
     reference = [(f.rule, f.model, f.message) for f in Linter().rules.judge(source).findings]
     assert {rule for rule, _, _ in reference} >= {"bulk-capped", "latency-critical-priority"}
     monkeypatch.setenv("GPUADMIT_CACHE_DIR", "off")
-    monkeypatch.setattr(engine, "_translate", lambda source: "[]")  # "no subject ever fails"
+    monkeypatch.setattr(engine, "_translated", lambda source: lambda *values, **named: [])  # "no subject ever fails"
     rules = RuleSet.load()
     # Every expression of every rule has a value on the self-check plan, so each wrong
     # translation is caught there, even for rules that find nothing wrong with it.
