@@ -18,13 +18,14 @@ if TYPE_CHECKING:
     from .api import Linter, lint
     from .errors import InputError
     from .plan import ServingPlan
-    from .report import Finding, Report
+    from .findings import Finding
+    from .report import Report
 
 _LAZY = {
     "lint": "api",
     "Linter": "api",
     "Report": "report",
-    "Finding": "report",
+    "Finding": "findings",
     "ServingPlan": "plan",
     "InputError": "errors",
 }

@@ -166,10 +166,9 @@ def _rules_explain(args: argparse.Namespace) -> int:
     rules = _ruleset(args)
     rule = rules.by_id.get(args.rule_id)
     if rule is None:
-        import difflib
+        from .closest import did_you_mean
 
-        hint = difflib.get_close_matches(args.rule_id, list(rules.by_id), n=1)
-        return _usage(f"no rule {args.rule_id!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        return _usage(f"no rule {args.rule_id!r}" + did_you_mean(args.rule_id, rules.by_id))
     spec = rule.spec
     print(f"{spec.id}: {spec.title}")
     print(f"severity: {spec.severity}   scope: {spec.scope}   file: {rule.file}")

@@ -3,13 +3,13 @@ memory accounting, waivers. Found from the working directory upward."""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import is_typeddict
 
+from .closest import closest
 from .errors import InputError
 from .facts import Accounting
 from .plan import Waiver
@@ -91,8 +91,7 @@ def _dotted(loc: tuple[object, ...]) -> str:
 
 
 def _did_you_mean(key: str, known: list[str]) -> str | None:
-    matches = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    return closest(key, known)
 
 
 def _known_fields(model: type[BaseModel], path: tuple[object, ...]) -> list[str]:

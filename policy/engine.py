@@ -21,7 +21,6 @@ that disagrees with cel-cpp on the self-check plan is dropped at load.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import string
@@ -29,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
+from .closest import did_you_mean
 from .errors import RuleError
 from .facts import Accounting, Fact, Facts, build_facts
 from .plan import Waiver
-from .report import SEVERITY_RANK, Finding, PlanReport
+from .findings import Finding, lower_severity
+from .report import PlanReport
 from .rules import RuleOverride, RuleSpec, builtin_rules_dir, load_rule_dir
 from .source import PlanSource
 
@@ -368,7 +369,7 @@ class RuleSet:
                     report.findings.append(
                         Finding(
                             rule=rule.id,
-                            severity=_lower(rule.spec.severity, validation.severity),
+                            severity=lower_severity(rule.spec.severity, validation.severity),
                             message=render(validation.message, context),
                             model=subject.get(scope.model_key) or None if scope.model_key else None,
                             gpu=subject.get(scope.gpu_key) or None if scope.gpu_key else None,
@@ -453,18 +454,16 @@ def _load_specs(dirs: list[Path], overrides: dict[str, RuleOverride]) -> list[tu
             specs[spec.id] = (spec, file)
     for rule_id, override in overrides.items():
         if rule_id not in specs:
-            hint = difflib.get_close_matches(rule_id, list(specs), n=1)
             raise RuleError(
-                f"no rule {rule_id!r} to configure" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                f"no rule {rule_id!r} to configure" + did_you_mean(rule_id, specs),
                 field=f"rules.{rule_id}",
             )
         spec, file = specs[rule_id]
         unknown = set(override.params) - set(spec.params)
         if unknown:
             name = sorted(unknown)[0]
-            hint = difflib.get_close_matches(name, list(spec.params), n=1)
             raise RuleError(
-                f"rule {rule_id!r} has no parameter {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                f"rule {rule_id!r} has no parameter {name!r}" + did_you_mean(name, spec.params),
                 field=f"rules.{rule_id}.params.{name}",
             )
         update: dict[str, Any] = {"params": {**spec.params, **override.params}}
@@ -620,13 +619,6 @@ def _plain(value: Any, rule: CompiledRule) -> Any:
     if value.type() == cel.Type.ERROR:
         raise RuleError(f"evaluation failed: {value.plain_value()}", file=rule.file, field="validations")
     return value.plain_value()
-
-
-def _lower(rule_severity: str, validation_severity: str | None) -> Any:
-    """A validation may lower its rule's severity, never raise it."""
-    if validation_severity is None or SEVERITY_RANK[validation_severity] >= SEVERITY_RANK[rule_severity]:
-        return rule_severity
-    return validation_severity
 
 
 def _apply_waivers(findings: list[Finding], waivers: Sequence[Waiver], today: str, n_own: int) -> None:

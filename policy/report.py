@@ -1,48 +1,13 @@
-"""Findings and the report: what the engine produces and every writer prints."""
+"""The report: the findings of every plan a run judged, as every writer prints them."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
 
 from .facts import Facts, GpuSummary
+from .findings import SEVERITY_RANK, FailOn, Finding, Severity
 
-Severity = Literal["error", "warning", "info"]
-SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
-FailOn = Literal["error", "warning", "never"]
-
-
-@dataclass
-class Finding:
-    """One thing a rule found about one subject (a model, a GPU, a waiver or the input)."""
-
-    rule: str
-    severity: Severity
-    message: str
-    model: str | None = None
-    gpu: str | None = None
-    file: str | None = None
-    line: int | None = None
-    column: int | None = None
-    fix: str | None = None
-    waived: bool = False
-    waiver_reason: str | None = None
-    #: Where the waiver lives: "plan" (in the judged file itself) or "config" (the project config).
-    waiver_source: str | None = None
-    plan: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def counts(self) -> bool:
-        """Waived findings are reported but never fail a run."""
-        return not self.waived
-
-    @property
-    def subject(self) -> str:
-        """What the finding is about, as writers name it: the model, the GPU, the plan or the file."""
-        return self.model or self.gpu or self.plan or self.file or "input"
+__all__ = ["RuleInfo", "PlanReport", "Report"]
 
 
 @dataclass(frozen=True)

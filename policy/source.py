@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .plan import ServingPlan
-from .report import Finding
+from .findings import Finding
 
 #: (line, column), or (line, column, file) when the subject sits in another file than
 #: the plan's (a Triton repository: each model in its own config.pbtxt).

@@ -14,7 +14,7 @@ from typing import Any
 from policy.api import Linter, gc_paused
 from policy.errors import InputError
 from policy.readers import input_finding, read_documents
-from policy.report import Finding
+from policy.findings import Finding
 from policy.source import PlanSource
 from policy.yamlio import Document, load_documents
 

@@ -13,7 +13,7 @@ from typing import Any, Literal, Sequence
 
 import orjson
 
-from policy.report import Finding
+from policy.findings import Finding
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..errors import InputError
-from ..report import Finding
+from ..findings import Finding
 from ..source import PlanSource
 from ..yamlio import Document, load_documents, read_text
 

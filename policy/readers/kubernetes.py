@@ -37,7 +37,6 @@ set the rest and win over everything read.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +45,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import catalog
+from ..closest import did_you_mean
 from ..errors import InputError
 from ..plan import Gpu, Model, ServingPlan, Waiver
-from ..report import Finding
+from ..findings import Finding
 from ..source import PlanSource, Position
 from ..yamlio import Document, LineDict, load_documents
 from . import flags
@@ -633,9 +633,8 @@ def _gpuadmit_annotations(workload: _Workload, context: _Context) -> dict[str, A
             continue
         if name not in ANNOTATIONS:
             known = [*ANNOTATIONS, *OTHER_ANNOTATIONS]
-            close = difflib.get_close_matches(name, known, n=1)
             raise InputError(
-                "unknown gpuadmit annotation" + (f"; did you mean {ANNOTATION_PREFIX}{close[0]}?" if close else ""),
+                "unknown gpuadmit annotation" + did_you_mean(name, known, prefix=ANNOTATION_PREFIX),
                 file=context.file,
                 line=line,
                 column=column,

@@ -45,9 +45,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..closest import did_you_mean
 from ..errors import InputError
 from ..plan import Gpu, Model, ServingPlan, TritonServer
-from ..report import Finding
+from ..findings import Finding
 from ..source import PlanSource, Position
 from ..yamlio import load_documents, read_text
 from . import flags
@@ -716,8 +717,6 @@ def _vllm_engine_args(folder: Path, versions: list[Path], model: _RepoModel, pla
 
 def _apply_gpuadmit_parameters(model: _RepoModel, params: dict[str, str], parsed: ParsedConfig, plan_name: str) -> None:
     """`gpuadmit.<field>` parameters: what Triton's schema has no place for."""
-    import difflib
-
     for key, raw in params.items():
         if not key.startswith(PARAM_PREFIX):
             continue
@@ -740,9 +739,8 @@ def _apply_gpuadmit_parameters(model: _RepoModel, params: dict[str, str], parsed
             )
 
         if name not in GPUADMIT_PARAMS:
-            close = difflib.get_close_matches(name, list(GPUADMIT_PARAMS), n=1)
             report(
-                "unknown gpuadmit parameter" + (f"; did you mean {PARAM_PREFIX}{close[0]!r}?" if close else ""),
+                "unknown gpuadmit parameter" + did_you_mean(name, GPUADMIT_PARAMS, prefix=PARAM_PREFIX),
                 f"use one of {', '.join(PARAM_PREFIX + k for k in GPUADMIT_PARAMS)}",
             )
             continue

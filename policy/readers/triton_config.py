@@ -11,7 +11,6 @@ parser keeps none), so findings about a model point at the line that sets the va
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.util
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..closest import did_you_mean
 from ..errors import InputError, shorten
 from ..yamlio import read_text
 
@@ -145,8 +145,7 @@ def _parse_issue(exc: Any, pb2: ModuleType) -> ConfigIssue:
     match = _NO_FIELD.search(message)
     if match:
         known = _field_names(pb2, match.group(1))
-        close = difflib.get_close_matches(match.group(2), known, n=1, cutoff=0.6)
-        message = f"{match.group(2)}: {message}" + (f"; did you mean {close[0]!r}?" if close else "")
+        message = f"{match.group(2)}: {message}" + did_you_mean(match.group(2), known)
     line = exc.GetLine() if hasattr(exc, "GetLine") else None
     column = exc.GetColumn() if hasattr(exc, "GetColumn") else None
     return ConfigIssue(shorten(f"not a valid Triton model config: {message}"), line, column)

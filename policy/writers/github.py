@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report import Finding, Report
+from ..findings import Finding
+from ..report import Report
 from .bars import memory_bar, memory_line
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}

@@ -19,7 +19,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Iterable
 
-from ..report import Finding, Report
+from ..findings import Finding
+from ..report import Report
 
 #: Characters XML 1.0 cannot hold, even escaped; a plan could smuggle them into a model name.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

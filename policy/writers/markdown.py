@@ -7,7 +7,8 @@ accepted risk stays in view without reading as a failure.
 
 from __future__ import annotations
 
-from ..report import Finding, PlanReport, Report
+from ..findings import Finding
+from ..report import PlanReport, Report
 from .bars import memory_bar, parts_line
 
 EMOJI = {"error": "🛑", "warning": "⚠️", "info": "ℹ️"}

@@ -19,7 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..report import Finding, Report, RuleInfo
+from ..findings import Finding
+from ..report import Report, RuleInfo
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/gpuadmit/gpuadmit"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..report import Finding, PlanReport, Report
+from ..findings import Finding
+from ..report import PlanReport, Report
 from .bars import memory_bar, memory_line, parts_line
 
 _COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m", "waived": "\033[2m"}

@@ -9,7 +9,8 @@ import pytest
 from policy.api import Linter
 from policy.plan import Model
 from policy.readers import read_paths
-from policy.report import Finding, Report
+from policy.findings import Finding
+from policy.report import Report
 
 REALWORLD = Path(__file__).resolve().parents[2] / ".." / "shared" / "realworld"
 

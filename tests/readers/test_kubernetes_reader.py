@@ -159,7 +159,7 @@ def test_annotations_set_protection_and_waive_a_rule(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("annotations", "message"),
     [
-        ("{gpuadmit.dev/sla: '200'}", "gpuadmit.dev/sla: unknown gpuadmit annotation; did you mean gpuadmit.dev/sla-ms?"),
+        ("{gpuadmit.dev/sla: '200'}", "gpuadmit.dev/sla: unknown gpuadmit annotation; did you mean 'gpuadmit.dev/sla-ms'?"),
         ("{gpuadmit.dev/sla-ms: fast}", "gpuadmit.dev/sla-ms: expected a number, got 'fast'"),
         ("{gpuadmit.dev/sla-ms: '-3'}", "sla_ms: chat: Input should be greater than 0 (got -3.0)"),
         ("{gpuadmit.dev/waive: 'bulk-capped'}", 'gpuadmit.dev/waive: expected "<rule>=<reason>; expires=YYYY-MM-DD"'),

@@ -193,7 +193,7 @@ def test_unknown_or_bad_gpuadmit_parameter_is_a_schema_finding(tmp_path: Path) -
     )
     report = judge(repo)
     messages = {(f.line, f.message) for f in only(report, "schema")}
-    assert (2, "m: parameter gpuadmit.gpu_gbs: unknown gpuadmit parameter; did you mean gpuadmit.'gpu_gb'?") in messages
+    assert (2, "m: parameter gpuadmit.gpu_gbs: unknown gpuadmit parameter; did you mean 'gpuadmit.gpu_gb'?") in messages
     assert any(line == 3 and "sla_ms: Input should be greater than 0" in m for line, m in messages)
     assert report.exit_code() == 2
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from policy.report import Finding, Report
+from policy.findings import Finding
+from policy.report import Report
 from policy.writers import render
 from policy.writers.github import annotation
 from writer_helpers import at_root  # noqa: F401  (autouse: run from the repository root)

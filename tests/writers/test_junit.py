@@ -5,7 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from policy.report import Finding, Report
+from policy.findings import Finding
+from policy.report import Report
 from policy.writers import render
 from writer_helpers import at_root  # noqa: F401  (autouse: run from the repository root)
 from writer_helpers import SAFE, SEED, SEED_FINDINGS, report_of, waived_seed

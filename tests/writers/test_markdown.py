@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from policy.report import Finding, PlanReport, Report
+from policy.findings import Finding
+from policy.report import PlanReport, Report
 from policy.writers import render
 from writer_helpers import at_root  # noqa: F401  (autouse: run from the repository root)
 from writer_helpers import SAFE, SEED, SEED_FINDINGS, report_of, waived_seed
