@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["lint", "Linter", "Report", "Finding", "ServingPlan", "InputError", "__version__"]
+__all__ = ["lint", "suggest", "Linter", "Report", "Finding", "ServingPlan", "InputError", "__version__"]
 
 if TYPE_CHECKING:
     from .api import Linter, lint
@@ -20,9 +20,11 @@ if TYPE_CHECKING:
     from .plan import ServingPlan
     from .findings import Finding
     from .report import Report
+    from .suggest import suggest
 
 _LAZY = {
     "lint": "api",
+    "suggest": "suggest",
     "Linter": "api",
     "Report": "report",
     "Finding": "findings",

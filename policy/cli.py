@@ -1,4 +1,4 @@
-"""`gpuadmit`: lint, rules, schema, inspect, serve.
+"""`gpuadmit`: lint, suggest, rules, schema, inspect, serve.
 
 Exit codes: 0 clean, 1 findings at or above the failing severity, 2 unusable input or
 wrong usage. Imports are deferred to the command that needs them: `gpuadmit lint` on
@@ -46,6 +46,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     lint.add_argument("--fail-on", choices=["error", "warning", "never"], default=None, help="severity that fails the run")
     lint.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     lint.set_defaults(run=_lint)
+
+    suggest = commands.add_parser("suggest", help="suggest the safe plan that uses the GPUs best, as a diff")
+    if command == "suggest":
+        from .suggest.command import add_arguments as add_suggest_arguments
+
+        add_suggest_arguments(suggest)
+    suggest.set_defaults(run=_suggest)
 
     rules = commands.add_parser("rules", help="list rules or explain one")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
@@ -180,6 +187,12 @@ def _rules_explain(args: argparse.Namespace) -> int:
             print(f"  {name}: {value}")
     print(f"\nfix: {spec.remediation}")
     return EXIT_OK
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from .suggest.command import run
+
+    return run(args)
 
 
 def _inspect(args: argparse.Namespace) -> int:

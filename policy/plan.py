@@ -127,6 +127,19 @@ class Model(_Strict):
     gpu: str | None = Field(None, description="The GPU (or MIG slice `gpu0:1`) the model runs on.")
     gpus: list[str] | None = Field(None, max_length=1024, description="Several GPUs (tensor parallel).")
     instances: int = Field(1, ge=0, le=MAX_INSTANCES, description="Instances on each GPU the model is placed on.")
+    instances_min: int | None = Field(
+        None, ge=0, le=MAX_INSTANCES, description="Fewest instances `gpuadmit suggest` may give it (default: 1)."
+    )
+    instances_max: int | None = Field(
+        None, ge=0, le=MAX_INSTANCES, description="Most instances `gpuadmit suggest` may give it (default: `instances`)."
+    )
+    pinned: bool = Field(False, description="`gpuadmit suggest --move` never moves it to another GPU.")
+    throughput_rps: float | None = Field(
+        None, gt=0, le=1e7, description="Requests per second one instance serves (measured, e.g. with perf_analyzer)."
+    )
+    expected_rps: float | None = Field(
+        None, ge=0, le=1e9, description="Requests per second expected; with throughput_rps, suggest maximizes load served."
+    )
     gpu_gb: float | None = Field(
         None, ge=0, le=MAX_GPU_GB, description="GiB per instance on each of its GPUs (tensor parallel: the per-GPU share)."
     )
@@ -165,6 +178,8 @@ class Model(_Strict):
         """One validator, not two: each is a call from pydantic-core into Python per model."""
         if self.gpu is not None and self.gpus is not None:
             raise ValueError("give either `gpu` or `gpus`, not both")
+        if self.instances_min is not None and self.instances_max is not None and self.instances_min > self.instances_max:
+            raise ValueError(f"instances_min {self.instances_min} is above instances_max {self.instances_max}")
         canonical = FRAMEWORK_ALIASES.get(self.framework)  # already stripped and lower-cased
         if canonical is not None:
             self.framework = canonical
