@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     from ..config import ProjectConfig
-    from ..report import Finding
+    from ..findings import Finding
     from .planner import PlanSuggestion
 
 __all__ = ["suggest", "Suggestion"]

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..report import SEVERITY_RANK, Finding
+from ..findings import SEVERITY_RANK, Finding
 from ..source import PlanSource
 from .changes import Change, Edits
 from .problem import Item, Problem, build_problem
