@@ -69,7 +69,7 @@ class Linter:
 
     def lint_paths(self, paths: Sequence[str | Path]) -> Report:
         with gc_paused():
-            read = read_paths(paths)
+            read = read_paths(paths, ignore=self.config.ignored())
             return self.lint_sources(read.sources, read)
 
 

@@ -33,7 +33,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     lint = commands.add_parser("lint", help="judge plans, Triton repositories and Kubernetes manifests")
-    lint.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (formats are detected)")
+    lint.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (formats are detected); - reads standard input")
     lint.add_argument("--format", "-f", default="text", help="text | json | sarif | github | junit | markdown")
     lint.add_argument(
         "--output", "-o", action="append", default=[], metavar="[FORMAT=]FILE",

@@ -4,7 +4,7 @@ memory accounting, waivers. Found from the working directory upward."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import is_typeddict
@@ -12,6 +12,9 @@ from typing_extensions import is_typeddict
 from .closest import closest
 from .errors import InputError
 from .facts import Accounting
+
+if TYPE_CHECKING:
+    from .ignore import IgnoreList
 from .plan import Waiver
 from .rules import RuleOverride
 from .yamlio import load_documents, position, read_text
@@ -30,11 +33,21 @@ class ProjectConfig(BaseModel):
     fail_on: Literal["error", "warning", "never"] = "error"
     strict_capacity: bool = Field(False, description="Unverifiable capacity is an error, not a warning.")
     waivers: list[Waiver] = Field(default_factory=list, description="Waivers that apply to every plan.")
+    ignore: list[str] = Field(
+        default_factory=list,
+        description="Path globs, relative to this file, that are never read (`charts/**`, `*.tmpl.yaml`).",
+    )
     #: Where the file was read from; rule_dirs are relative to it.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
     def rule_paths(self) -> list[Path]:
         return [(self.base_dir / d).resolve() for d in self.rule_dirs]
+
+    def ignored(self) -> IgnoreList | None:
+        """The `ignore:` globs as a path test, or None when there are none."""
+        from .ignore import IgnoreList
+
+        return IgnoreList(self.ignore, self.base_dir) if self.ignore else None
 
 
 def find_config(start: Path | None = None) -> Path | None:

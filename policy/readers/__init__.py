@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..errors import InputError
 from ..findings import Finding
 from ..source import PlanSource
+from ..domains import Batch
 from ..yamlio import Document, load_documents, read_text
+from .skip import Skipped, not_ours_with_comments, template_note, unrendered_template
 
 PLAN_SUFFIXES = {".yaml", ".yml", ".json"}
 TRITON_CONFIG = "config.pbtxt"
@@ -44,19 +46,45 @@ def input_finding(error: InputError, severity: str = "error") -> Finding:
     )
 
 
-def read_paths(paths: Sequence[str | Path]) -> ReadResult:
-    """Read every file and folder given; unreadable input becomes `schema` findings."""
+STDIN = "-"
+
+
+def read_paths(
+    paths: Sequence[str | Path],
+    *,
+    ignore: Callable[[Path], bool] | None = None,
+    neighbours: Sequence[Batch] = (),
+) -> ReadResult:
+    """Read every file and folder given (`-`: standard input); unreadable input becomes
+    `schema` findings. Kubernetes objects of every file (and `neighbours`, a cluster's)
+    are grouped by sharing domain before plans are built (policy.domains)."""
     result = ReadResult()
+    batches: list[Batch] = list(neighbours)
+    order: list[int] = []
     for raw in paths:
+        if str(raw) == STDIN:
+            result.files += 1
+            _read_stdin(result, batches, order)
+            continue
         path = Path(raw)
         if not path.exists():
             result.findings.append(input_finding(InputError("no such file or folder", file=str(path))))
             continue
-        targets = list(_walk(path)) if path.is_dir() else [path]
+        if ignore is not None and ignore(path):
+            continue
+        targets = [t for t in _walk(path) if ignore is None or not ignore(t)] if path.is_dir() else [path]
         for target in targets:
             result.files += 1
+            objects: list[Document] = []
             try:
-                result.sources.extend(read_file(target))
+                found = read_file(target, objects=objects)
+                result.sources.extend(found)
+                order.extend([len(batches)] * len(found))
+                if objects:
+                    batches.append(Batch(str(target), objects, _stem(target), order=len(batches)))
+            except Skipped as skipped:
+                if skipped.note:
+                    result.findings.append(skipped_finding(skipped))
             except InputError as error:
                 if error.file is None:
                     error.file = str(target)
@@ -66,7 +94,57 @@ def read_paths(paths: Sequence[str | Path]) -> ReadResult:
             except Exception as error:  # noqa: BLE001 - a reader bug must be neither a traceback nor a pass
                 message = f"could not be read: internal error {type(error).__name__}: {error}; please report it"
                 result.findings.append(input_finding(InputError(message, file=str(target))))
+    _group(result, batches, order)
     return result
+
+
+def _stem(path: Path) -> str:
+    return path.stem if path.is_file() or path.suffix else path.name
+
+
+def _read_stdin(result: ReadResult, batches: list[Batch], order: list[int]) -> None:
+    """Standard input: multi-document YAML or JSON, as `helm template` and `kustomize build` print."""
+    import sys
+
+    from ..yamlio import MAX_FILE_BYTES, decode
+
+    try:
+        raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise InputError(f"more than {MAX_FILE_BYTES // 2**20} MiB on standard input", file=STDIN_NAME)
+        text = decode(raw, STDIN_NAME)
+        if not text.strip():
+            raise InputError("nothing on standard input", file=STDIN_NAME)
+        objects: list[Document] = []
+        found = read_documents(load_documents(text, STDIN_NAME), STDIN_NAME, default_name="stdin", objects=objects)
+        result.sources.extend(found)
+        order.extend([len(batches)] * len(found))
+        if objects:
+            batches.append(Batch(STDIN_NAME, objects, "stdin", order=len(batches)))
+    except InputError as error:
+        error.file = error.file or STDIN_NAME
+        result.findings.append(input_finding(error))
+
+
+STDIN_NAME = "<stdin>"
+
+
+def _group(result: ReadResult, batches: list[Batch], order: list[int]) -> None:
+    """Kubernetes objects to plans, one per sharing domain, reported in input order."""
+    if not batches:
+        return
+    from ..domains import group
+
+    plans, grouped = group(batches, result.sources)
+    ranked = [(o, n, s) for n, (o, s) in enumerate(zip(order, plans))]
+    ranked += [(o, len(plans) + n, s) for n, (o, s) in enumerate(zip(grouped.order, grouped.sources))]
+    result.sources = [s for _, _, s in sorted(ranked, key=lambda item: (item[0], item[1]))]
+    result.findings.extend(grouped.findings)
+
+
+def skipped_finding(skipped: Skipped) -> Finding:
+    """A file gpuadmit did not judge, said in the output (info: it never fails a run)."""
+    return Finding(rule="schema", severity="info", message=skipped.message, file=skipped.file)
 
 
 def _walk(folder: Path) -> Iterable[Path]:
@@ -86,8 +164,9 @@ def _walk(folder: Path) -> Iterable[Path]:
             yield path
 
 
-def read_file(path: Path) -> list[PlanSource]:
-    """The plans in one file (or Triton repository folder)."""
+def read_file(path: Path, *, objects: list[Document] | None = None) -> list[PlanSource]:
+    """The plans in one file (or Triton repository folder). With `objects`, Kubernetes
+    objects are collected there for grouping by domain instead of read as this file's plan."""
     if path.is_dir() or path.name == TRITON_CONFIG or path.suffix == ".pbtxt":
         from . import triton
 
@@ -96,16 +175,26 @@ def read_file(path: Path) -> list[PlanSource]:
     text = read_text(path)
     if not text.strip():
         raise InputError("empty file", file=file)
-    docs = load_documents(text, file)
-    return read_documents(docs, file, default_name=path.stem)
+    if unrendered_template(text):
+        raise template_note(file)
+    try:
+        docs = load_documents(text, file)
+    except InputError:
+        if path.suffix.lower() == ".json" and not_ours_with_comments(text):
+            raise Skipped("JSON with comments, not serving configuration", file=file, note=False) from None
+        raise
+    return read_documents(docs, file, default_name=path.stem, objects=objects)
 
 
-def read_documents(docs: list[Document], file: str, *, default_name: str = "plan") -> list[PlanSource]:
-    """Plans from already-parsed documents: native plans one by one, Kubernetes objects together."""
+def read_documents(
+    docs: list[Document], file: str, *, default_name: str = "plan", objects: list[Document] | None = None
+) -> list[PlanSource]:
+    """Plans from already-parsed documents: native plans one by one, Kubernetes objects together
+    (or, with `objects`, collected there to be grouped by domain with other files' objects)."""
     from . import kubernetes, native
 
     sources: list[PlanSource] = []
-    objects: list[Document] = []
+    collected: list[Document] = []
     for doc in docs:
         if native.is_plan(doc.data):
             name = default_name if len(docs) == 1 else f"{default_name}-{doc.index}"
@@ -116,8 +205,10 @@ def read_documents(docs: list[Document], file: str, *, default_name: str = "plan
                 source = triton.resolve_plan(source, Path(file).parent)
             sources.append(source)
         elif kubernetes.is_object(doc.data):
-            objects.append(doc)
+            collected.append(doc)
         # Anything else (CI workflows, Helm values, ...) is not ours to judge: skipped.
-    if objects:
-        sources.extend(kubernetes.read_objects(objects, file, default_name=default_name))
+    if collected and objects is not None:
+        objects.extend(collected)
+    elif collected:
+        sources.extend(kubernetes.read_objects(collected, file, default_name=default_name))
     return sources

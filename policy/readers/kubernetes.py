@@ -83,7 +83,7 @@ ANNOTATIONS: dict[str, tuple[str, type]] = {
     "server": ("server", str),
 }
 #: Annotations that shape placement or the plan rather than one field.
-OTHER_ANNOTATIONS = {"waive", "gpu-pool", "sharing", "gpu-product", "triton-repository"}
+OTHER_ANNOTATIONS = {"waive", "gpu-pool", "sharing", "gpu-product", "triton-repository", "plan"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Pod", "Job", "CronJob"}
 KSERVE_KINDS = {"InferenceService", "LLMInferenceService"}
 #: KServe predictor keys -> framework.
@@ -172,6 +172,45 @@ def read_objects(docs: list[Document], file: str, default_name: str = "plan") ->
     if not workloads:
         return []
     return [_plan(workloads, context)]
+
+
+@dataclass
+class Placement:
+    """Where one document's GPU workloads may run, as far as grouping needs to know."""
+
+    #: The shared-GPU pools its workloads join (the same keys `read_objects` pools by).
+    pools: list[str] = field(default_factory=list)
+    #: The ServingPlan named by `gpuadmit.dev/plan`, for workloads placed on a plan's GPUs.
+    plan: str | None = None
+    #: Whether it holds a GPU workload at all.
+    gpu: bool = False
+
+
+def placements(docs: list[Document]) -> list[Placement]:
+    """For each document, the pools it shares GPUs in. A document whose annotations
+    cannot be read gets an empty placement: read alone, it reports its own error."""
+    docs = [_unwrap_review(doc) for doc in docs]
+    context = _Context(file=docs[0].file if docs else "", plan_name="plan")
+    for doc in docs:
+        _learn(doc, context)
+    result: list[Placement] = []
+    for doc in docs:
+        placement = Placement()
+        try:
+            for workload in _workloads(doc, context):
+                placement.gpu = True
+                annotations = _gpuadmit_annotations(workload, context)
+                placement.plan = placement.plan or (str(annotations.pop("plan", "")) or None)
+                if workload.request.mig:
+                    continue
+                product = annotations.pop("gpu-product", None) or workload.node_selector.get(PRODUCT_LABEL)
+                pool = _pool_of(workload, annotations, product, context)
+                if pool is not None and pool[0] not in placement.pools:
+                    placement.pools.append(pool[0])
+        except InputError:
+            placement = Placement(gpu=True)
+        result.append(placement)
+    return result
 
 
 def _unwrap_review(doc: Document) -> Document:
@@ -453,6 +492,12 @@ class _Pool:
     line: int = 1
     members: list[str] = field(default_factory=list)
     slices: int = 0  # time-slicing replicas per GPU, 0 when unknown
+    file: str = ""
+
+
+def _at(file: str, pos: Position, context: _Context) -> Position:
+    """A position in `file`: objects read together may come from several files."""
+    return pos if file == context.file or len(pos) > 2 else (pos[0], pos[1], file)
 
 
 def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
@@ -477,10 +522,10 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
             if len(profiles) > MAX_MIG_SLICES:
                 raise InputError(
                     f"{workload.name}: asks for {len(profiles)} MIG slices; a GPU has at most {MAX_MIG_SLICES}",
-                    file=context.file, line=line, field="resources",
+                    file=workload.doc.file, line=line, field="resources",
                 )
             gpus.append(Gpu(id=gpu_id, product=product, sharing="mig", mig=profiles))
-            positions[("gpu", gpu_id)] = (line, 1)
+            positions[("gpu", gpu_id)] = _at(workload.doc.file, (line, 1), context)
             targets, instances = [f"{gpu_id}:{n}" for n in range(len(profiles))], 1
         else:
             pool = _pool_of(workload, annotations, product, context)
@@ -488,23 +533,30 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
                 ids = [f"{name}-gpu{n}" if request.gpus > 1 else f"{name}-gpu" for n in range(max(request.gpus, 1))]
                 for gpu_id in ids:
                     gpus.append(Gpu(id=gpu_id, product=product, memory_gb=memory_gb, sharing="exclusive"))
-                    positions[("gpu", gpu_id)] = (line, 1)
+                    positions[("gpu", gpu_id)] = _at(workload.doc.file, (line, 1), context)
                 targets, instances = ids, 1  # replicas run on their own, identical GPUs
             else:
                 key, sharing, slices = pool
                 if key not in pools:
-                    pools[key] = _Pool(_unique(key, taken), sharing, product, memory_gb, line=line, slices=slices)
+                    pools[key] = _Pool(
+                        _unique(key, taken), sharing, product, memory_gb, line=line, slices=slices, file=workload.doc.file
+                    )
                 entry = pools[key]
                 entry.size = max(entry.size, request.gpus, 1)
                 entry.members.append(name)
                 targets = [entry.id if request.gpus <= 1 and entry.size == 1 else f"{entry.id}-{n}" for n in range(max(request.gpus, 1))]
                 instances = workload.replicas if not entry.slices else min(workload.replicas, entry.slices)
         placed.append((workload, name, targets, max(instances, 1), annotations))
+    # A pool grows to the widest request among its members: a member that was placed on
+    # it while it was one GPU wide sits on its first GPU.
+    widened = {entry.id: f"{entry.id}-0" for entry in pools.values() if entry.size > 1}
+    if widened:
+        placed = [(w, n, [widened.get(t, t) for t in targets], i, a) for w, n, targets, i, a in placed]
     for entry in pools.values():
         ids = [entry.id] if entry.size == 1 else [f"{entry.id}-{n}" for n in range(entry.size)]
         for gpu_id in ids:
             gpus.append(Gpu.model_validate({"id": gpu_id, "product": entry.product, "memory_gb": entry.memory_gb, "sharing": entry.sharing}))
-            positions[("gpu", gpu_id)] = (entry.line, 1)
+            positions[("gpu", gpu_id)] = _at(entry.file, (entry.line, 1), context)
     capacity = {g.id: _capacity(g) for g in gpus}
     for workload, name, targets, instances, annotations in placed:
         repository = _triton_repository(workload, annotations, context)
@@ -525,9 +577,9 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
         model, model_waivers, lines = _model(workload, name, targets, instances, annotations, ranks, capacity, context)
         models.append(model)
         waivers.extend(model_waivers)
-        positions[("model", name)] = (workload.doc.line, 1)
+        positions[("model", name)] = _at(workload.doc.file, (workload.doc.line, 1), context)
         for field_name, pos in lines.items():
-            positions[("model", name, field_name)] = pos
+            positions[("model", name, field_name)] = _at(workload.doc.file, pos, context)
     try:
         plan = ServingPlan.model_validate(
             {"metadata": {"name": context.plan_name}, "gpus": gpus, "models": models, "waivers": waivers}
@@ -535,7 +587,7 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         raise InputError(f"{'.'.join(map(str, error['loc']))}: {error['msg']}", file=context.file) from None
-    first_line = min(w.doc.line for w in workloads)
+    first_line = min((w.doc.line for w in workloads if w.doc.file == context.file), default=workloads[0].doc.line)
     source = PlanSource(plan=plan, file=context.file, line=first_line, positions=positions)
     source.positions[("plan", context.plan_name)] = (first_line, 1)
     source.findings.extend(context.findings)
@@ -605,7 +657,7 @@ def _priority_ranks(workloads: list[_Workload], context: _Context) -> dict[str, 
                     severity="warning",
                     message=f"{workload.name}: priorityClassName {cls!r} has no PriorityClass in this input; its priority is unknown",
                     model=workload.name,
-                    file=context.file,
+                    file=workload.doc.file,
                     line=line,
                     column=column,
                     fix=f"lint the PriorityClass {cls!r} together with the workloads, or set `gpuadmit.dev/priority`",
@@ -635,7 +687,7 @@ def _gpuadmit_annotations(workload: _Workload, context: _Context) -> dict[str, A
             known = [*ANNOTATIONS, *OTHER_ANNOTATIONS]
             raise InputError(
                 "unknown gpuadmit annotation" + did_you_mean(name, known, prefix=ANNOTATION_PREFIX),
-                file=context.file,
+                file=workload.doc.file,
                 line=line,
                 column=column,
                 field=key,
@@ -656,7 +708,7 @@ def _gpuadmit_annotations(workload: _Workload, context: _Context) -> dict[str, A
         except ValueError:
             expected = "true or false" if kind is bool else "a number"
             raise InputError(
-                f"expected {expected}, got {raw!r}", file=context.file, line=line, column=column, field=key
+                f"expected {expected}, got {raw!r}", file=workload.doc.file, line=line, column=column, field=key
             ) from None
     return result
 
@@ -681,14 +733,14 @@ def _triton_repository(workload: _Workload, annotations: dict[str, Any], context
     )
     if not named:
         return None
-    folder = Path(context.file).parent / str(named)
+    folder = Path(workload.doc.file).parent / str(named)
     if folder.is_dir() and any((p / "config.pbtxt").is_file() for p in folder.iterdir() if p.is_dir()):
         return folder
     if "triton-repository" in annotations:
         line, column = workload.annotation_lines.get(ANNOTATION_PREFIX + "triton-repository", (workload.doc.line, 1))
         raise InputError(
             f"no Triton model repository at {folder}",
-            file=context.file, line=line, column=column, field=ANNOTATION_PREFIX + "triton-repository",
+            file=workload.doc.file, line=line, column=column, field=ANNOTATION_PREFIX + "triton-repository",
         )
     return None  # a path inside the container image: not readable here
 
@@ -798,7 +850,7 @@ def _model(
         line, column = lines.get(head, doc_line)[:2]
         raise InputError(
             f"{name}: {error['msg']}" + (f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else ""),
-            file=context.file,
+            file=workload.doc.file,
             line=line,
             column=column,
             field=".".join(map(str, error["loc"])),
@@ -846,21 +898,21 @@ def _waivers(workload: _Workload, model: str, raw: Any, context: _Context) -> li
                 except ValueError:
                     raise InputError(
                         f"expires must be a date YYYY-MM-DD, got {value.strip()!r}",
-                        file=context.file, line=line, column=column, field=key,
+                        file=workload.doc.file, line=line, column=column, field=key,
                     ) from None
             elif option:
                 raise InputError(
                     f"unknown waiver option {name.strip()!r}; expected `expires=YYYY-MM-DD`",
-                    file=context.file, line=line, column=column, field=key,
+                    file=workload.doc.file, line=line, column=column, field=key,
                 )
         if not eq or not data["rule"] or not data["reason"]:
             raise InputError(
-                'expected "<rule>=<reason>; expires=YYYY-MM-DD"', file=context.file, line=line, column=column, field=key
+                'expected "<rule>=<reason>; expires=YYYY-MM-DD"', file=workload.doc.file, line=line, column=column, field=key
             )
         try:
             waivers.append(Waiver.model_validate(data))
         except ValidationError as exc:
             raise InputError(
-                exc.errors(include_url=False)[0]["msg"], file=context.file, line=line, column=column, field=key
+                exc.errors(include_url=False)[0]["msg"], file=workload.doc.file, line=line, column=column, field=key
             ) from None
     return waivers

@@ -1,0 +1,230 @@
+"""Sharing domains: what can land on the same physical GPUs is judged together.
+
+A domain is the unit of judgement (docs/DOMAINS.md). Readers turn files into documents;
+this module groups every Kubernetes object read in one run — from every file, standard
+input and a cluster snapshot — into domains before a plan is built:
+
+- the objects of one input file stay together (as they were written, one plan);
+- objects that share a GPU pool (same product and sharing mode, or the same
+  `gpuadmit.dev/gpu-pool`) join one domain, whatever file or cluster they come from;
+- a workload annotated `gpuadmit.dev/plan: NAME` joins the ServingPlan of that name: its
+  model is placed on every GPU of the plan (the scheduler may put it on any of them, and
+  each must fit), all its replicas on each;
+- PriorityClasses and device-plugin time-slicing ConfigMaps are cluster-wide: they inform
+  every domain.
+
+A ServingPlan is its own domain, and so is a Triton repository (one server's models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .errors import InputError
+from .plan import Model
+from .report import Finding
+from .source import PlanSource, Position
+from .yamlio import Document
+
+#: Kinds whose objects say something about every workload's domain.
+CONTEXT_KINDS = {"PriorityClass", "ConfigMap"}
+BINDING = "gpuadmit.dev/plan"
+
+
+@dataclass
+class Batch:
+    """Objects read from one place."""
+
+    file: str
+    docs: list[Document]
+    #: The plan name when the batch is judged alone (the file's stem).
+    name: str
+    #: A file's objects are one plan, as written; a cluster's objects join only by domain.
+    together: bool = True
+    #: Only domains that an object of some batch with `judged` joins are judged; a
+    #: cluster's objects are neighbours, not subjects, unless the whole cluster is audited.
+    judged: bool = True
+    #: The input order, so plans are reported in the order their files were given.
+    order: int = 0
+
+
+@dataclass
+class Grouped:
+    """Plans built from a run's objects, with the findings made while building them."""
+
+    sources: list[PlanSource] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    #: Each source's input order (index into `sources`), for stable reporting.
+    order: list[int] = field(default_factory=list)
+
+
+def group(batches: Sequence[Batch], plans: Sequence[PlanSource] = ()) -> tuple[list[PlanSource], Grouped]:
+    """Plans for the objects of `batches`, grouped by domain.
+
+    Returns `plans` with bound workloads merged into them, and the plans of the domains.
+    """
+    from .readers import kubernetes
+
+    entries = [(b, batch, doc) for b, batch in enumerate(batches) for doc in batch.docs]
+    if not entries:
+        return list(plans), Grouped()
+    placements = kubernetes.placements([doc for _, _, doc in entries])
+    context = [doc for (_, _, doc), p in zip(entries, placements) if not p.gpu and _kind(doc) in CONTEXT_KINDS]
+    by_plan = {source.plan.metadata.name: source for source in plans}
+    grouped = Grouped()
+
+    bound: dict[str, list[Document]] = {}
+    parent = list(range(len(entries)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        parent[find(i)] = find(j)
+
+    pool_member: dict[str, int] = {}
+    batch_member: dict[int, int] = {}
+    gpu_entries: list[int] = []
+    for i, ((b, batch, doc), placement) in enumerate(zip(entries, placements)):
+        if not placement.gpu:
+            continue
+        if placement.plan is not None:
+            if placement.plan in by_plan:
+                bound.setdefault(placement.plan, []).append(doc)
+                continue
+            grouped.findings.append(_unbound(doc, placement.plan))
+        gpu_entries.append(i)
+        for pool in placement.pools:
+            if pool in pool_member:
+                union(i, pool_member[pool])
+            else:
+                pool_member[pool] = i
+        if batch.together:
+            if b in batch_member:
+                union(i, batch_member[b])
+            else:
+                batch_member[b] = i
+
+    components: dict[int, list[int]] = {}
+    for i in gpu_entries:
+        components.setdefault(find(i), []).append(i)
+    for members in components.values():
+        if not any(entries[i][1].judged for i in members):
+            continue
+        docs = [entries[i][2] for i in members]
+        batches_in = {entries[i][0] for i in members}
+        lead = min(members, key=lambda i: (not entries[i][1].judged, entries[i][1].order))
+        _, lead_batch, lead_doc = entries[lead]
+        if len(batches_in) == 1 and lead_batch.together:
+            name = lead_batch.name
+        else:
+            name = _domain_name(members, placements, entries)
+        member_ids = {id(d) for d in docs}
+        extra = [d for d in context if id(d) not in member_ids]
+        try:
+            built = kubernetes.read_objects([*extra, *docs], lead_doc.file, default_name=name)
+        except InputError as error:
+            if error.file is None:
+                error.file = lead_doc.file
+            from .readers import input_finding
+
+            grouped.findings.append(input_finding(error))
+            continue
+        for source in built:
+            grouped.sources.append(source)
+            grouped.order.append(min(entries[i][1].order for i in members if entries[i][1].judged))
+
+    merged = [_bind(source, bound.get(source.plan.metadata.name, []), context, grouped) for source in plans]
+    return merged, grouped
+
+
+def _kind(doc: Document) -> str:
+    data = doc.data
+    return str(data.get("kind")) if isinstance(data, dict) else ""
+
+
+def _domain_name(members: list[int], placements: list[Any], entries: list[Any]) -> str:
+    """A shared domain is named after its pool; a lone workload after itself."""
+    for i in members:
+        if placements[i].pools:
+            return str(placements[i].pools[0])
+    data = entries[members[0]][2].data
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return str(name or entries[members[0]][1].name)
+
+
+def _unbound(doc: Document, plan: str) -> Finding:
+    return Finding(
+        rule="schema",
+        severity="warning",
+        message=f"{BINDING}: {plan!r} names a ServingPlan that is not in this input; judged without the plan's other models",
+        file=doc.file,
+        line=doc.line,
+        fix=f"lint the ServingPlan {plan!r} together with this workload (or with --cluster)",
+    )
+
+
+def _bind(source: PlanSource, docs: list[Document], context: list[Document], grouped: Grouped) -> PlanSource:
+    """`source` with the workloads bound to it placed on its GPUs."""
+    if not docs:
+        return source
+    from .readers import input_finding, kubernetes
+
+    plan = source.plan
+    targets = [gpu.id for gpu in plan.gpus if gpu.sharing != "mig"]
+    if not targets:
+        grouped.findings.append(
+            Finding(
+                rule="schema",
+                severity="warning",
+                message=f"{BINDING}: ServingPlan {plan.metadata.name!r} has no whole GPU to place bound workloads on; judged without them",
+                file=docs[0].file,
+                line=docs[0].line,
+            )
+        )
+        return source
+    try:
+        built = kubernetes.read_objects([*context, *docs], docs[0].file, default_name=plan.metadata.name)
+    except InputError as error:
+        if error.file is None:
+            error.file = docs[0].file
+        grouped.findings.append(input_finding(error))
+        return source
+    taken = {m.name for m in plan.models}
+    models = list(plan.models)
+    positions: dict[tuple[Any, ...], Position] = dict(source.positions)
+    findings = list(source.findings)
+    replicas = {_name(doc): _replicas(doc) for doc in docs}
+    for part in built:
+        for model in part.plan.models:
+            name = model.name
+            while name in taken:
+                name = f"{name}-bound"
+            taken.add(name)
+            instances = max(model.instances, replicas.get(model.name.split("/")[0], 1))
+            placed: dict[str, Any] = {"name": name, "instances": instances, "gpu": None, "gpus": None}
+            placed["gpu" if len(targets) == 1 else "gpus"] = targets[0] if len(targets) == 1 else list(targets)
+            models.append(Model.model_validate({**model.model_dump(exclude_none=True), **placed}))
+            for key, pos in part.positions.items():
+                if key[0] == "model" and key[1] == model.name:
+                    positions[("model", name, *key[2:])] = pos if len(pos) > 2 else (pos[0], pos[1], part.file or "")
+        findings.extend(part.findings)
+    merged = plan.model_copy(update={"models": models, "waivers": [*plan.waivers, *(w for p in built for w in p.plan.waivers)]})
+    return PlanSource(plan=merged, file=source.file, line=source.line, positions=positions, findings=findings)
+
+
+def _name(doc: Document) -> str:
+    meta = doc.data.get("metadata") if isinstance(doc.data, dict) else None
+    return str(meta.get("name")) if isinstance(meta, dict) else ""
+
+
+def _replicas(doc: Document) -> int:
+    """Replicas that may all land on one of the plan's GPUs."""
+    spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
+    value = spec.get("replicas") if isinstance(spec, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
