@@ -20,6 +20,9 @@ from ..errors import InputError
 _TEMPLATE_ACTION = re.compile(r"\{\{-?\s*[^{}\n]*?-?\}\}")
 
 
+_TRAILING_COMMA = re.compile(r",\s*[}\]]")
+
+
 class Skipped(InputError):
     """A file that is not gpuadmit's to judge; `note` says so when the user should know."""
 
@@ -45,9 +48,11 @@ def not_ours_with_comments(text: str) -> bool:
     Kubernetes object: a tool's settings file, not serving configuration."""
     from . import kubernetes, native
 
+    if "//" not in text and "/*" not in text and not _TRAILING_COMMA.search(text):
+        return False
     try:
         data: Any = json.loads(strip_json_comments(text))
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return not (native.is_plan(data) or kubernetes.is_object(data) or _holds_objects(data))
 
@@ -89,4 +94,4 @@ def strip_json_comments(text: str) -> str:
         else:
             out.append(char)
             i += 1
-    return re.sub(r",(\s*[}\]])", r"\1", "".join(out))
+    return _TRAILING_COMMA.sub(lambda m: m.group(0)[1:], "".join(out))
