@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from .errors import InputError
 from .plan import Model
-from .report import Finding
+from .findings import Finding
 from .source import PlanSource, Position
 from .yamlio import Document
 
