@@ -19,6 +19,10 @@ Where each fact is computed (`build_facts` runs these steps in order):
    models that run on it alone their neighbour facts (`_neighbours_on`).
 4. `_neighbours_across`: the neighbour facts of models on several units, or on none.
 
+Every fact is O(1) or O(its own subject) in size: a model's neighbour facts are counts
+and the first few names (`NEIGHBOURS_LISTED`), never a copy of its unit's list, so the
+facts of a plan grow linearly with its models however many share one GPU.
+
 A unit's memory bar (`GpuSummary`, `_summary`) is drawn from its facts only when a
 writer asks for it (`Facts.summaries`).
 
@@ -211,9 +215,8 @@ def build_facts(
     views = [_model_fact(i, model, allocators, unit_by_id, acc) for i, model in enumerate(plan.models)]
     usable_share = 1.0 - acc.headroom_pct / 100.0
     gpu_facts = [_gpu_fact(i, unit, acc, usable_share) for i, unit in enumerate(units)]
-    for view in views:
-        if len(view.gpus) != 1:  # the others got theirs from their unit (`_neighbours_on`)
-            _neighbours_across(view, unit_by_id)
+    # The others got theirs from their unit (`_neighbours_on`).
+    _neighbours_across([view for view in views if len(view.gpus) != 1], unit_by_id)
     waiver_facts = [
         {
             "idx": i,
@@ -308,9 +311,18 @@ MODEL_FACTS = (
     "greedy", "greedy_setting", "memory_fraction",
     # who shares its units
     "neighbours", "critical_neighbours", "bulk_neighbours",
+    "n_neighbours", "n_critical_neighbours", "n_bulk_neighbours",
     "best_bulk_priority", "best_bulk_name", "best_bulk_priority_set",
 )
 _MODEL_FACT_TEMPLATE: Fact = dict.fromkeys(MODEL_FACTS)
+
+#: A model's `neighbours`, `critical_neighbours` and `bulk_neighbours` name at most this
+#: many models (the first in name order); `n_neighbours`, `n_critical_neighbours` and
+#: `n_bulk_neighbours` count them all. Full name lists would cost every model a list as
+#: long as its unit, memory that grows with the square of the models on one GPU (10,000
+#: models: 100 million list slots); the unit's own facts (`models`, `critical`, `bulk`)
+#: list everyone once.
+NEIGHBOURS_LISTED = 10
 
 
 def _model_fact(
@@ -699,8 +711,49 @@ def _greedy_detail(model: _ModelView, allocator: Allocator, instance_gb: float) 
 # -- 4. who shares a model's units --------------------------------------------------------
 
 
-def _by_priority(view: _ModelView) -> int:
-    return view.priority
+def _named(names: list[str], name: str) -> list[str]:
+    """The first NEIGHBOURS_LISTED of `names` (sorted, each once) other than `name`: O(NEIGHBOURS_LISTED)."""
+    head = names[: NEIGHBOURS_LISTED + 1]
+    if name in head:
+        head.remove(name)
+    return head[:NEIGHBOURS_LISTED]
+
+
+def _best_two(bulk: list[_ModelView]) -> tuple[_ModelView | None, _ModelView | None]:
+    """The bulk model with the highest effective priority (the first on ties), and the same among the others."""
+    best: _ModelView | None = None
+    runner_up: _ModelView | None = None
+    for m in bulk:
+        if best is None or m.priority < best.priority:
+            best, runner_up = m, best
+        elif runner_up is None or m.priority < runner_up.priority:
+            runner_up = m
+    return best, runner_up
+
+
+def _neighbour_facts(
+    view: _ModelView,
+    everyone: list[str],
+    critical: list[str],
+    bulk: list[str],
+    best_bulk: _ModelView | None,
+    runner_up: _ModelView | None,
+    present: bool,
+) -> None:
+    """One model's neighbour facts from the sorted names of every model beside it, itself
+    included when `present`: counts of all, names of the first NEIGHBOURS_LISTED."""
+    fact, name = view.fact, view.name
+    own = 1 if present else 0
+    fact["neighbours"] = _named(everyone, name)
+    fact["critical_neighbours"] = _named(critical, name)
+    fact["bulk_neighbours"] = _named(bulk, name)
+    fact["n_neighbours"] = len(everyone) - own
+    fact["n_critical_neighbours"] = len(critical) - (own if view.critical else 0)
+    fact["n_bulk_neighbours"] = len(bulk) - (0 if view.critical else own)
+    best = runner_up if view is best_bulk else best_bulk
+    fact["best_bulk_priority"] = best.priority if best else 0
+    fact["best_bulk_name"] = best.name if best else ""
+    fact["best_bulk_priority_set"] = bool(best and best.priority_set)
 
 
 def _neighbours_on(
@@ -713,36 +766,34 @@ def _neighbours_on(
 ) -> None:
     """The neighbour facts of each model that runs on this unit alone: everybody else here.
 
-    `names`, `critical` and `bulk` hold each model here once. `best_bulk` is the bulk model
+    `names`, `critical` and `bulk` hold each model here once; they are sorted once for the
+    unit, and each model takes only counts and the first few names from them, so a unit
+    of n models costs O(n log n), never n lists of n names. `best_bulk` is the bulk model
     with the highest effective priority (the first placed on ties), `runner_up` the same
     among the other bulk models: the best bulk neighbour of `best_bulk` itself.
     """
     all_names, critical_names, bulk_names = sorted(names), sorted(critical), sorted(bulk)
     for m in unit.models:
-        if len(m.gpus) != 1:
-            continue
-        fact, name = m.fact, m.name
-        fact["neighbours"] = neighbours = all_names.copy()
-        neighbours.remove(name)
-        fact["critical_neighbours"] = critical_neighbours = critical_names.copy()
-        fact["bulk_neighbours"] = bulk_neighbours = bulk_names.copy()
-        (critical_neighbours if m.critical else bulk_neighbours).remove(name)
-        best = runner_up if m is best_bulk else best_bulk
-        fact["best_bulk_priority"] = best.priority if best else 0
-        fact["best_bulk_name"] = best.name if best else ""
-        fact["best_bulk_priority_set"] = bool(best and best.priority_set)
+        if len(m.gpus) == 1:
+            _neighbour_facts(m, all_names, critical_names, bulk_names, best_bulk, runner_up, True)
 
 
-def _neighbours_across(view: _ModelView, unit_by_id: dict[str, CapacityUnit]) -> None:
-    """The neighbour facts of a model on several units (tensor parallel), or on none."""
-    name = view.name
-    others = {m.name: m for unit_id in view.gpus for m in unit_by_id[unit_id].models if m.name != name}
-    bulk = [m for m in others.values() if not m.critical]
-    best = min(bulk, key=_by_priority, default=None)  # the first of the highest priority
-    fact = view.fact
-    fact["neighbours"] = sorted(others)
-    fact["critical_neighbours"] = sorted([m.name for m in others.values() if m.critical])
-    fact["bulk_neighbours"] = sorted([m.name for m in bulk])
-    fact["best_bulk_priority"] = best.priority if best else 0
-    fact["best_bulk_name"] = best.name if best else ""
-    fact["best_bulk_priority_set"] = bool(best and best.priority_set)
+def _neighbours_across(views: list[_ModelView], unit_by_id: dict[str, CapacityUnit]) -> None:
+    """The neighbour facts of models on several units (tensor parallel), or on none.
+
+    Models that name the same units share one count of who is there, so many
+    tensor-parallel models on the same GPUs cost one pass over those GPUs, not one each.
+    """
+    groups: dict[tuple[str, ...], list[_ModelView]] = {}
+    for view in views:
+        groups.setdefault(tuple(view.gpus), []).append(view)
+    for unit_ids, members in groups.items():
+        # Everyone on these units once, in the order the units and their models come.
+        present = {m.name: m for unit_id in unit_ids for m in unit_by_id[unit_id].models}
+        everyone = sorted(present)
+        critical = sorted([n for n, m in present.items() if m.critical])
+        bulk_views = [m for m in present.values() if not m.critical]
+        bulk = sorted([m.name for m in bulk_views])
+        best, runner_up = _best_two(bulk_views)
+        for view in members:
+            _neighbour_facts(view, everyone, critical, bulk, best, runner_up, view.name in present)

@@ -8,6 +8,7 @@ these models. All memory is GiB (2**30 bytes).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from typing_extensions import TypedDict
@@ -20,6 +21,25 @@ API_VERSION: Literal["gpuadmit.dev/v1alpha1"] = "gpuadmit.dev/v1alpha1"
 MAX_GPU_GB = 4096.0
 MAX_INSTANCES = 1024
 MAX_MS = 3_600_000.0
+
+#: Bounds on the size of a plan, so memory and time stay bounded whatever a file holds
+#: (docs/RELIABILITY.md has the measured cost): each is refused beyond with a one-line error.
+#: A plan's facts take about 10 KiB per model and 5 KiB per GPU.
+MAX_MODELS = 50_000
+MAX_GPUS = 20_000
+#: Models placed on one GPU or MIG slice (a model placed there twice counts twice).
+MAX_MODELS_PER_GPU = 10_000
+MAX_WAIVERS = 10_000
+#: Names and ids: a Kubernetes object name (DNS subdomain) is at most 253 characters; a
+#: MIG slice `<gpu id>:<n>` may add three.
+MAX_NAME = 253
+MAX_TARGET = MAX_NAME + 3
+MAX_TEXT = 4096  # free text: a waiver's reason
+#: MIG profiles: `<compute slices>g.<memory GiB>gb`. NVIDIA's largest GPU has 8 compute
+#: slices and well under 4096 GiB; two and four digits leave room and keep every number
+#: far from int64 (a 5,000-digit profile once reached the engine).
+MAX_MIG_COMPUTE = 99
+MIG_PROFILE_PATTERN = r"^[1-9][0-9]?g\.[1-9][0-9]{0,3}(\+me)?gb$"
 
 Sharing = Literal["exclusive", "time-slicing", "mps", "mig"]
 
@@ -96,36 +116,42 @@ class Caps(TypedDict, total=False):
 class Gpu(_Strict):
     """One physical GPU (or a GPU-sized share of one)."""
 
-    id: str = Field(min_length=1, max_length=253, description="Name models use in `gpu`/`gpus`.")
-    product: str | None = Field(None, description="Looked up in the GPU catalog (`H100`, `NVIDIA A100-SXM4-80GB`, ...).")
+    id: str = Field(min_length=1, max_length=MAX_NAME, description="Name models use in `gpu`/`gpus`.")
+    product: str | None = Field(None, max_length=MAX_NAME, description="Looked up in the GPU catalog (`H100`, `NVIDIA A100-SXM4-80GB`, ...).")
     memory_gb: float | None = Field(None, gt=0, le=MAX_GPU_GB, description="Total memory in GiB; overrides the catalog.")
     sharing: Sharing = Field("time-slicing", description="How models on this GPU share it.")
-    mig: list[str] | None = Field(
+    mig: list[Annotated[str, Field(json_schema_extra={"pattern": MIG_PROFILE_PATTERN, "maxLength": 16})]] | None = Field(
         None, max_length=7, description="MIG profiles carved on this GPU (with `sharing: mig`); slices are `ID:0`, `ID:1`, ..."
     )
     index: int | None = Field(None, ge=0, le=1024, description="Device index, to match real capacity.")
-    uuid: str | None = Field(None, description="Device UUID (`GPU-...`), to match real capacity.")
+    uuid: str | None = Field(None, max_length=MAX_NAME, description="Device UUID (`GPU-...`), to match real capacity.")
 
     @field_validator("mig")
     @classmethod
     def _profiles_look_like_mig(cls, profiles: list[str] | None) -> list[str] | None:
         for profile in profiles or []:
             if not _is_mig_profile(profile):
-                raise ValueError(f"{profile!r} is not a MIG profile such as 3g.40gb")
+                shown = profile if len(profile) <= 24 else f"{profile[:20]}…({len(profile):,} characters)"
+                raise ValueError(
+                    f"{shown!r} is not a MIG profile such as 3g.40gb (1-{MAX_MIG_COMPUTE} compute slices, "
+                    f"1-{MAX_GPU_GB:g} GiB)"
+                )
         return profiles
 
 
 class Model(_Strict):
     """One served model and how it is protected."""
 
-    name: str = Field(min_length=1, max_length=253)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     framework: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True)] = Field(
         "unknown",
         max_length=64,
         description="tensorrt_llm | vllm | sglang | pytorch | onnxruntime | tensorflow | python | ...",
     )
-    gpu: str | None = Field(None, description="The GPU (or MIG slice `gpu0:1`) the model runs on.")
-    gpus: list[str] | None = Field(None, max_length=1024, description="Several GPUs (tensor parallel).")
+    gpu: str | None = Field(None, max_length=MAX_TARGET, description="The GPU (or MIG slice `gpu0:1`) the model runs on.")
+    gpus: list[Annotated[str, Field(max_length=MAX_TARGET)]] | None = Field(
+        None, max_length=1024, description="Several GPUs (tensor parallel)."
+    )
     instances: int = Field(1, ge=0, le=MAX_INSTANCES, description="Instances on each GPU the model is placed on.")
     instances_min: int | None = Field(
         None, ge=0, le=MAX_INSTANCES, description="Fewest instances `gpuadmit suggest` may give it (default: 1)."
@@ -195,10 +221,10 @@ class Model(_Strict):
 class Waiver(_Strict):
     """An accepted exception: exact rule id and subject, with a reason and usually an expiry."""
 
-    rule: str = Field(min_length=1)
-    model: str | None = None
-    gpu: str | None = None
-    reason: str = Field(min_length=1, description="Why the risk is accepted; required.")
+    rule: str = Field(min_length=1, max_length=MAX_NAME)
+    model: str | None = Field(None, max_length=MAX_NAME)
+    gpu: str | None = Field(None, max_length=MAX_TARGET)
+    reason: str = Field(min_length=1, max_length=MAX_TEXT, description="Why the risk is accepted; required.")
     expires: dt.date | None = Field(None, description="After this date the waiver is an error, not a pass.")
 
     @model_validator(mode="after")
@@ -241,7 +267,7 @@ class TritonServer(_Strict):
 
 class Metadata(BaseModel):
     model_config = ConfigDict(extra="allow")
-    name: str = "plan"
+    name: str = Field("plan", max_length=MAX_NAME)
 
 
 class ServingPlan(_Strict):
@@ -250,9 +276,9 @@ class ServingPlan(_Strict):
     apiVersion: Literal["gpuadmit.dev/v1alpha1"] = API_VERSION
     kind: Literal["ServingPlan"] = "ServingPlan"
     metadata: Metadata = Field(default_factory=Metadata)
-    gpus: list[Gpu] = Field(default_factory=list, max_length=100_000, fail_fast=True)
-    models: list[Model] = Field(default_factory=list, max_length=1_000_000, fail_fast=True)
-    waivers: list[Waiver] = Field(default_factory=list, max_length=10_000, fail_fast=True)
+    gpus: list[Gpu] = Field(default_factory=list, max_length=MAX_GPUS, fail_fast=True)
+    models: list[Model] = Field(default_factory=list, max_length=MAX_MODELS, fail_fast=True)
+    waivers: list[Waiver] = Field(default_factory=list, max_length=MAX_WAIVERS, fail_fast=True)
     triton: TritonServer | None = Field(
         None,
         description=(
@@ -296,6 +322,16 @@ class ServingPlan(_Strict):
                 if name in seen:
                     raise ValueError(f"{kind} {name!r} is used twice")
                 seen.add(name)
+        placements: dict[str, int] = {}
+        for m in self.models:
+            for target in m.placed_on:
+                placements[target] = placements.get(target, 0) + 1
+        crowded = max(placements.items(), key=lambda item: item[1], default=("", 0))
+        if crowded[1] > MAX_MODELS_PER_GPU:
+            raise ValueError(
+                f"{crowded[1]:,} models are placed on {crowded[0]!r}; gpuadmit judges at most "
+                f"{MAX_MODELS_PER_GPU:,} on one GPU or MIG slice"
+            )
         # The rule engine's C++ evaluator reads a string only up to a NUL character, so a
         # name holding one would be judged as a shorter name: such names are refused.
         targets = [m.gpu or "" for m in self.models] + [t for m in self.models if m.gpus for t in m.gpus]
@@ -306,15 +342,14 @@ class ServingPlan(_Strict):
         return self
 
 
+_MIG_PROFILE = re.compile(MIG_PROFILE_PATTERN)
+
+
 def _is_mig_profile(profile: str) -> bool:
-    compute, _, memory = profile.partition(".")
-    return (
-        len(compute) >= 2
-        and compute[:-1].isdigit()
-        and compute.endswith("g")
-        and memory.endswith("gb")
-        and memory[:-2].replace("+me", "").isdigit()
-    )
+    """`3g.40gb` and its kin, with bounded ASCII numbers: 1-99 compute slices, 1-4096 GiB."""
+    if not _MIG_PROFILE.fullmatch(profile):
+        return False
+    return float(profile.partition(".")[2].removesuffix("gb").replace("+me", "")) <= MAX_GPU_GB
 
 
 def json_schema() -> dict[str, Any]:

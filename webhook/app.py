@@ -23,12 +23,13 @@ from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from .config import ServeConfig
 from .judge import describe, judge
+from .limits import REQUEST_STARTED
 from .metrics import CONTENT_TYPE, Metrics
 from .review import Answer, BadRequest, Review, allow, deny, parse_json, parse_review, warning
 from .ruleset import RuleHolder
@@ -37,7 +38,11 @@ from .tls import ReloadingContext
 log = logging.getLogger("gpuadmit.webhook")
 
 #: The API server appends `?timeout=5s` (its timeoutSeconds) to every webhook call.
-_TIMEOUT_PARAM = re.compile(r"^(\d+(?:\.\d+)?)s$")
+_TIMEOUT_PARAM = re.compile(r"^(\d{1,6}(?:\.\d{1,6})?)s$")
+#: A small review is judged on the event loop only while this much of its deadline is
+#: left (at most half the deadline); closer to it, a worker thread judges it so the
+#: deadline can still answer.
+INLINE_MIN_BUDGET_S = 0.5
 
 
 class Webhook:
@@ -58,17 +63,24 @@ class Webhook:
         started = time.perf_counter()
         self.metrics.in_flight += 1
         try:
+            loop = asyncio.get_running_loop()
+            deadline = self._deadline(request)
+            # The deadline runs from the request's first byte (the server's protocol notes
+            # when it came), so a slow body eats into it instead of extending it.
+            due = request.scope.get(REQUEST_STARTED, loop.time()) + deadline
             try:
-                body = await self._body(request)
+                body = await self._body(request, due - loop.time())
                 review = parse_review(parse_json(body))
             except BadRequest as error:
                 self.metrics.bad_request(error.status)
                 log.warning("bad request", extra={"event": "bad-request", "status": error.status, "error": error.message})
-                return PlainTextResponse(error.message + "\n", status_code=error.status)
+                # A client that sent a bad or slow body gets no second request on this connection.
+                close = {"connection": "close"} if error.status == 408 else None
+                return PlainTextResponse(error.message + "\n", status_code=error.status, headers=close)
             if not review.uid:
                 answer = deny(400, "gpuadmit: the AdmissionReview has no request.uid; an answer could not be matched to it", "error")
             else:
-                answer = await self._judge(review, len(body), self._deadline(request))
+                answer = await self._judge(review, len(body), deadline, due)
             seconds = time.perf_counter() - started
             self.metrics.review(review.kind, review.operation, answer.decision, seconds)
             try:
@@ -81,19 +93,30 @@ class Webhook:
         finally:
             self.metrics.in_flight -= 1
 
-    async def _body(self, request: Request) -> bytes:
-        """The body, refused with 413 as soon as it passes the limit."""
+    async def _body(self, request: Request, budget: float) -> bytes:
+        """The body, refused with 413 as soon as it passes the limit and with 408 when it
+        has not all come within `budget` seconds."""
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isdigit() and len(declared) < 19 and int(declared) > limit:
             raise BadRequest(f"request body of {int(declared)} bytes exceeds the {limit}-byte limit", 413)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BadRequest(f"request body exceeds the {limit}-byte limit", 413)
-            chunks.append(chunk)
+
+        async def read() -> None:
+            nonlocal size
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BadRequest(f"request body exceeds the {limit}-byte limit", 413)
+                chunks.append(chunk)
+
+        try:
+            await asyncio.wait_for(read(), timeout=max(budget, 0.0))
+        except asyncio.TimeoutError:
+            raise BadRequest(f"request body not received within the {self._deadline(request):g} s deadline ({size} bytes came)", 408) from None
+        except ClientDisconnect:
+            raise BadRequest("the client closed the connection before sending the whole body", 400) from None
         if not size:
             raise BadRequest("request body is empty; expected an AdmissionReview")
         return b"".join(chunks)
@@ -111,14 +134,20 @@ class Webhook:
                 deadline = min(deadline, max(0.05, float(match.group(1)) * 0.8))
         return deadline
 
-    async def _judge(self, review: Review, size: int, deadline: float) -> Answer:
+    async def _judge(self, review: Review, size: int, deadline: float, due: float) -> Answer:
         linter = self.rules.current
         audit = self.settings.mode == "audit"
+        loop = asyncio.get_running_loop()
         try:
-            if size <= self.settings.inline_max_bytes:
+            if size <= self.settings.inline_max_bytes and due - loop.time() > min(INLINE_MIN_BUDGET_S, deadline / 2):
                 # A small review is judged in well under a millisecond: a thread hop costs more.
-                return judge(linter, review, audit)
-            return await asyncio.wait_for(run_in_threadpool(judge, linter, review, audit), timeout=deadline)
+                answer = judge(linter, review, audit)
+                if loop.time() <= due:
+                    return answer
+                # Too late to count: the API server has given up on it, so it is answered
+                # (and logged and counted) as the deadline's answer, like a threaded one.
+                raise asyncio.TimeoutError
+            return await asyncio.wait_for(run_in_threadpool(judge, linter, review, audit), timeout=max(due - loop.time(), 0.0))
         except asyncio.TimeoutError:
             return self._failure(review, f"no verdict within the {deadline:g} s deadline")
         except Exception as exc:  # fail closed (or open, if told), never a traceback to the client

@@ -22,6 +22,15 @@ DEFAULT_DEADLINE_S = 4.0
 #: Reviews up to this size are judged on the event loop (measured faster: no thread
 #: hop); larger ones go to a worker thread so the deadline can still answer them.
 DEFAULT_INLINE_MAX_BYTES = 256 * 1024
+#: A connection with no request under way is closed after this long (also before its
+#: first request). Below the 90 s the API server's Go client keeps idle connections, so
+#: a reconnect now and then is the cost; an idle connection holds about 300 KiB.
+DEFAULT_IDLE_TIMEOUT_S = 30.0
+#: asyncio's own default is 60 s; a loopback or in-cluster handshake takes milliseconds.
+DEFAULT_TLS_HANDSHAKE_TIMEOUT_S = 5.0
+#: Open connections at once, each about 300 KiB with TLS: 512 is about 150 MiB at worst.
+#: An API server keeps a few per replica; the soak benchmark uses up to 256.
+DEFAULT_MAX_CONNECTIONS = 512
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,9 @@ class ServeConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     deadline_s: float = DEFAULT_DEADLINE_S
     inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    tls_handshake_timeout_s: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     watch_interval_s: float = 10.0
     tls_reload_interval_s: float = 10.0
     drain_timeout_s: float = 25.0
@@ -77,11 +89,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY, help="larger reviews get 413 (default 3 MiB)")
     limits.add_argument(
         "--deadline", type=float, default=DEFAULT_DEADLINE_S, metavar="SECONDS",
-        help="answer every review within this time; keep it below the webhook's timeoutSeconds",
+        help="answer every review within this time of its first byte (reading it included); keep it below the webhook's timeoutSeconds",
     )
     limits.add_argument(
         "--inline-max-bytes", type=int, default=DEFAULT_INLINE_MAX_BYTES, metavar="BYTES",
         help="reviews up to this size are judged on the event loop, larger ones in a worker thread",
+    )
+    limits.add_argument(
+        "--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S, metavar="SECONDS",
+        help="close a connection with no request under way after this long (default 30)",
+    )
+    limits.add_argument(
+        "--tls-handshake-timeout", type=float, default=DEFAULT_TLS_HANDSHAKE_TIMEOUT_S, metavar="SECONDS",
+        help="close a connection whose TLS handshake has not finished after this long (default 5)",
+    )
+    limits.add_argument(
+        "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+        help="close connections beyond this many open at once (default 512)",
     )
     limits.add_argument("--watch-interval", type=float, default=10.0, metavar="SECONDS", help="check rule folders for changes this often (0: only on SIGHUP)")
     limits.add_argument("--tls-reload-interval", type=float, default=10.0, metavar="SECONDS", help="check the certificate files for rotation this often")
@@ -118,9 +142,15 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
         ("--watch-interval", args.watch_interval, 0.0),
         ("--tls-reload-interval", args.tls_reload_interval, 0.05),
         ("--drain-timeout", args.drain_timeout, 0.0),
+        ("--idle-timeout", args.idle_timeout, 0.1),
+        ("--tls-handshake-timeout", args.tls_handshake_timeout, 0.1),
     ):
         if not math.isfinite(value) or value < low:
             raise InputError(f"{label} {value} must be at least {low}")
+    if args.idle_timeout > 3600 or args.tls_handshake_timeout > 60:
+        raise InputError("--idle-timeout is at most 3600 s and --tls-handshake-timeout at most 60 s")
+    if not 1 <= args.max_connections <= 100_000:
+        raise InputError(f"--max-connections {args.max_connections} must be from 1 to 100000")
     if args.deadline > 29.5:
         raise InputError(f"--deadline {args.deadline} exceeds the API server's 30 s webhook limit")
     return ServeConfig(
@@ -139,6 +169,9 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
         max_body_bytes=args.max_body_bytes,
         deadline_s=args.deadline,
         inline_max_bytes=max(0, args.inline_max_bytes),
+        idle_timeout_s=args.idle_timeout,
+        tls_handshake_timeout_s=args.tls_handshake_timeout,
+        max_connections=args.max_connections,
         watch_interval_s=args.watch_interval,
         tls_reload_interval_s=args.tls_reload_interval,
         drain_timeout_s=args.drain_timeout,

@@ -18,11 +18,13 @@ from policy.findings import Finding
 from policy.source import PlanSource
 from policy.yamlio import Document, load_documents
 
-from .review import Answer, Review, allow, verdict, warning
+from .review import Answer, Review, allow, deny, verdict, warning
 
 PLAN_LABEL = "gpuadmit.dev/plan"
 #: Operations whose object is judged; DELETE and CONNECT carry nothing to judge.
 JUDGED_OPERATIONS = {"CREATE", "UPDATE"}
+#: Every operation an AdmissionReview can carry (admission.k8s.io/v1 Operation).
+OPERATIONS = JUDGED_OPERATIONS | {"DELETE", "CONNECT"}
 
 
 def judge(linter: Linter, review: Review, audit: bool) -> Answer:
@@ -31,13 +33,35 @@ def judge(linter: Linter, review: Review, audit: bool) -> Answer:
         return _judge(linter, review, audit)
 
 
+def malformed(review: Review) -> Answer | None:
+    """A deny for a review that is not one the API server sends, whatever the mode:
+    bad input is never allowed, not under `--fail-open` and not in audit mode."""
+    if review.operation not in OPERATIONS:
+        found = f"operation {review.operation!r}" if review.operation else "no operation"
+        return deny(400, f"gpuadmit: malformed AdmissionReview: {found}; expected one of {', '.join(sorted(OPERATIONS))}", "error")
+    obj = review.object
+    if review.operation in JUDGED_OPERATIONS and not review.sub_resource and (not isinstance(obj, dict) or not obj):
+        return deny(400, f"gpuadmit: malformed AdmissionReview: {review.operation} of {review.subject or 'an object'} carries no object to judge", "error")
+    return None
+
+
+def _terminating(review: Review) -> bool:
+    """An UPDATE of an object already being deleted: finalizers coming off, nothing new deployed."""
+    metadata = review.object.get("metadata") if isinstance(review.object, dict) else None
+    return review.operation == "UPDATE" and isinstance(metadata, dict) and bool(metadata.get("deletionTimestamp"))
+
+
 def _judge(linter: Linter, review: Review, audit: bool) -> Answer:
+    bad = malformed(review)
+    if bad is not None:
+        return bad
     if review.operation not in JUDGED_OPERATIONS or review.sub_resource:
         # DELETE, CONNECT, and status/scale updates do not change what is deployed.
         return allow()
+    if _terminating(review):
+        # Denying it would keep the object stuck in deletion, unsafe or not.
+        return allow([warning(f"gpuadmit: {review.subject} is being deleted; not judged")])
     obj = review.object
-    if not isinstance(obj, dict):
-        return verdict(review.subject, [_schema("the review has no object to judge")], 1, audit)
     findings: list[Finding] = []
     sources: list[PlanSource] = []
     file = _file(review)
@@ -82,10 +106,6 @@ def _file(review: Review) -> str:
 def _stem(name: str, key: str) -> str:
     stem = key.rsplit(".", 1)[0] if "." in key else key
     return f"{name}-{stem}" if name else stem
-
-
-def _schema(message: str) -> Finding:
-    return Finding(rule="schema", severity="error", message=message)
 
 
 def describe(answer: Answer) -> dict[str, Any]:

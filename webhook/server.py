@@ -2,6 +2,11 @@
 
 uvicorn drains on SIGTERM (stops accepting, lets in-flight reviews finish, up to
 --drain-timeout) and we hand it a TLS context that follows certificate rotation.
+
+Every connection is bounded (`limits.GuardedH11Protocol`): a TLS handshake must finish
+within --tls-handshake-timeout, a connection may sit idle (before its first request or
+between requests) for --idle-timeout, a request must be answered within --deadline of its
+first byte (headers and body included), and at most --max-connections are open at once.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from policy.errors import InputError
 
 from . import config as serve_config
 from .app import Webhook, build_app, build_health_app
+from .limits import GuardedH11Protocol, Limits, bounded_startup, economise_tls_memory
 from .logs import log_config
 from .metrics import Metrics
 from .ruleset import RuleHolder
@@ -33,11 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Config(uvicorn.Config):
-    """uvicorn's Config, but serving our reloading SSLContext instead of a fixed one."""
+    """uvicorn's Config, but serving our reloading SSLContext instead of a fixed one, and
+    carrying the connection limits its protocol and server read."""
 
-    def __init__(self, *args: Any, tls: ReloadingContext | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tls: ReloadingContext | None = None, limits: Limits, **kwargs: Any) -> None:
+        kwargs["http"] = GuardedH11Protocol
         super().__init__(*args, **kwargs)
         self.reloading_tls = tls
+        self.limits = limits
 
     def load(self) -> None:
         super().load()
@@ -52,6 +61,9 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.webhook = webhook
 
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await bounded_startup(self)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.webhook.draining = True
         log.info("draining", extra={"event": "drain", "signal": sig})
@@ -60,6 +72,9 @@ class _Server(uvicorn.Server):
 
 class _SideServer(uvicorn.Server):
     """The plain-HTTP health port: signals belong to the main server, which stops it."""
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await bounded_startup(self)
 
     def install_signal_handlers(self) -> None:  # uvicorn < 0.29 hook
         return None
@@ -83,12 +98,16 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ssl.SSLError) as exc:
             raise InputError(f"cannot load the TLS certificate and key: {exc}", file=str(settings.tls_cert)) from None
     webhook = Webhook(settings, rules, metrics, tls)
+    limits = Limits.of(settings)
+    economise_tls_memory()
     common: dict[str, Any] = {
         "access_log": False,
         "server_header": False,
         "proxy_headers": False,
         "timeout_graceful_shutdown": settings.drain_timeout_s,
-        "timeout_keep_alive": 30,
+        "timeout_keep_alive": settings.idle_timeout_s,
+        "h11_max_incomplete_event_size": limits.max_header_bytes,
+        "limits": limits,
     }
     main_config = _Config(
         build_app(webhook),
@@ -104,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     server = _Server(main_config, webhook)
     side: uvicorn.Server | None = None
     if settings.health_port is not None:
-        side_config = uvicorn.Config(
+        side_config = _Config(
             build_health_app(webhook), host=settings.host, port=settings.health_port, lifespan="off", log_config=None, **common
         )
         side = _SideServer(side_config)

@@ -67,7 +67,7 @@ def host_from_labels(name: str, labels: dict[str, str]) -> Host:
     """A node's GPUs from its labels. Raises ValueError naming a malformed label."""
     product = labels[f"{LABEL}gpu.product"]
     strategy = labels.get(f"{LABEL}mig.strategy", "none")
-    count = _int(labels, "gpu.count", default=1)
+    count = _int(labels, "gpu.count", default=1, upper=MAX_LABEL_COUNT)
     memory_mib = _int(labels, "gpu.memory", default=None)
     if strategy == "single" and "-MIG-" in product:
         return _single(name, labels, product, count, memory_mib)
@@ -78,7 +78,7 @@ def host_from_labels(name: str, labels: dict[str, str]) -> Host:
             profile = found.group(1)
             mig_memory = _int(labels, f"mig-{profile}.memory", default=None)
             pool[profile] = MigPoolEntry(
-                count=_int(labels, f"mig-{profile}.count", default=0),
+                count=_int(labels, f"mig-{profile}.count", default=0, upper=MAX_LABEL_COUNT),
                 memory_gb=_gib(mig_memory) if mig_memory is not None else None,
             )
     devices = [
@@ -116,16 +116,28 @@ def _single(name: str, labels: dict[str, str], product: str, count: int, memory_
     return Host(name=name, devices=devices, mig_pool=pool)
 
 
-def _int(labels: dict[str, str], key: str, default: int | None) -> Any:
+#: Bounds on the numbers node labels carry, so a made-up label cannot make gpuadmit build
+#: billions of devices or carry a number past int64: devices (or MIG devices) on one
+#: node, and any other number (MiB of the largest GPU, with room).
+MAX_LABEL_COUNT = 1024
+MAX_LABEL_NUMBER = 4096 * 1024
+
+
+def _int(labels: dict[str, str], key: str, default: int | None, upper: int = MAX_LABEL_NUMBER) -> Any:
     value = labels.get(f"{LABEL}{key}")
     if value is None or value == "":
         return default
+    text = str(value).strip()
+    if len(text) > 12 or not text.isascii():
+        raise ValueError(f"label {LABEL}{key}={text[:20]!r} is not a whole number from 0 to {upper}")
     try:
-        number = int(value)
+        number = int(text)
     except ValueError:
         raise ValueError(f"label {LABEL}{key}={value!r} is not a whole number") from None
     if number < 0:
         raise ValueError(f"label {LABEL}{key}={value!r} is negative")
+    if number > upper:
+        raise ValueError(f"label {LABEL}{key}={value!r} is larger than {upper}")
     return number
 
 
