@@ -45,6 +45,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     lint.add_argument("--config", metavar="FILE", help="project config (default: nearest .gpuadmit.yaml)")
     lint.add_argument("--fail-on", choices=["error", "warning", "never"], default=None, help="severity that fails the run")
     lint.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    lint.add_argument(
+        "--changed", action="store_true",
+        help="the PATHs are changed files (pre-commit): judge the units they belong to, read from the working directory",
+    )
     lint.set_defaults(run=_lint)
 
     suggest = commands.add_parser("suggest", help="suggest the safe plan that uses the GPUs best, as a diff")
@@ -130,7 +134,12 @@ def _lint(args: argparse.Namespace) -> int:
     if args.strict_capacity is not None:
         config.strict_capacity = args.strict_capacity
     linter = Linter(config, args.rules, capacity=args.capacity)
-    report = linter.lint_paths(args.paths)
+    if args.changed:
+        from .units import lint_changed
+
+        report = lint_changed(linter, args.paths)
+    else:
+        report = linter.lint_paths(args.paths)
     color = args.color == "always" or (
         args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ and args.format == "text"
     )

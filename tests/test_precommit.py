@@ -119,3 +119,42 @@ def test_committing_the_safe_sample_passes(scratch: Repo) -> None:
     assert proc.returncode == 0, shown
     assert "gpuadmit" in shown and "Passed" in shown
     assert int(scratch.git("rev-list", "--count", "HEAD").stdout) == commits + 1
+
+
+def _commit_without_hook(repo: Repo, message: str, *paths: str) -> None:
+    repo.git("add", *paths)
+    repo.git("commit", "-q", "--no-verify", "-m", message)
+
+
+def test_staging_one_config_of_an_overflowing_triton_repository_fails_the_commit(scratch: Repo) -> None:
+    repository = scratch.path / "triton"
+    shutil.copytree(ROOT / "samples" / "triton", repository)
+    _commit_without_hook(scratch, "a Triton repository that fits", "triton")
+    config = repository / "chat-llm" / "config.pbtxt"
+    original = config.read_text(encoding="utf-8")
+    config.write_text(
+        "".join(line for line in original.splitlines(keepends=True) if '"kv_cache_free_gpu_mem_fraction"' not in line),
+        encoding="utf-8",
+    )
+    commits = scratch.git("rev-list", "--count", "HEAD").stdout
+    scratch.git("add", "triton/chat-llm/config.pbtxt")
+    proc = scratch.git("commit", "-m", "TensorRT-LLM at its default KV-cache fraction", check=False)
+    shown = proc.stdout + proc.stderr
+    assert proc.returncode == 1, shown
+    assert "greedy-allocator" in shown and "memory-fit" in shown
+    assert "3 errors, 0 warnings, 0 info, 0 waived in 1 plan" in shown  # the whole repository was judged
+    assert scratch.git("rev-list", "--count", "HEAD").stdout == commits
+    # The overflowing repository stays in the tree, committed past the hook ...
+    _commit_without_hook(scratch, "the overflowing repository", "triton/chat-llm/config.pbtxt")
+
+
+def test_staging_an_unrelated_file_beside_an_overflowing_repository_passes(scratch: Repo) -> None:
+    assert (scratch.path / "triton" / "chat-llm" / "config.pbtxt").is_file()
+    commits = int(scratch.git("rev-list", "--count", "HEAD").stdout)
+    shutil.copy(ROOT / "samples" / "fleet-mps.yaml", scratch.path / "plans" / "fleet-mps.yaml")
+    scratch.git("add", "plans/fleet-mps.yaml")
+    proc = scratch.git("commit", "-m", "an unrelated plan", check=False)
+    shown = proc.stdout + proc.stderr
+    assert proc.returncode == 0, shown
+    assert "Passed" in shown
+    assert int(scratch.git("rev-list", "--count", "HEAD").stdout) == commits + 1

@@ -110,3 +110,20 @@ def test_exclusive_workloads_in_two_files_stay_two_plans(tmp_path: Path) -> None
     run = run_cli("lint", str(tmp_path), "--format", "json")
     assert run.code == 0, run.stdout
     assert sorted(p["name"] for p in json.loads(run.stdout)["plans"]) == ["a", "b"]
+
+
+def test_a_changed_manifest_is_judged_with_the_manifests_that_share_its_gpus(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    import shutil
+
+    shutil.copytree(SHARED_A100, repo / "apps")
+    (repo / "plans").mkdir()
+    shutil.copy(ROOT / "samples" / "fleet-mps.yaml", repo / "plans" / "fleet-mps.yaml")
+    run = run_cli("lint", "--changed", "apps/embeddings.yaml", "--format", "json", cwd=repo)
+    assert run.code == 1, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    assert [p["name"] for p in report["plans"]] == ["shared-nvidia-a100-sxm4-80gb"]
+    assert any(f["rule"] == "memory-fit" for f in report["findings"])
+    unrelated = run_cli("lint", "--changed", "plans/fleet-mps.yaml", "--format", "json", cwd=repo)
+    assert unrelated.code == 0, unrelated.stdout
+    assert [p["name"] for p in json.loads(unrelated.stdout)["plans"]] == ["fleet-mps"]
