@@ -133,7 +133,7 @@ def suggest_source(
         if not last_failing:
             result.status = "changed" if placement.changes or protection.changes else "safe"
             result.plan = candidate
-            result.changes = _with_fixes([*placement.changes, *protection.changes], failing)
+            result.changes = _with_fixes([*placement.changes, *protection.changes], failing, source.plan)
             result.findings = list(verdict.findings)
             result.committed_gb = _committed(verdict)
             result.solver = _solver_info(solution, time.perf_counter() - started)
@@ -308,14 +308,22 @@ def _fraction_reason(problem: Problem, item: Item, fraction: float, capacity: fl
     )
 
 
-def _with_fixes(changes: list[Change], failing: list[Finding]) -> list[Change]:
-    """Attach to each change the input findings of its rule about its subject."""
+def _with_fixes(changes: list[Change], failing: list[Finding], plan: ServingPlan) -> list[Change]:
+    """Attach to each change the input findings of its rule about its subject (a model, or its GPUs)."""
+    units_of = {m.name: set(m.placed_on) | {u.split(":")[0] for u in m.placed_on} for m in plan.models}
     for change in changes:
         for finding in failing:
             if finding.rule != change.rule:
                 continue
-            if (change.kind == "model" and finding.model == change.name) or (
-                change.kind == "gpu" and finding.gpu == change.name
+            if (
+                (change.kind == "model" and finding.model == change.name)
+                or (change.kind == "gpu" and finding.gpu == change.name)
+                or (
+                    change.kind == "model"
+                    and finding.model is None
+                    and finding.gpu in units_of.get(change.name, ())
+                    and change.name in finding.message
+                )
             ):
                 text = f"{finding.rule}: {finding.message}"
                 if text not in change.fixes:

@@ -157,9 +157,12 @@ def build_problem(plan: ServingPlan, facts: Any, accounting: Accounting, *, move
         move=move,
         budget_gb={u.id: u.usable_gb for u in units.values() if u.usable_gb is not None},
     )
+    options = sum(len(item.allowed) for item in items) or 1
+    # Fractions on a grid as fine as the problem's size allows: 0.01 on small plans.
+    steps = max(3, min(100, MAX_FRACTION_OPTIONS // options))
     for item, model in zip(items, plan.models):
         for unit_id in item.allowed:
-            item.modes[unit_id] = _modes(model, item, units[unit_id], accounting)
+            item.modes[unit_id] = _modes(model, item, units[unit_id], accounting, steps)
     return problem
 
 
@@ -204,7 +207,11 @@ def _item(index: int, model: Model, units: dict[str, Unit], move: bool) -> Item:
     )
 
 
-def _modes(model: Model, item: Item, unit: Unit, acc: Accounting) -> list[Mode]:
+#: How many greedy-fraction options a plan offers the solver in all (see `build_problem`).
+MAX_FRACTION_OPTIONS = 4000
+
+
+def _modes(model: Model, item: Item, unit: Unit, acc: Accounting, steps: int = 3) -> list[Mode]:
     """The memory settings the solver may choose for `model` on `unit`, the input's first."""
     basis = GREEDY_BASIS.get(model.framework)
     if basis is None:
@@ -229,9 +236,9 @@ def _modes(model: Model, item: Item, unit: Unit, acc: Accounting) -> list[Mode]:
             if item.weights > 0:
                 # Never below what one instance declares: the model could not start.
                 low = min(1.0, _round_up(item.weights / capacity, 2))
-                candidates += [low, *(_round_up(low + (top - low) * k / 3, 2) for k in (1, 2))]
+                candidates += [_round_up(low + (top - low) * k / steps, 2) for k in range(steps)]
         else:  # a fraction of the memory left free after its weights: a KV cache
-            candidates += [_round_up(top * share, 2) for share in (0.1, 0.25, 0.5)]
+            candidates += [_round_up(top * k / steps, 2) for k in range(1, steps)]
     seen = {current}
     for fraction in candidates:
         if fraction in seen or not 0 < fraction <= 1 or (basis == "total" and fraction > top):
