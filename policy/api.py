@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 from .config import ProjectConfig, find_config, load_config
 from .engine import RuleSet
 from .readers import ReadResult, read_paths
+from .readers.files import Files
 from .report import Report, RuleInfo
 from .source import PlanSource
 
@@ -68,8 +69,10 @@ class Linter:
         return self._rule_infos
 
     def lint_paths(self, paths: Sequence[str | Path]) -> Report:
+        """Judge files and folders on this machine, following the model repositories they
+        name (file access is what a caller pointing at paths has; admission has none)."""
         with gc_paused():
-            read = read_paths(paths, ignore=self.config.ignored())
+            read = read_paths(paths, ignore=self.config.ignored(), files=Files())
             return self.lint_sources(read.sources, read)
 
 

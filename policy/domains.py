@@ -19,13 +19,16 @@ A ServingPlan is its own domain, and so is a Triton repository (one server's mod
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import InputError
 from .plan import Model
 from .findings import Finding
 from .source import PlanSource, Position
 from .yamlio import Document
+
+if TYPE_CHECKING:
+    from .readers.files import Files
 
 #: Kinds whose objects say something about every workload's domain.
 CONTEXT_KINDS = {"PriorityClass", "ConfigMap"}
@@ -59,10 +62,13 @@ class Grouped:
     order: list[int] = field(default_factory=list)
 
 
-def group(batches: Sequence[Batch], plans: Sequence[PlanSource] = ()) -> tuple[list[PlanSource], Grouped]:
+def group(
+    batches: Sequence[Batch], plans: Sequence[PlanSource] = (), *, files: Files | None = None
+) -> tuple[list[PlanSource], Grouped]:
     """Plans for the objects of `batches`, grouped by domain.
 
     Returns `plans` with bound workloads merged into them, and the plans of the domains.
+    `files`: whether model repositories the workloads name may be read (policy.readers.files).
     """
     from .readers import kubernetes
 
@@ -126,7 +132,7 @@ def group(batches: Sequence[Batch], plans: Sequence[PlanSource] = ()) -> tuple[l
         member_ids = {id(d) for d in docs}
         extra = [d for d in context if id(d) not in member_ids]
         try:
-            built = kubernetes.read_objects([*extra, *docs], lead_doc.file, default_name=name)
+            built = kubernetes.read_objects([*extra, *docs], lead_doc.file, default_name=name, files=files)
         except InputError as error:
             if error.file is None:
                 error.file = lead_doc.file
@@ -138,7 +144,7 @@ def group(batches: Sequence[Batch], plans: Sequence[PlanSource] = ()) -> tuple[l
             grouped.sources.append(source)
             grouped.order.append(min(entries[i][1].order for i in members if entries[i][1].judged))
 
-    merged = [_bind(source, bound.get(source.plan.metadata.name, []), context, grouped) for source in plans]
+    merged = [_bind(source, bound.get(source.plan.metadata.name, []), context, grouped, files) for source in plans]
     return merged, grouped
 
 
@@ -169,7 +175,9 @@ def _unbound(doc: Document, plan: str) -> Finding:
     )
 
 
-def _bind(source: PlanSource, docs: list[Document], context: list[Document], grouped: Grouped) -> PlanSource:
+def _bind(
+    source: PlanSource, docs: list[Document], context: list[Document], grouped: Grouped, files: Files | None
+) -> PlanSource:
     """`source` with the workloads bound to it placed on its GPUs."""
     if not docs:
         return source
@@ -189,7 +197,7 @@ def _bind(source: PlanSource, docs: list[Document], context: list[Document], gro
         )
         return source
     try:
-        built = kubernetes.read_objects([*context, *docs], docs[0].file, default_name=plan.metadata.name)
+        built = kubernetes.read_objects([*context, *docs], docs[0].file, default_name=plan.metadata.name, files=files)
     except InputError as error:
         if error.file is None:
             error.file = docs[0].file

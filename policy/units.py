@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .readers import ReadResult, read_paths
+from .readers.files import Files
 from .source import PlanSource
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 def read_units(changed: Sequence[str | Path], root: Path, linter: Linter) -> ReadResult:
     """The plans (domains) of `root` that a changed file is part of."""
     targets = {Path(path).resolve() for path in changed}
-    read = read_paths([root], ignore=linter.config.ignored())
+    read = read_paths([root], ignore=linter.config.ignored(), files=Files())
     read.sources = [source for source in read.sources if _touches(source, targets)]
     read.findings = [f for f in read.findings if f.file is not None and _within(Path(f.file).resolve(), targets)]
     return read

@@ -78,7 +78,9 @@ def _judge(linter: Linter, review: Review, audit: bool) -> Answer:
                 continue
             where = f"{file}/{key}"
             try:
-                sources.extend(read_documents(load_documents(value, where), where, default_name=_stem(review.name, key)))
+                docs = load_documents(value, where)
+                # files=None: a verdict never depends on the webhook's own disk.
+                sources.extend(read_documents(docs, where, default_name=_stem(review.name, key), files=None))
             except InputError as error:
                 error.file = error.file or where
                 findings.append(input_finding(error))
@@ -86,7 +88,7 @@ def _judge(linter: Linter, review: Review, audit: bool) -> Answer:
             return allow([warning(f"gpuadmit: ConfigMap is labelled {PLAN_LABEL}=true but no data key holds a plan")])
     else:
         try:
-            sources = read_documents([Document(obj, file, 0, 1)], file, default_name=review.name or "plan")
+            sources = read_documents([Document(obj, file, 0, 1)], file, default_name=review.name or "plan", files=None)
         except InputError as error:
             error.file = error.file or file
             findings.append(input_finding(error))

@@ -6,6 +6,10 @@
 
 Every reader raises `InputError` for unusable input; `read_paths` turns those into
 `schema` findings so one bad file does not hide the verdict on the others.
+
+Reading the files and folders a caller names is what these functions do; following a
+reference *inside* an input to other files (a Triton model repository) needs a `Files`
+as well (see `policy.readers.files`): the command line passes one, admission does not.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from ..findings import Finding
 from ..source import PlanSource
 from ..domains import Batch
 from ..yamlio import Document, load_documents, read_text
+from .files import Files
 from .skip import Skipped, not_ours_with_comments, template_note, unrendered_template
 
 PLAN_SUFFIXES = {".yaml", ".yml", ".json"}
@@ -54,17 +59,19 @@ def read_paths(
     *,
     ignore: Callable[[Path], bool] | None = None,
     neighbours: Sequence[Batch] = (),
+    files: Files | None = None,
 ) -> ReadResult:
     """Read every file and folder given (`-`: standard input); unreadable input becomes
     `schema` findings. Kubernetes objects of every file (and `neighbours`, a cluster's)
-    are grouped by sharing domain before plans are built (policy.domains)."""
+    are grouped by sharing domain before plans are built (policy.domains). With `files`,
+    model repositories the inputs name are read too."""
     result = ReadResult()
     batches: list[Batch] = list(neighbours)
     order: list[int] = []
     for raw in paths:
         if str(raw) == STDIN:
             result.files += 1
-            _read_stdin(result, batches, order)
+            _read_stdin(result, batches, order, files)
             continue
         path = Path(raw)
         if not path.exists():
@@ -77,7 +84,7 @@ def read_paths(
             result.files += 1
             objects: list[Document] = []
             try:
-                found = read_file(target, objects=objects)
+                found = read_file(target, objects=objects, files=files)
                 result.sources.extend(found)
                 order.extend([len(batches)] * len(found))
                 if objects:
@@ -94,7 +101,7 @@ def read_paths(
             except Exception as error:  # noqa: BLE001 - a reader bug must be neither a traceback nor a pass
                 message = f"could not be read: internal error {type(error).__name__}: {error}; please report it"
                 result.findings.append(input_finding(InputError(message, file=str(target))))
-    _group(result, batches, order)
+    _group(result, batches, order, files)
     return result
 
 
@@ -102,7 +109,7 @@ def _stem(path: Path) -> str:
     return path.stem if path.is_file() or path.suffix else path.name
 
 
-def _read_stdin(result: ReadResult, batches: list[Batch], order: list[int]) -> None:
+def _read_stdin(result: ReadResult, batches: list[Batch], order: list[int], files: Files | None) -> None:
     """Standard input: multi-document YAML or JSON, as `helm template` and `kustomize build` print."""
     import sys
 
@@ -116,7 +123,8 @@ def _read_stdin(result: ReadResult, batches: list[Batch], order: list[int]) -> N
         if not text.strip():
             raise InputError("nothing on standard input", file=STDIN_NAME)
         objects: list[Document] = []
-        found = read_documents(load_documents(text, STDIN_NAME), STDIN_NAME, default_name="stdin", objects=objects)
+        docs = load_documents(text, STDIN_NAME)
+        found = read_documents(docs, STDIN_NAME, default_name="stdin", objects=objects, files=files)
         result.sources.extend(found)
         order.extend([len(batches)] * len(found))
         if objects:
@@ -129,13 +137,13 @@ def _read_stdin(result: ReadResult, batches: list[Batch], order: list[int]) -> N
 STDIN_NAME = "<stdin>"
 
 
-def _group(result: ReadResult, batches: list[Batch], order: list[int]) -> None:
+def _group(result: ReadResult, batches: list[Batch], order: list[int], files: Files | None) -> None:
     """Kubernetes objects to plans, one per sharing domain, reported in input order."""
     if not batches:
         return
     from ..domains import group
 
-    plans, grouped = group(batches, result.sources)
+    plans, grouped = group(batches, result.sources, files=files)
     ranked = [(o, n, s) for n, (o, s) in enumerate(zip(order, plans))]
     ranked += [(o, len(plans) + n, s) for n, (o, s) in enumerate(zip(grouped.order, grouped.sources))]
     result.sources = [s for _, _, s in sorted(ranked, key=lambda item: (item[0], item[1]))]
@@ -164,7 +172,7 @@ def _walk(folder: Path) -> Iterable[Path]:
             yield path
 
 
-def read_file(path: Path, *, objects: list[Document] | None = None) -> list[PlanSource]:
+def read_file(path: Path, *, objects: list[Document] | None = None, files: Files | None = None) -> list[PlanSource]:
     """The plans in one file (or Triton repository folder). With `objects`, Kubernetes
     objects are collected there for grouping by domain instead of read as this file's plan."""
     if path.is_dir() or path.name == TRITON_CONFIG or path.suffix == ".pbtxt":
@@ -183,14 +191,20 @@ def read_file(path: Path, *, objects: list[Document] | None = None) -> list[Plan
         if path.suffix.lower() == ".json" and not_ours_with_comments(text):
             raise Skipped("JSON with comments, not serving configuration", file=file, note=False) from None
         raise
-    return read_documents(docs, file, default_name=path.stem, objects=objects)
+    return read_documents(docs, file, default_name=path.stem, objects=objects, files=files)
 
 
 def read_documents(
-    docs: list[Document], file: str, *, default_name: str = "plan", objects: list[Document] | None = None
+    docs: list[Document],
+    file: str,
+    *,
+    default_name: str = "plan",
+    objects: list[Document] | None = None,
+    files: Files | None = None,
 ) -> list[PlanSource]:
     """Plans from already-parsed documents: native plans one by one, Kubernetes objects together
-    (or, with `objects`, collected there to be grouped by domain with other files' objects)."""
+    (or, with `objects`, collected there to be grouped by domain with other files' objects).
+    Without `files`, model repositories they name become `repository-read` findings."""
     from . import kubernetes, native
 
     sources: list[PlanSource] = []
@@ -202,7 +216,7 @@ def read_documents(
             if source.plan.triton is not None:  # a plan over a Triton repository
                 from . import triton
 
-                source = triton.resolve_plan(source, Path(file).parent)
+                source = triton.resolve_plan(source, files)
             sources.append(source)
         elif kubernetes.is_object(doc.data):
             collected.append(doc)
@@ -210,5 +224,5 @@ def read_documents(
     if collected and objects is not None:
         objects.extend(collected)
     elif collected:
-        sources.extend(kubernetes.read_objects(collected, file, default_name=default_name))
+        sources.extend(kubernetes.read_objects(collected, file, default_name=default_name, files=files))
     return sources

@@ -28,7 +28,8 @@ Engine flags in `command`/`args`: vLLM `--gpu-memory-utilization` (fraction of w
 container sees: under a HAMi memory share, of that share), `--max-num-seqs` (batch cap),
 `--tensor-parallel-size`; SGLang `--mem-fraction-static`, `--max-running-requests`;
 tritonserver `--rate-limit` and `--model-repository` (read when it names a repository
-beside the manifest, or `gpuadmit.dev/triton-repository` does). `priorityClassName`
+beside the manifest, or `gpuadmit.dev/triton-repository` does, and the caller gave file
+access; otherwise a `repository-read` finding says the repository was not read). `priorityClassName`
 ranks workloads by the PriorityClass values (the highest value is priority 1); KServe
 `containerConcurrency` is `rate_limit.max_concurrency`; `gpuadmit.dev/*` annotations
 set the rest and win over everything read.
@@ -52,6 +53,7 @@ from ..findings import Finding
 from ..source import PlanSource, Position
 from ..yamlio import Document, LineDict, load_documents
 from . import flags
+from .files import Files, not_followed
 
 ANNOTATION_PREFIX = "gpuadmit.dev/"
 GPU = "nvidia.com/gpu"
@@ -158,12 +160,19 @@ class _Context:
     default_priority: int | None = None
     time_sliced: dict[str, int] = field(default_factory=dict)  # resource -> replicas per GPU
     findings: list[Finding] = field(default_factory=list)
+    #: May model repositories the workloads name be read? None: admission, they are not.
+    files: Files | None = None
 
 
-def read_objects(docs: list[Document], file: str, default_name: str = "plan") -> list[PlanSource]:
-    """The GPU workloads among `docs` as one plan (none when no object asks for a GPU)."""
+def read_objects(
+    docs: list[Document], file: str, default_name: str = "plan", files: Files | None = None
+) -> list[PlanSource]:
+    """The GPU workloads among `docs` as one plan (none when no object asks for a GPU).
+
+    Without `files`, model repositories the workloads name are not read (admission).
+    """
     docs = [_unwrap_review(doc) for doc in docs]
-    context = _Context(file=file, plan_name=default_name)
+    context = _Context(file=file, plan_name=default_name, files=files)
     for doc in docs:
         _learn(doc, context)
     workloads: list[_Workload] = []
@@ -559,7 +568,7 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
             positions[("gpu", gpu_id)] = _at(entry.file, (entry.line, 1), context)
     capacity = {g.id: _capacity(g) for g in gpus}
     for workload, name, targets, instances, annotations in placed:
-        repository = _triton_repository(workload, annotations, context)
+        repository = _triton_repository(workload, name, annotations, context)
         if repository is not None:  # tritonserver over a repository beside the manifest
             from . import triton
 
@@ -723,26 +732,44 @@ def _words(container: dict[str, Any]) -> list[str]:
     return flags.tokens(words)
 
 
-def _triton_repository(workload: _Workload, annotations: dict[str, Any], context: _Context) -> Path | None:
-    """The local model repository a tritonserver container serves, when it can be read."""
+def _triton_repository(workload: _Workload, model: str, annotations: dict[str, Any], context: _Context) -> Path | None:
+    """The local model repository a tritonserver container serves, when it can be read.
+
+    When it is not read, the container is judged as one model from its resources and
+    annotations, and a `repository-read` finding says what was not judged: an error for
+    the annotation (it asks for the repository's models to be judged), a warning for the
+    flag alone (a path inside the container image; in admission, any path).
+    """
     words = _words(workload.container)
     if _framework(workload, words) != "triton":
         return None
+    annotated = "triton-repository" in annotations
     named = annotations.get("triton-repository") or flags.last(
         flags.flag_values(words), "--model-repository", "--model-store"
     )
     if not named:
         return None
-    folder = Path(workload.doc.file).parent / str(named)
-    if folder.is_dir() and any((p / "config.pbtxt").is_file() for p in folder.iterdir() if p.is_dir()):
-        return folder
-    if "triton-repository" in annotations:
-        line, column = workload.annotation_lines.get(ANNOTATION_PREFIX + "triton-repository", (workload.doc.line, 1))
-        raise InputError(
-            f"no Triton model repository at {folder}",
-            file=workload.doc.file, line=line, column=column, field=ANNOTATION_PREFIX + "triton-repository",
+    file = workload.doc.file
+    what = ANNOTATION_PREFIX + "triton-repository" if annotated else "--model-repository"
+    line, column = workload.annotation_lines.get(what, (workload.doc.line, 1)) if annotated else (workload.doc.line, 1)
+    if context.files is None:
+        reason = "admission reads no files"
+    else:
+        folder = context.files.resolve(file, str(named))
+        if folder.is_dir() and any((p / "config.pbtxt").is_file() for p in folder.iterdir() if p.is_dir()):
+            return folder
+        if annotated:
+            raise InputError(f"no Triton model repository at {folder}", file=file, line=line, column=column, field=what)
+        reason = "no model repository is there beside the manifest (the path is inside the container, or remote)"
+    context.findings.append(
+        not_followed(
+            f"{workload.name}: {what}",
+            f"{reason}; the container is judged as one model and the repository's models were not judged",
+            severity="error" if annotated else "warning",
+            file=file, line=line, column=column, plan=context.plan_name, model=model,
         )
-    return None  # a path inside the container image: not readable here
+    )
+    return None
 
 
 def _framework(workload: _Workload, words: list[str]) -> str:

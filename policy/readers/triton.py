@@ -52,6 +52,7 @@ from ..findings import Finding
 from ..source import PlanSource, Position
 from ..yamlio import load_documents, read_text
 from . import flags
+from .files import Files, not_followed
 from .triton_config import ParsedConfig, map_key_line, parse
 
 CONFIG = "config.pbtxt"
@@ -170,18 +171,52 @@ def read(path: Path) -> list[PlanSource]:
     return [expand(source, repo, TritonServer(), only=only, file=str(path))]
 
 
-def resolve_plan(source: PlanSource, base_dir: Path) -> PlanSource:
-    """A plan with a `triton:` section: its repository's models join the plan."""
+def resolve_plan(source: PlanSource, files: Files | None) -> PlanSource:
+    """A plan with a `triton:` section: its repository's models join the plan.
+
+    Without file access (admission) the repository is not read: see `_unread`.
+    """
     section = source.plan.triton
     if section is None:
         return source
-    repo = base_dir / section.repository
+    line, column = source.positions.get(("plan", source.plan.metadata.name), (source.line or 1, 1))[:2]
+    if files is None:
+        return _unread(source, line, column)
+    repo = files.resolve(source.file, section.repository)
     if not repo.is_dir():
-        line, column = source.positions.get(("plan", source.plan.metadata.name), (source.line or 1, 1))[:2]
         raise InputError(
             f"no model repository at {repo}", file=source.file, line=line, column=column, field="triton.repository"
         )
     return expand(source, repo, section)
+
+
+def _unread(source: PlanSource, line: int, column: int) -> PlanSource:
+    """The plan judged without its repository, and an error that says so.
+
+    Its `models` entries without a GPU describe repository models (the configs place
+    them): judged alone they would only be reported as unplaced, so they are left out.
+    Entries with a GPU run beside the server and are judged as usual.
+    """
+    plan = source.plan
+    beside = [m for m in plan.models if m.placed_on]
+    left_out = len(plan.models) - len(beside)
+    consequence = "admission reads no files, so the repository's models were not judged"
+    if left_out:
+        consequence += f" (nor the {left_out} `models` entries without a GPU that describe them)"
+    result = PlanSource(
+        plan=plan.model_copy(update={"triton": None, "models": beside}),
+        file=source.file,
+        line=source.line,
+        positions=source.positions,
+        findings=[
+            *source.findings,
+            not_followed(
+                "triton.repository", consequence, severity="error",
+                file=source.file, line=line, column=column, plan=plan.metadata.name,
+            ),
+        ],
+    )
+    return result
 
 
 def expand(

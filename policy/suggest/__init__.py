@@ -65,13 +65,14 @@ def suggest(
     from ..api import Linter, gc_paused
     from ..config import ProjectConfig, find_config, load_config
     from ..readers import read_paths
+    from ..readers.files import Files
     from .planner import suggest_source
 
     if not isinstance(config, ProjectConfig):
         config = load_config(Path(config) if config is not None else find_config())
     linter = Linter(config, rule_dirs, capacity=capacity)
     with gc_paused():
-        read = read_paths(paths)
+        read = read_paths(paths, files=Files())
     result = Suggestion(input_findings=list(read.findings))
     if result.unusable_input:
         return result

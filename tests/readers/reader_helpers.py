@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from policy.api import Linter
+from policy.findings import Finding
 from policy.plan import Model
 from policy.readers import read_paths
-from policy.findings import Finding
+from policy.readers.files import Files
 from policy.report import Report
 
 REALWORLD = Path(__file__).resolve().parents[2] / ".." / "shared" / "realworld"
@@ -27,8 +28,8 @@ def judge(*paths: Path) -> Report:
 
 
 def models(path: Path) -> dict[str, Model]:
-    """Every model read from `path`, by name."""
-    read = read_paths([path])
+    """Every model read from `path`, by name, as `gpuadmit lint` reads it (with file access)."""
+    read = read_paths([path], files=Files())
     assert not [f for f in read.findings], read.findings
     return {m.name: m for source in read.sources for m in source.plan.models}
 
