@@ -1,14 +1,21 @@
 """The GPU catalog: product names (and their many spellings) to memory and MIG profiles.
 
-The data lives in `data/gpus.yaml` so that adding a product is a data change.
+The data lives in `data/gpus.yaml` so that adding a product is a data change. Every
+figure there carries its source; docs/SOURCES.md collects them.
+
+A name resolves only when it names one product: `A100` fits the 40 GB and the 80 GB
+card, so `resolve("A100")` says so instead of picking one, and an unknown name comes
+back with the closest catalog spelling.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,13 +27,60 @@ MIB_PER_GIB = 1024
 class Product:
     name: str
     memory_mib: int
+    #: MIG profile -> the most instances of it one GPU holds.
     mig: dict[str, int] = field(default_factory=dict)
     compute_slices: int = 7
     memory_slices: int = 8
+    #: A MIG slice's memory as NVML reports it (GiB), by the memory slices it holds.
+    mig_memory_gib: dict[int, float] = field(default_factory=dict)
+    source: str = ""
+    mig_memory_source: str = ""
 
     @property
     def memory_gb(self) -> float:
         return self.memory_mib / MIB_PER_GIB
+
+    @functools.cached_property
+    def _full_profile_gb(self) -> float:
+        """The memory in the name of the profile that takes the whole GPU (7g.80gb -> 80)."""
+        return max((mig_profile_memory_gb(p) for p in self.mig), default=0.0)
+
+    def mig_memory_slices(self, profile: str) -> int:
+        """Memory slices a profile holds: its named memory as a share of the whole GPU's."""
+        full = self._full_profile_gb
+        if not full:
+            return 0
+        return max(1, round(mig_profile_memory_gb(profile) / full * self.memory_slices))
+
+    def mig_slice_gb(self, profile: str) -> float:
+        """A slice's real memory (what NVML reports), falling back to the name's number."""
+        real = self.mig_memory_gib.get(self.mig_memory_slices(profile))
+        return real if real is not None else mig_profile_memory_gb(profile)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a product name resolves to.
+
+    `status` is "known" (one product), "ambiguous" (several: `candidates`), "unknown"
+    (none: `suggestion` is the closest catalog spelling, or "") or "absent" (no name).
+    """
+
+    status: str
+    product: Product | None = None
+    candidates: tuple[Product, ...] = ()
+    suggestion: str = ""
+
+    @property
+    def hint(self) -> str:
+        """What to tell the user: the variants to choose from, or a did-you-mean."""
+        if self.status == "ambiguous":
+            return "name the variant: " + ", ".join(f"{p.name} ({p.memory_gb:.1f} GiB)" for p in self.candidates)
+        if self.status == "unknown":
+            if self.suggestion:
+                return f"did you mean {self.suggestion}? (`gpuadmit catalog` lists the products)"
+            return "`gpuadmit catalog` lists the products"
+        return ""
 
 
 @functools.lru_cache(maxsize=1024)  # every plan names its products again; the regex is the cost
@@ -37,38 +91,90 @@ def _key(name: str) -> str:
     return key.removesuffix("shared")  # GFD appends -SHARED under time-slicing
 
 
+@dataclass(frozen=True)
+class _Catalog:
+    by_key: dict[str, Product]
+    ambiguous: dict[str, tuple[Product, ...]]
+    #: key -> the spellings the catalog gives for it, for did-you-mean.
+    spellings: dict[str, list[str]]
+
+
+def _product(name: str, entry: dict[str, Any]) -> Product:
+    mig = entry.get("mig") or {}
+    return Product(
+        name=name,
+        memory_mib=int(entry["memory_mib"]),
+        mig={str(k): int(v) for k, v in (mig.get("profiles") or {}).items()},
+        compute_slices=int(entry.get("compute_slices", 7)),
+        memory_slices=int(entry.get("memory_slices", 8)),
+        mig_memory_gib={int(k): float(v) for k, v in (mig.get("memory_gib") or {}).items()},
+        source=str(entry.get("source", "")),
+        mig_memory_source=str(mig.get("memory_source", "")),
+    )
+
+
 @functools.lru_cache(maxsize=1)
-def _index() -> dict[str, Product]:
+def _catalog() -> _Catalog:
     raw = yaml.safe_load(CATALOG_FILE.read_text(encoding="utf-8"))
-    index: dict[str, Product] = {}
+    by_key: dict[str, Product] = {}
+    spellings: dict[str, list[str]] = {}
     for name, entry in raw["products"].items():
-        product = Product(
-            name=name,
-            memory_mib=int(entry["memory_mib"]),
-            mig={str(k): int(v) for k, v in (entry.get("mig") or {}).items()},
-            compute_slices=int(entry.get("compute_slices", 7)),
-            memory_slices=int(entry.get("memory_slices", 8)),
-        )
+        product = _product(name, entry)
         for alias in [name, *entry.get("aliases", [])]:
-            index[_key(alias)] = product
-    return index
+            by_key[_key(alias)] = product
+            spellings.setdefault(_key(alias), []).append(alias)
+    ambiguous: dict[str, tuple[Product, ...]] = {}
+    for name, members in (raw.get("ambiguous") or {}).items():
+        ambiguous[_key(name)] = tuple(by_key[_key(m)] for m in members)
+    return _Catalog(by_key, ambiguous, spellings)
+
+
+def _index() -> dict[str, Product]:
+    return _catalog().by_key
+
+
+@functools.lru_cache(maxsize=1024)
+def resolve(name: str | None) -> Resolution:
+    """What a product name as a user, NVML or GFD spells it names in the catalog."""
+    if not name or not name.strip():
+        return Resolution("absent")
+    cat = _catalog()
+    key = _key(name)
+    if key in cat.ambiguous:
+        return Resolution("ambiguous", candidates=cat.ambiguous[key])
+    product = cat.by_key.get(key)
+    if product is not None:
+        return Resolution("known", product)
+    return Resolution("unknown", suggestion=_closest(name, key, cat))
+
+
+def _closest(name: str, key: str, cat: _Catalog) -> str:
+    """The catalog spelling nearest to `name`, written the way `name` is (a GFD label gets a GFD label)."""
+    match = difflib.get_close_matches(key, list(cat.spellings), n=1, cutoff=0.6)
+    if not match:
+        return ""
+    return max(cat.spellings[match[0]], key=lambda s: difflib.SequenceMatcher(None, name, s).ratio())
 
 
 def lookup(name: str | None) -> Product | None:
-    """The catalog entry for a product name as a user, NVML or GFD spells it, or None."""
-    if not name:
-        return None
-    return _index().get(_key(name))
+    """The one catalog product a name fits, or None (unknown, ambiguous or no name)."""
+    return resolve(name).product
 
 
 def products() -> list[Product]:
-    return sorted({p.name: p for p in _index().values()}.values(), key=lambda p: p.memory_mib)
+    return sorted({p.name: p for p in _index().values()}.values(), key=lambda p: (p.memory_mib, p.name))
+
+
+def largest_memory_gb() -> float:
+    """The most memory any GPU in the catalog has: no single GPU holds more."""
+    return max(p.memory_gb for p in _index().values())
 
 
 def mig_profile_memory_gb(profile: str) -> float:
-    """Nominal memory of a MIG profile: `3g.40gb` -> 40.0 (`+me` media extensions ignored)."""
-    memory = profile.partition(".")[2].removesuffix("gb").replace("+me", "")
-    return float(memory)
+    """The memory in a MIG profile's name: `3g.40gb` -> 40.0 (`+me` and other suffixes ignored)."""
+    memory = profile.partition(".")[2]
+    digits = re.match(r"\d+", memory)
+    return float(digits.group()) if digits else 0.0
 
 
 def mig_profile_compute_slices(profile: str) -> int:

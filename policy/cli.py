@@ -220,7 +220,10 @@ def _catalog(args: argparse.Namespace) -> int:
     from .catalog import products
 
     for product in products():
-        profiles = ", ".join(f"{name}×{count}" for name, count in product.mig.items()) or "no MIG"
+        profiles = (
+            ", ".join(f"{name}×{count} ({product.mig_slice_gb(name):g} GiB)" for name, count in product.mig.items())
+            or "no MIG"
+        )
         print(f"{product.name:<12} {product.memory_mib:>7} MiB = {product.memory_gb:6.1f} GiB   {profiles}")
     return EXIT_OK
 

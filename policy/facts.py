@@ -103,6 +103,9 @@ def _allocators_for(vllm: float, sglang: float, tensorrt_llm: float) -> dict[str
     }
 
 
+_ABSENT = catalog.Resolution("absent")
+
+
 @dataclass(slots=True)
 class CapacityUnit:
     """A GPU or a MIG slice: the thing that has memory and hosts model instances."""
@@ -125,6 +128,8 @@ class CapacityUnit:
     #: beyond its declared `weights` (`_greedy_reserve`).
     models: list[_ModelView] = field(default_factory=list)
     reserves: list[float] = field(default_factory=list)
+    #: How the plan's product name resolved in the catalog (GPUs only; slices keep "absent").
+    resolution: catalog.Resolution = _ABSENT
 
 
 #: The real unit of a unit checked against nothing (`--capacity declared`, or a unit the
@@ -254,19 +259,30 @@ def build_facts(
 def _capacity_units(plan: ServingPlan, real: PlanCapacity) -> list[CapacityUnit]:
     units: list[CapacityUnit] = []
     for gpu in plan.gpus:
-        product = catalog.lookup(gpu.product)
-        capacity = gpu.memory_gb if gpu.memory_gb is not None else (product.memory_gb if product else None)
+        resolution = catalog.resolve(gpu.product)
+        product = resolution.product
+        capacity = _judged_capacity(gpu.memory_gb, product)
         carved = gpu.sharing == "mig"
-        units.append(_unit(gpu.id, gpu.id, "gpu", gpu, product, capacity, gpu.sharing, real, not (carved and gpu.mig)))
+        unit = _unit(gpu.id, gpu.id, "gpu", gpu, product, capacity, gpu.sharing, real, not (carved and gpu.mig))
+        unit.resolution = resolution
+        units.append(unit)
         if carved:
             for n, profile in enumerate(gpu.mig or []):
+                # A slice holds what NVML reports for it, below the number in its name.
+                slice_gb = product.mig_slice_gb(profile) if product else catalog.mig_profile_memory_gb(profile)
                 units.append(
-                    _unit(
-                        f"{gpu.id}:{n}", gpu.id, "mig-slice", gpu, product,
-                        catalog.mig_profile_memory_gb(profile), "mig-slice", real, True,
-                    )
+                    _unit(f"{gpu.id}:{n}", gpu.id, "mig-slice", gpu, product, slice_gb, "mig-slice", real, True)
                 )
     return units
+
+
+def _judged_capacity(declared_gb: float | None, product: catalog.Product | None) -> float | None:
+    """The memory a GPU is judged with: the smaller of what the plan declares and what its product has."""
+    if product is None:
+        return declared_gb
+    if declared_gb is None:
+        return product.memory_gb
+    return min(declared_gb, product.memory_gb)
 
 
 def _unit(
@@ -469,6 +485,8 @@ def _greedy_reserve(view: _ModelView, capacity: float | None, acc: Accounting) -
 #: as a copy of `_GPU_FACT_TEMPLATE` (which holds the neutral real-capacity facts).
 GPU_FACTS = (
     "idx", "id", "gpu", "parent", "kind", "product", "product_known", "declared_product", "sharing",
+    # how the product name resolved in the catalog (`_catalog_facts`)
+    "product_status", "product_hint", "catalog_capacity_gb", "memory_gb_declared", "capacity_bound_gb",
     # memory
     "capacity_known", "capacity_gb", "usable_gb", "declared_gb", "greedy_gb", "context_gb", "committed_gb",
     "utilisation_pct", "n_models", "n_processes",
@@ -480,7 +498,7 @@ GPU_FACTS = (
     "greedy_models", "greedy_default", "greedy_default_detail", "greedy_fraction_sum",
     # MIG layout (`_mig_layout_facts`)
     "mig", "mig_supported", "mig_unknown_profiles", "mig_over_limit", "mig_compute_used", "mig_compute_total",
-    "mig_memory_used_gb",
+    "mig_memory_used_gb", "mig_memory_slices_used", "mig_memory_slices_total",
     # real capacity (`_real_capacity_facts`)
     "declared_capacity_gb", "verified", "real_found", "real_device", "real_memory_known", "real_memory_gb",
     "real_product", "product_matches", "real_mig_mode", "real_mig", "real_mig_text", "mig_matches",
@@ -523,6 +541,7 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     fact["product_known"] = product is not None
     fact["declared_product"] = unit.gpu.product or ""
     fact["sharing"] = unit.sharing
+    _catalog_facts(fact, unit)
 
     # One pass over the models here, in plan order.
     context_gb = acc.cuda_context_gb
@@ -672,19 +691,44 @@ def _summary(unit: CapacityUnit, fact: Fact) -> GpuSummary:
     )
 
 
+def _catalog_facts(fact: Fact, unit: CapacityUnit) -> None:
+    """How a GPU's product name resolved, and the memory the catalog gives it.
+
+    `catalog_capacity_gb` is the product's memory (0 when the name did not resolve),
+    `memory_gb_declared` the plan's own `memory_gb` (0 when not given): the GPU is judged
+    with the smaller. `capacity_bound_gb` is the most memory any catalog GPU has, a bound
+    that holds even when the product is unknown.
+    """
+    resolution = unit.resolution
+    fact["product_status"] = resolution.status
+    fact["product_hint"] = resolution.hint
+    product = unit.product
+    fact["catalog_capacity_gb"] = product.memory_gb if product is not None and unit.kind == "gpu" else 0.0
+    declared = unit.gpu.memory_gb if unit.kind == "gpu" else None
+    fact["memory_gb_declared"] = declared if declared is not None else 0.0
+    fact["capacity_bound_gb"] = catalog.largest_memory_gb()
+
+
 def _mig_layout_facts(fact: Fact, unit: CapacityUnit) -> None:
-    """The MIG profiles carved on a GPU, checked against its product's MIG table."""
+    """The MIG profiles carved on a GPU, checked against its product's MIG table.
+
+    Memory is counted in memory slices (8; A30: 4), the unit MIG allocates, not in the
+    numbers in profile names: two H200 3g.71gb take 4 + 4 of 8 slices although 71 + 71
+    is more than the 140.4 GiB the GPU reports.
+    """
     product = unit.product
     mig_table = product.mig if product else {}
     fact["mig_supported"] = bool(mig_table)
     fact["mig_compute_total"] = product.compute_slices if product else 7
+    fact["mig_memory_slices_total"] = product.memory_slices if product else 8
     mig_profiles = list(unit.gpu.mig or []) if unit.kind == "gpu" else []
     fact["mig"] = mig_profiles
     if not mig_profiles:
         fact["mig_unknown_profiles"] = []
         fact["mig_over_limit"] = []
         fact["mig_compute_used"] = 0
-        fact["mig_memory_used_gb"] = 0
+        fact["mig_memory_used_gb"] = 0.0
+        fact["mig_memory_slices_used"] = 0
         return
     counts: dict[str, int] = {}
     for profile in mig_profiles:
@@ -694,7 +738,13 @@ def _mig_layout_facts(fact: Fact, unit: CapacityUnit) -> None:
         f"{p} ×{n} (at most {mig_table[p]})" for p, n in counts.items() if p in mig_table and n > mig_table[p]
     ]
     fact["mig_compute_used"] = sum([catalog.mig_profile_compute_slices(p) for p in mig_profiles])
-    fact["mig_memory_used_gb"] = sum([catalog.mig_profile_memory_gb(p) for p in mig_profiles])
+    if product is not None:
+        known = [p for p in mig_profiles if p in mig_table]
+        fact["mig_memory_used_gb"] = sum([product.mig_slice_gb(p) for p in known])
+        fact["mig_memory_slices_used"] = sum([product.mig_memory_slices(p) for p in known])
+    else:
+        fact["mig_memory_used_gb"] = sum([catalog.mig_profile_memory_gb(p) for p in mig_profiles])
+        fact["mig_memory_slices_used"] = 0
 
 
 def _greedy_detail(model: _ModelView, allocator: Allocator, instance_gb: float) -> str:

@@ -39,7 +39,7 @@ MAX_TEXT = 4096  # free text: a waiver's reason
 #: slices and well under 4096 GiB; two and four digits leave room and keep every number
 #: far from int64 (a 5,000-digit profile once reached the engine).
 MAX_MIG_COMPUTE = 99
-MIG_PROFILE_PATTERN = r"^[1-9][0-9]?g\.[1-9][0-9]{0,3}(\+me)?gb$"
+MIG_PROFILE_PATTERN = r"^[1-9][0-9]?g\.[1-9][0-9]{0,3}gb([+-](me|gfx)(\.all)?)?$"
 
 Sharing = Literal["exclusive", "time-slicing", "mps", "mig"]
 
@@ -346,10 +346,11 @@ _MIG_PROFILE = re.compile(MIG_PROFILE_PATTERN)
 
 
 def _is_mig_profile(profile: str) -> bool:
-    """`3g.40gb` and its kin, with bounded ASCII numbers: 1-99 compute slices, 1-4096 GiB."""
+    """`3g.40gb` and its kin, with bounded ASCII numbers: 1-99 compute slices, 1-4096 GiB, and the
+    media-extension and graphics variants NVIDIA names `1g.10gb+me`, `1g.24gb+gfx`, `1g.24gb+me.all`."""
     if not _MIG_PROFILE.fullmatch(profile):
         return False
-    return float(profile.partition(".")[2].removesuffix("gb").replace("+me", "")) <= MAX_GPU_GB
+    return float(profile.partition(".")[2].partition("gb")[0]) <= MAX_GPU_GB
 
 
 def json_schema() -> dict[str, Any]:

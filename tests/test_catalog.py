@@ -1,0 +1,110 @@
+"""The GPU catalog: names resolve to one product or say why not; MIG slices hold what NVML reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from policy import catalog
+
+
+@pytest.mark.parametrize(
+    ("name", "product", "mib"),
+    [
+        # NVML names, GFD nvidia.com/gpu.product labels (with -SHARED under time-slicing), what users type
+        ("NVIDIA GH200 480GB", "GH200-96GB", 97871),
+        ("NVIDIA-GH200-144G-HBM3e", "GH200-144GB", 146831),
+        ("NVIDIA-H200-NVL", "H200-NVL", 143771),
+        ("NVIDIA-H20", "H20", 97871),
+        ("Tesla-V100-SXM2-16GB", "V100-16GB", 16160),
+        ("Tesla V100-PCIE-32GB", "V100-32GB", 32510),
+        ("NVIDIA-A40-SHARED", "A40", 46068),
+        ("NVIDIA-L40", "L40", 46068),
+        ("NVIDIA L20", "L20", 46068),
+        ("NVIDIA-RTX-6000-Ada-Generation", "RTX-6000-Ada", 49140),
+        ("NVIDIA RTX A6000", "RTX-A6000", 49140),
+        ("NVIDIA-A800-SXM4-80GB", "A800-80GB", 81920),
+        ("NVIDIA A800 40GB PCIe", "A800-40GB", 40960),
+        ("NVIDIA-H800", "H800-80GB", 81559),
+        ("NVIDIA-H100-NVL", "H100-NVL", 95830),
+        ("NVIDIA-A100-SXM4-80GB", "A100-80GB", 81920),
+    ],
+)
+def test_product_names_resolve_to_nvml_memory(name: str, product: str, mib: int) -> None:
+    found = catalog.resolve(name)
+    assert (found.status, found.product and found.product.name, found.product and found.product.memory_mib) == (
+        "known", product, mib,
+    )
+
+
+@pytest.mark.parametrize("name", ["A100", "NVIDIA A100", "V100", "GH200", "A800"])
+def test_a_name_that_fits_several_products_is_not_resolved(name: str) -> None:
+    found = catalog.resolve(name)
+    assert found.status == "ambiguous" and found.product is None and len(found.candidates) == 2
+    assert catalog.lookup(name) is None
+    assert found.hint.startswith("name the variant: ")
+
+
+def test_bare_a100_asks_for_the_variant_with_both_memories() -> None:
+    assert catalog.resolve("A100").hint == "name the variant: A100-40GB (40.0 GiB), A100-80GB (80.0 GiB)"
+
+
+def test_a_typo_in_a_gfd_label_gets_a_did_you_mean_in_label_form() -> None:
+    found = catalog.resolve("NVIDIA-H100-80GB-HBM33")
+    assert found.status == "unknown" and found.suggestion == "NVIDIA-H100-80GB-HBM3"
+
+
+def test_a_name_far_from_any_product_gets_no_guess() -> None:
+    found = catalog.resolve("Radeon-MI300X")
+    assert (found.status, found.suggestion) == ("unknown", "")
+
+
+def test_no_name_is_absent() -> None:
+    assert catalog.resolve(None).status == "absent" and catalog.resolve("  ").status == "absent"
+
+
+@pytest.mark.parametrize(
+    ("product", "profile", "slices", "gib"),
+    [
+        ("A100-80GB", "1g.10gb", 1, 9.5),
+        ("A100-80GB", "1g.10gb+me", 1, 9.5),
+        ("A100-80GB", "2g.20gb", 2, 19.5),
+        ("A100-80GB", "3g.40gb", 4, 39.25),
+        ("A100-80GB", "7g.80gb", 8, 79.0),
+        ("H100-80GB", "3g.40gb", 4, 39.5),
+        ("H200", "3g.71gb", 4, 69.5),
+        ("H200", "7g.141gb", 8, 139.75),
+        ("H100-NVL", "1g.12gb", 1, 10.75),
+        ("H100-NVL", "3g.47gb", 4, 46.38),
+        ("GH200-144GB", "1g.18gb", 1, 17.5),
+        ("B200", "2g.45gb", 2, 44.25),
+        ("A30", "2g.12gb", 2, 11.7),
+    ],
+)
+def test_a_mig_slice_holds_what_nvml_reports_not_its_name(product: str, profile: str, slices: int, gib: float) -> None:
+    entry = catalog.lookup(product)
+    assert entry is not None and profile in entry.mig
+    assert (entry.mig_memory_slices(profile), entry.mig_slice_gb(profile)) == (slices, gib)
+
+
+def test_every_mig_product_has_its_real_slice_memory_below_the_names() -> None:
+    for product in catalog.products():
+        for profile in product.mig:
+            assert product.mig_slice_gb(profile) < catalog.mig_profile_memory_gb(profile), (product.name, profile)
+            assert product.mig_slice_gb(profile) <= product.memory_gb
+
+
+def test_every_product_names_its_source() -> None:
+    for product in catalog.products():
+        assert product.source, product.name
+        assert not product.mig or product.mig_memory_source, product.name
+
+
+def test_media_extension_profiles_allow_one_instance() -> None:
+    for product in catalog.products():
+        for profile, count in product.mig.items():
+            if profile.endswith("+me"):
+                assert count == 1 and profile.removesuffix("+me") in product.mig, (product.name, profile)
+
+
+def test_largest_memory_is_the_b200() -> None:
+    assert catalog.largest_memory_gb() == pytest.approx(183359 / 1024)
