@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from .closest import closest
+
 CATALOG_FILE = Path(__file__).with_name("data") / "gpus.yaml"
 MIB_PER_GIB = 1024
 
@@ -150,10 +152,10 @@ def resolve(name: str | None) -> Resolution:
 
 def _closest(name: str, key: str, cat: _Catalog) -> str:
     """The catalog spelling nearest to `name`, written the way `name` is (a GFD label gets a GFD label)."""
-    match = difflib.get_close_matches(key, list(cat.spellings), n=1, cutoff=0.6)
-    if not match:
+    match = closest(key, cat.spellings)
+    if match is None:
         return ""
-    return max(cat.spellings[match[0]], key=lambda s: difflib.SequenceMatcher(None, name, s).ratio())
+    return max(cat.spellings[match], key=lambda s: difflib.SequenceMatcher(None, name, s).ratio())
 
 
 def lookup(name: str | None) -> Product | None:

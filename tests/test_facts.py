@@ -75,7 +75,8 @@ def test_mig_slices_are_capacity_units_of_their_profile() -> None:
         "models": [{"name": "a", "gpu": "gpu0:1", "gpu_gb": 4}],
     }
     slice_ = _gpu(plan, "gpu0:1")
-    assert slice_["capacity_gb"] == 10 and slice_["kind"] == "mig-slice" and slice_["models"] == ["a"]
+    # A 1g.10gb of an A100 80GB holds 9.5 GiB as NVML reports it, not the 10 in its name.
+    assert slice_["capacity_gb"] == 9.5 and slice_["kind"] == "mig-slice" and slice_["models"] == ["a"]
     parent = _gpu(plan, "gpu0")
     assert parent["mig_compute_used"] == 4 and parent["n_models"] == 0
 
