@@ -108,3 +108,12 @@ def test_media_extension_profiles_allow_one_instance() -> None:
 
 def test_largest_memory_is_the_b200() -> None:
     assert catalog.largest_memory_gb() == pytest.approx(183359 / 1024)
+
+
+def test_a_family_name_matches_the_real_device_of_that_family() -> None:
+    from policy.capacity.match import same_product
+
+    assert same_product("A100", "NVIDIA A100-SXM4-80GB")
+    assert same_product("GH200", "NVIDIA-GH200-480GB")
+    assert not same_product("A100", "NVIDIA H100 80GB HBM3")
+    assert same_product("NVIDIA-L40-SHARED", "NVIDIA L40")

@@ -215,9 +215,11 @@ def _counts(profiles: list[str]) -> str:
 
 def same_product(declared: str, real: str) -> bool:
     """True when both names are the same product (catalog spellings, GFD's dashes and -SHARED)."""
-    a, b = catalog.lookup(declared), catalog.lookup(real)
-    if a is not None and b is not None:
-        return a.name == b.name
+    a, b = catalog.resolve(declared), catalog.resolve(real)
+    if a.product is not None and b.product is not None:
+        return a.product.name == b.product.name
+    if a.status == "ambiguous" and b.product is not None:  # `A100` on an A100-SXM4-80GB: the family matches
+        return b.product in a.candidates
     return _plain(declared) == _plain(real)
 
 
