@@ -54,7 +54,7 @@ def test_a_mig_profile_with_an_unbounded_number_is_one_line_exit_2(tmp_path: Pat
 
 
 def test_mig_profiles_at_the_bounds_are_read(tmp_path: Path) -> None:
-    for profile in ("3g.40gb", "1g.10+megb", "99g.4096gb"):
+    for profile in ("3g.40gb", "1g.10gb+me", "1g.24gb+me.all", "99g.4096gb"):  # NVIDIA writes +me after gb
         ServingPlan.model_validate({"gpus": [{"id": "g", "sharing": "mig", "mig": [profile]}]})
 
 
