@@ -167,6 +167,13 @@ def products() -> list[Product]:
     return sorted({p.name: p for p in _index().values()}.values(), key=lambda p: (p.memory_mib, p.name))
 
 
+def ambiguous_names() -> dict[str, tuple[Product, ...]]:
+    """Names that fit several products, as the catalog spells them, with those products."""
+    raw = yaml.safe_load(CATALOG_FILE.read_text(encoding="utf-8"))
+    cat = _catalog()
+    return {name: cat.ambiguous[_key(name)] for name in raw.get("ambiguous") or {}}
+
+
 def largest_memory_gb() -> float:
     """The most memory any GPU in the catalog has: no single GPU holds more."""
     return max(p.memory_gb for p in _index().values())

@@ -217,7 +217,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _catalog(args: argparse.Namespace) -> int:
-    from .catalog import products
+    from .catalog import ambiguous_names, products
 
     for product in products():
         profiles = (
@@ -225,6 +225,9 @@ def _catalog(args: argparse.Namespace) -> int:
             or "no MIG"
         )
         print(f"{product.name:<12} {product.memory_mib:>7} MiB = {product.memory_gb:6.1f} GiB   {profiles}")
+    print("\nNames that fit several products (name the variant):")
+    for name, candidates in ambiguous_names().items():
+        print(f"  {name:<12} {' | '.join(p.name for p in candidates)}")
     return EXIT_OK
 
 

@@ -256,3 +256,6 @@ def test_catalog_lists_products_with_nvml_memory_and_mig_profiles() -> None:
     h100 = next(line for line in run.stdout.splitlines() if line.startswith("H100-80GB"))
     assert "81559 MiB" in h100 and "3g.40gb×2" in h100
     assert any(line.startswith("L40S") and "no MIG" in line for line in run.stdout.splitlines())
+    gh200 = next(line for line in run.stdout.splitlines() if line.startswith("GH200-144GB"))
+    assert "146831 MiB" in gh200 and "3g.72gb×2 (70.5 GiB)" in gh200 and "1g.18gb+me×1" in gh200
+    assert "  A100         A100-40GB | A100-80GB" in run.stdout.splitlines()
