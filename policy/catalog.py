@@ -174,6 +174,7 @@ def ambiguous_names() -> dict[str, tuple[Product, ...]]:
     return {name: cat.ambiguous[_key(name)] for name in raw.get("ambiguous") or {}}
 
 
+@functools.lru_cache(maxsize=1)
 def largest_memory_gb() -> float:
     """The most memory any GPU in the catalog has: no single GPU holds more."""
     return max(p.memory_gb for p in _index().values())
