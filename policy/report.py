@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .facts import Facts, GpuSummary
-from .findings import SEVERITY_RANK, FailOn, Finding, Severity
+from .findings import FailOn, Finding, Severity
+from .verdict import decide
 
 __all__ = ["RuleInfo", "PlanReport", "Report"]
 
@@ -56,19 +57,15 @@ class Report:
 
     @property
     def unusable_input(self) -> bool:
-        return any(f.rule == "schema" and f.severity == "error" and f.counts for f in self.findings)
+        return decide(self.findings).unusable_input
 
     def failed(self, fail_on: FailOn = "error") -> bool:
-        if fail_on == "never":
-            return False
-        threshold = SEVERITY_RANK[fail_on]
-        return any(f.counts and SEVERITY_RANK[f.severity] >= threshold for f in self.findings)
+        """Findings at or above `fail_on` (or unusable input): decided by `policy.verdict`."""
+        return not decide(self.findings, fail_on=fail_on).allowed
 
     def exit_code(self, fail_on: FailOn = "error") -> int:
-        """0 clean, 1 findings at or above `fail_on`, 2 unusable input."""
-        if self.unusable_input:
-            return 2
-        return 1 if self.failed(fail_on) else 0
+        """0 clean, 1 findings at or above `fail_on`, 2 unusable input (`policy.verdict`)."""
+        return decide(self.findings, fail_on=fail_on).exit_code
 
     def counts(self) -> dict[str, int]:
         totals = {"error": 0, "warning": 0, "info": 0, "waived": 0}

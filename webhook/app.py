@@ -31,7 +31,7 @@ from .config import ServeConfig
 from .judge import describe, judge
 from .limits import REQUEST_STARTED
 from .metrics import CONTENT_TYPE, Metrics
-from .review import Answer, BadRequest, Review, allow, deny, parse_json, parse_review, warning
+from .review import Answer, BadRequest, Review, deny, failure, parse_json, parse_review
 from .ruleset import RuleHolder
 from .tls import ReloadingContext
 
@@ -136,18 +136,18 @@ class Webhook:
 
     async def _judge(self, review: Review, size: int, deadline: float, due: float) -> Answer:
         linter = self.rules.current
-        audit = self.settings.mode == "audit"
+        mode = self.settings.mode
         loop = asyncio.get_running_loop()
         try:
             if size <= self.settings.inline_max_bytes and due - loop.time() > min(INLINE_MIN_BUDGET_S, deadline / 2):
                 # A small review is judged in well under a millisecond: a thread hop costs more.
-                answer = judge(linter, review, audit)
+                answer = judge(linter, review, mode)
                 if loop.time() <= due:
                     return answer
                 # Too late to count: the API server has given up on it, so it is answered
                 # (and logged and counted) as the deadline's answer, like a threaded one.
                 raise asyncio.TimeoutError
-            return await asyncio.wait_for(run_in_threadpool(judge, linter, review, audit), timeout=max(due - loop.time(), 0.0))
+            return await asyncio.wait_for(run_in_threadpool(judge, linter, review, mode), timeout=max(due - loop.time(), 0.0))
         except asyncio.TimeoutError:
             return self._failure(review, f"no verdict within the {deadline:g} s deadline")
         except Exception as exc:  # fail closed (or open, if told), never a traceback to the client
@@ -155,12 +155,7 @@ class Webhook:
             return self._failure(review, f"internal error ({type(exc).__name__}: {exc})")
 
     def _failure(self, review: Review, reason: str) -> Answer:
-        text = f"gpuadmit could not judge {review.subject}: {reason}"
-        if self.settings.fail_open:
-            answer = allow([warning(text + "; allowed (--fail-open)")])
-            answer.decision = "error"
-            return answer
-        return deny(500, text, "error")
+        return failure(review.subject, reason, fail_open=self.settings.fail_open)
 
     def _log(self, review: Review, answer: Answer, seconds: float) -> None:
         fields: dict[str, Any] = {

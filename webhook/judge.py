@@ -13,9 +13,10 @@ from typing import Any
 
 from policy.api import Linter, gc_paused
 from policy.errors import InputError
-from policy.readers import input_finding, read_documents
+from policy.readers import TOO_DEEP, input_finding, read_documents
 from policy.findings import Finding
 from policy.source import PlanSource
+from policy.verdict import Mode
 from policy.yamlio import Document, load_documents
 
 from .review import Answer, Review, allow, deny, verdict, warning
@@ -27,10 +28,13 @@ JUDGED_OPERATIONS = {"CREATE", "UPDATE"}
 OPERATIONS = JUDGED_OPERATIONS | {"DELETE", "CONNECT"}
 
 
-def judge(linter: Linter, review: Review, audit: bool) -> Answer:
-    """The answer for one well-formed review (CPU-bound; may run in a worker thread)."""
+def judge(linter: Linter, review: Review, mode: Mode = "enforce") -> Answer:
+    """The answer for one well-formed review (CPU-bound; may run in a worker thread).
+
+    Decided by `policy.verdict` with the project config's `fail_on`, as `gpuadmit lint` is.
+    """
     with gc_paused():
-        return _judge(linter, review, audit)
+        return _judge(linter, review, mode)
 
 
 def malformed(review: Review) -> Answer | None:
@@ -51,7 +55,7 @@ def _terminating(review: Review) -> bool:
     return review.operation == "UPDATE" and isinstance(metadata, dict) and bool(metadata.get("deletionTimestamp"))
 
 
-def _judge(linter: Linter, review: Review, audit: bool) -> Answer:
+def _judge(linter: Linter, review: Review, mode: Mode) -> Answer:
     bad = malformed(review)
     if bad is not None:
         return bad
@@ -84,6 +88,8 @@ def _judge(linter: Linter, review: Review, audit: bool) -> Answer:
             except InputError as error:
                 error.file = error.file or where
                 findings.append(input_finding(error))
+            except RecursionError:  # bad input, never an internal error that --fail-open would allow
+                findings.append(input_finding(InputError(TOO_DEEP, file=where)))
         if not sources and not findings:
             return allow([warning(f"gpuadmit: ConfigMap is labelled {PLAN_LABEL}=true but no data key holds a plan")])
     else:
@@ -92,11 +98,13 @@ def _judge(linter: Linter, review: Review, audit: bool) -> Answer:
         except InputError as error:
             error.file = error.file or file
             findings.append(input_finding(error))
+        except RecursionError:  # bad input, never an internal error that --fail-open would allow
+            findings.append(input_finding(InputError(TOO_DEEP, file=file)))
         if not sources and not findings:
             return allow()
     report = linter.lint_sources(sources)
     findings.extend(report.findings)
-    return verdict(review.subject, findings, len(sources), audit)
+    return verdict(review.subject, findings, len(sources), mode=mode, fail_on=linter.config.fail_on)
 
 
 def _file(review: Review) -> str:

@@ -13,7 +13,8 @@ from typing import Any, Literal, Sequence
 
 import orjson
 
-from policy.findings import Finding
+from policy.findings import FailOn, Finding
+from policy.verdict import Mode, decide, decide_failure
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -159,41 +160,55 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
-def verdict(subject: str, findings: Sequence[Finding], plans: int, audit: bool) -> Answer:
-    """Findings to an answer: errors deny (enforce) or become warnings (audit)."""
-    counting = [f for f in findings if f.counts]
-    errors = [f for f in counting if f.severity == "error"]
-    warns = [f for f in counting if f.severity == "warning"]
+def verdict(subject: str, findings: Sequence[Finding], plans: int, *, mode: Mode, fail_on: FailOn) -> Answer:
+    """Findings to an answer, as `policy.verdict.decide` decides: failing findings deny
+    (enforce) or come back as `would deny` warnings (audit); other warnings are warnings."""
+    decided = decide(findings, fail_on=fail_on, mode=mode)
     many = plans > 1
-    warning_lines = [warning(line(f, many)) for f in warns]
-    if audit:
-        would = [warning("would deny: " + line(f, many)) for f in errors]
+    warning_lines = [warning(line(f, many)) for f in decided.warnings]
+    if mode == "audit":
+        would = [warning("would deny: " + line(f, many)) for f in decided.failing]
         answer = allow(_capped([*would, *warning_lines]))
+        errors = [f for f in decided.counting if f.severity == "error"]
+        warns = [f for f in decided.counting if f.severity == "warning"]
         answer.audit_annotations = {
-            "decision": "would-deny" if errors else "allow",
+            "decision": "would-deny" if decided.would_deny else "allow",
             "errors": str(len(errors)),
             "warnings": str(len(warns)),
         }
-        if counting:
+        if decided.counting:
             answer.audit_annotations["findings"] = _clip(
                 ",".join(f"{f.rule}:{f.model or f.gpu or f.plan or '-'}" for f in [*errors, *warns]), 1000
             )
-        answer.findings = counting
+        answer.findings = list(decided.counting)
         return answer
-    if not errors:
+    if decided.allowed:
         answer = allow(_capped(warning_lines))
-        answer.findings = counting
+        answer.findings = list(decided.counting)
         return answer
-    listed = [line(f, many) + (f" (fix: {f.fix})" if f.fix else "") for f in errors[:MAX_LISTED_FINDINGS]]
-    more = len(errors) - len(listed)
-    noun = "error" if len(errors) == 1 else "errors"
-    message = f"gpuadmit: {subject} is unsafe, {len(errors)} {noun}: " + "; ".join(listed)
+    failing = decided.failing
+    listed = [line(f, many) + (f" (fix: {f.fix})" if f.fix else "") for f in failing[:MAX_LISTED_FINDINGS]]
+    more = len(failing) - len(listed)
+    kind = "error" if all(f.severity == "error" for f in failing) else "finding"
+    noun = kind if len(failing) == 1 else kind + "s"
+    message = f"gpuadmit: {subject} is unsafe, {len(failing)} {noun}: " + "; ".join(listed)
     if more:
         message += f"; and {more} more (run `gpuadmit lint` on it for all)"
     answer = deny(403, message)
     answer.warnings = _capped(warning_lines)
-    answer.findings = counting
+    answer.findings = list(decided.counting)
     return answer
+
+
+def failure(subject: str, reason: str, *, fail_open: bool) -> Answer:
+    """The answer when gpuadmit could not judge (an internal error, a missed deadline):
+    denied, or allowed with a warning under `--fail-open` (`policy.verdict.decide_failure`)."""
+    text = f"gpuadmit could not judge {subject}: {reason}"
+    if decide_failure(fail_open=fail_open).allowed:
+        answer = allow([warning(text + "; allowed (--fail-open)")])
+        answer.decision = "error"
+        return answer
+    return deny(500, text, "error")
 
 
 def _capped(lines: list[str]) -> list[str]:

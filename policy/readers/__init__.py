@@ -52,6 +52,8 @@ def input_finding(error: InputError, severity: str = "error") -> Finding:
 
 
 STDIN = "-"
+#: What input nested beyond Python's recursion limit is told (a `schema` error, like any bad input).
+TOO_DEEP = "nested too deeply to read"
 
 
 def read_paths(
@@ -97,7 +99,7 @@ def read_paths(
                     error.file = str(target)
                 result.findings.append(input_finding(error))
             except RecursionError:
-                result.findings.append(input_finding(InputError("nested too deeply to read", file=str(target))))
+                result.findings.append(input_finding(InputError(TOO_DEEP, file=str(target))))
             except Exception as error:  # noqa: BLE001 - a reader bug must be neither a traceback nor a pass
                 message = f"could not be read: internal error {type(error).__name__}: {error}; please report it"
                 result.findings.append(input_finding(InputError(message, file=str(target))))

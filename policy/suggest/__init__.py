@@ -34,7 +34,9 @@ class Suggestion:
 
     @property
     def unusable_input(self) -> bool:
-        return any(f.rule == "schema" and f.severity == "error" and f.counts for f in self.input_findings)
+        from ..verdict import decide
+
+        return decide(self.input_findings).unusable_input
 
     @property
     def impossible(self) -> bool:
