@@ -147,6 +147,11 @@ class Slow:
         time.sleep(self.seconds)
         return self.inner.lint_sources(sources)
 
+    @property
+    def config(self) -> Any:
+        """The real linter's project config (its `fail_on` decides the verdict)."""
+        return self.inner.config
+
 
 def test_the_deadline_holds_on_the_default_inline_path() -> None:
     settings = replace(ENFORCE, deadline_s=0.2)
