@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import catalog
+from . import catalog, protection
 from .capacity.match import PlanCapacity, RealUnit, match_plan
 from .plan import Gpu, Model, ServingPlan
 
@@ -130,6 +130,8 @@ class CapacityUnit:
     reserves: list[float] = field(default_factory=list)
     #: How the plan's product name resolved in the catalog (GPUs only; slices keep "absent").
     resolution: catalog.Resolution = _ABSENT
+    #: Its models by serving process, for its latency-critical models' protection facts.
+    protection: protection.UnitProtection | None = None
 
 
 #: The real unit of a unit checked against nothing (`--capacity declared`, or a unit the
@@ -180,7 +182,7 @@ class _ModelView:
     __slots__ = (
         "fact", "model", "name", "instances", "critical", "server", "priority", "priority_set", "compute_pct",
         "capped", "memory_known", "weights", "allocator", "fraction", "default_greedy", "fraction_of_total",
-        "gpus",
+        "gpus", "pinned_memory_gb",
     )
 
     fact: Fact
@@ -200,6 +202,7 @@ class _ModelView:
     default_greedy: bool  # greedy, and its allocator's setting left at the default
     fraction_of_total: float  # of total memory, claimed up front (0 when not of that kind)
     gpus: list[str]  # the ids of the units it runs on, in the order it names them (its `gpus` fact)
+    pinned_memory_gb: float | None  # MPS CUDA_MPS_PINNED_DEVICE_MEM_LIMIT, when given
 
 
 def build_facts(
@@ -222,6 +225,10 @@ def build_facts(
     gpu_facts = [_gpu_fact(i, unit, acc, usable_share) for i, unit in enumerate(units)]
     # The others got theirs from their unit (`_neighbours_on`).
     _neighbours_across([view for view in views if len(view.gpus) != 1], unit_by_id)
+    for view in views:
+        protection.model_protection(
+            view, [p for p in (unit_by_id[g].protection for g in view.gpus) if p is not None], view.fact
+        )
     waiver_facts = [
         {
             "idx": i,
@@ -317,18 +324,21 @@ MODEL_FACTS = (
     # what it is and the memory it takes
     "framework", "server", "instances", "gpu_gb", "memory_known", "memory_estimated", "footprint_gb",
     # latency
-    "latency_critical", "has_sla", "sla_ms", "has_priority", "priority",
+    "latency_critical", "has_sla", "sla_ms", "has_service_time", "service_ms", "has_priority", "priority",
+    "priority_levels",
     # rate limit and queue
     "rate_limit_declared", "rate_limit_enabled", "rate_limited", "max_rps", "max_concurrency",
     "has_queue_bound", "max_queue", "has_queue_timeout", "queue_timeout_ms", "timeout_action",
     # caps
-    "capped", "max_batch_size", "compute_pct",
+    "capped", "max_batch_size", "compute_pct", "pinned_memory_gb",
     # greedy allocator
     "greedy", "greedy_setting", "memory_fraction",
     # who shares its units
     "neighbours", "critical_neighbours", "bulk_neighbours",
     "n_neighbours", "n_critical_neighbours", "n_bulk_neighbours",
     "best_bulk_priority", "best_bulk_name", "best_bulk_priority_set",
+    # what arbitrates between a latency-critical model and its bulk neighbours (`protection`)
+    *protection.MODEL_FACTS,
 )
 _MODEL_FACT_TEMPLATE: Fact = dict.fromkeys(MODEL_FACTS)
 
@@ -369,6 +379,9 @@ def _model_fact(
     fact["latency_critical"] = view.critical = model.latency_critical
     fact["has_sla"] = model.sla_ms is not None
     fact["sla_ms"] = model.sla_ms or 0.0
+    fact["has_service_time"] = model.service_ms is not None
+    fact["service_ms"] = model.service_ms or 0.0
+    fact["priority_levels"] = model.priority_levels or 0
     fact["has_priority"] = view.priority_set = priority is not None
     # Triton's reading: unset and 0 both mean 1, the highest.
     fact["priority"] = view.priority = priority if priority is not None and priority > 1 else 1
@@ -408,6 +421,8 @@ def _model_fact(
     fact["capped"] = view.capped = max_batch_size is not None or compute_pct is not None or rate_limited
     fact["max_batch_size"] = max_batch_size if max_batch_size is not None else 0
     fact["compute_pct"] = compute_pct if compute_pct is not None else 0.0
+    pinned = view.pinned_memory_gb = caps.get("pinned_memory_gb") if caps else None
+    fact["pinned_memory_gb"] = pinned if pinned is not None else 0.0
 
     memory_fraction = model.memory_fraction
     fact["greedy"] = allocator is not None
@@ -494,6 +509,8 @@ GPU_FACTS = (
     "models", "critical", "bulk", "servers_apart", "bulk_without_compute_cap", "bulk_uncapped",
     "compute_pct_sum", "critical_compute_pct_sum", "bulk_compute_pct_sum", "critical_without_compute_pct",
     "largest_model", "largest_gb", "unknown_memory",
+    # what arbitrates between its latency-critical and bulk models (`protection`)
+    *protection.GPU_FACTS,
     # greedy allocators
     "greedy_models", "greedy_default", "greedy_default_detail", "greedy_fraction_sum",
     # MIG layout (`_mig_layout_facts`)
@@ -570,6 +587,7 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     # placed on ties: the best, and the best of the others (the best one's best neighbour).
     best_bulk: _ModelView | None = None
     runner_up: _ModelView | None = None
+    once: list[_ModelView] = []  # each model here once, in plan order
     repeats = False
     previous: _ModelView | None = None
     for m, reserve in zip(unit.models, unit.reserves):
@@ -605,6 +623,7 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
             repeats = True
             continue
         previous = m
+        once.append(m)
         if m.compute_pct is not None:
             shares.append(m.compute_pct)
             (critical_shares if m.critical else bulk_shares).append(m.compute_pct)
@@ -654,6 +673,7 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     fact["greedy_default_detail"] = greedy_default_detail
     fact["greedy_fraction_sum"] = sum(fractions)
 
+    unit.protection = protection.unit_protection(once, fact)
     _mig_layout_facts(fact, unit)
     real = unit.real
     if real is not _DECLARED_ONLY:

@@ -109,7 +109,23 @@ class Caps(TypedDict, total=False):
 
     max_batch_size: Annotated[int | None, Field(gt=0, le=1_000_000, description="Largest batch the model runs.")]
     compute_pct: Annotated[
-        float | None, Field(gt=0, le=100, description="Share of the GPU's compute (MPS active thread %, HAMi gpucores).")
+        float | None,
+        Field(
+            gt=0,
+            le=100,
+            description=(
+                "Most of the GPU's compute this model may use (MPS CUDA_MPS_ACTIVE_THREAD_PERCENTAGE, HAMi gpucores): "
+                "a limit, not a reservation."
+            ),
+        ),
+    ]
+    pinned_memory_gb: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            le=MAX_GPU_GB,
+            description="GiB of device memory this MPS client may allocate (CUDA_MPS_PINNED_DEVICE_MEM_LIMIT).",
+        ),
     ]
 
 
@@ -172,8 +188,32 @@ class Model(_Strict):
     gpu_gb_estimated: bool = Field(False, description="True when gpu_gb was estimated from model files, not declared.")
     latency_critical: bool = False
     sla_ms: float | None = Field(None, gt=0, le=MAX_MS, description="Latency target in milliseconds.")
+    service_ms: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_MS,
+        description=(
+            "Time one request takes to compute once it leaves the queue (its p99), in milliseconds; "
+            "the queue timeout plus this must fit in sla_ms."
+        ),
+    )
     priority: int | None = Field(
-        None, ge=0, le=1_000_000, description="1 is the highest (Triton's convention); 0 counts as 1."
+        None,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Precedence the serving process gives this model over the other models it serves: 1 is the highest "
+            "(Triton's convention), 0 counts as 1. It arbitrates only inside one `server`."
+        ),
+    )
+    priority_levels: int | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Triton dynamic_batching priority_levels: requests of this model are queued strictly by level; "
+            "the queue in `rate_limit` is the default level's."
+        ),
     )
     rate_limit: RateLimit | None = None
     caps: Caps | None = None

@@ -97,7 +97,7 @@ def test_unset_priority_counts_as_the_highest() -> None:
     }
     facts = build_facts(ServingPlan.model_validate(plan))
     chat = facts.models[0]
-    assert chat["priority"] == 1 and chat["best_bulk_priority"] == 1 and chat["bulk_neighbours"] == ["bulk"]
+    assert chat["priority"] == 1 and chat["best_server_bulk_priority"] == 1 and chat["server_bulk"] == ["bulk"]
 
 
 def test_waiver_expiry_is_judged_against_today() -> None:

@@ -29,10 +29,12 @@ container sees: under a HAMi memory share, of that share), `--max-num-seqs` (bat
 `--tensor-parallel-size`; SGLang `--mem-fraction-static`, `--max-running-requests`;
 tritonserver `--rate-limit` and `--model-repository` (read when it names a repository
 beside the manifest, or `gpuadmit.dev/triton-repository` does, and the caller gave file
-access; otherwise a `repository-read` finding says the repository was not read). `priorityClassName`
-ranks workloads by the PriorityClass values (the highest value is priority 1); KServe
-`containerConcurrency` is `rate_limit.max_concurrency`; `gpuadmit.dev/*` annotations
-set the rest and win over everything read.
+access; otherwise a `repository-read` finding says the repository was not read). Each
+workload is its own serving process, so a priority orders nothing between workloads:
+`priorityClassName` orders scheduling and preemption, not GPU time, and is not read as
+a priority (docs/PROTECTION.md). KServe `containerConcurrency` is
+`rate_limit.max_concurrency`; `gpuadmit.dev/*` annotations set the rest and win over
+everything read.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ MIB_PER_GIB = 1024
 ANNOTATIONS: dict[str, tuple[str, type]] = {
     "latency-critical": ("latency_critical", bool),
     "sla-ms": ("sla_ms", float),
+    "service-ms": ("service_ms", float),
     "gpu-gb": ("gpu_gb", float),
     "priority": ("priority", int),
     "max-rps": ("rate_limit.max_rps", float),
@@ -79,6 +82,7 @@ ANNOTATIONS: dict[str, tuple[str, type]] = {
     "timeout-action": ("rate_limit.timeout_action", str),
     "max-batch-size": ("caps.max_batch_size", int),
     "compute-pct": ("caps.compute_pct", float),
+    "pinned-memory-gb": ("caps.pinned_memory_gb", float),
     "memory-fraction": ("memory_fraction", float),
     "memory-limit-gb": ("memory_limit_gb", float),
     "framework": ("framework", str),
@@ -101,7 +105,6 @@ KSERVE_FORMATS = {
     "xgboost": "xgboost",
     "lightgbm": "lightgbm",
 }
-BUILTIN_PRIORITY_CLASSES = {"system-node-critical": 2_000_001_000, "system-cluster-critical": 2_000_000_000}
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
@@ -516,7 +519,6 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
     positions: dict[tuple[Any, ...], Position] = {}
     pools: dict[str, _Pool] = {}
     taken: set[str] = set()
-    ranks = _priority_ranks(workloads, context)
     placed: list[tuple[_Workload, str, list[str], int, dict[str, Any]]] = []
     for workload in workloads:
         name = _unique(workload.name, taken)
@@ -583,7 +585,7 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
             positions.update(found.positions)
             context.findings.extend(found.findings)
             continue
-        model, model_waivers, lines = _model(workload, name, targets, instances, annotations, ranks, capacity, context)
+        model, model_waivers, lines = _model(workload, name, targets, instances, annotations, capacity, context)
         models.append(model)
         waivers.extend(model_waivers)
         positions[("model", name)] = _at(workload.doc.file, (workload.doc.line, 1), context)
@@ -646,39 +648,6 @@ def _pool_of(
     base = (product or "gpu").lower().removesuffix("-shared")
     key = str(explicit) if explicit else f"{'hami' if request.hami else 'shared'}-{base}"
     return key, mode, slices
-
-
-def _priority_ranks(workloads: list[_Workload], context: _Context) -> dict[str, int]:
-    """priorityClassName -> gpuadmit priority: the highest class value is 1, the next 2, ..."""
-    known = {**BUILTIN_PRIORITY_CLASSES, **context.priority_classes}
-    values: dict[str, int] = {}
-    for workload in workloads:
-        cls = workload.priority_class
-        if cls is None:
-            continue
-        if cls in known:
-            values[cls] = known[cls]
-        else:
-            line, column = workload.priority_class_line or (workload.doc.line, 1)
-            context.findings.append(
-                Finding(
-                    rule="schema",
-                    severity="warning",
-                    message=f"{workload.name}: priorityClassName {cls!r} has no PriorityClass in this input; its priority is unknown",
-                    model=workload.name,
-                    file=workload.doc.file,
-                    line=line,
-                    column=column,
-                    fix=f"lint the PriorityClass {cls!r} together with the workloads, or set `gpuadmit.dev/priority`",
-                    plan=context.plan_name,
-                )
-            )
-    if not values:
-        return {}
-    ordered = sorted(set(values.values()) | ({context.default_priority or 0}), reverse=True)
-    ranks = {cls: ordered.index(value) + 1 for cls, value in values.items()}
-    ranks[""] = ordered.index(context.default_priority or 0) + 1  # workloads without a class
-    return ranks
 
 
 def _gpuadmit_annotations(workload: _Workload, context: _Context) -> dict[str, Any]:
@@ -794,7 +763,6 @@ def _model(
     targets: list[str],
     instances: int,
     annotations: dict[str, Any],
-    ranks: dict[str, int],
     capacity: dict[str, float | None],
     context: _Context,
 ) -> tuple[Model, list[Waiver], dict[str, Position]]:
@@ -850,12 +818,6 @@ def _model(
         fields.setdefault("rate_limit", {})["max_concurrency"] = workload.concurrency
         if workload.concurrency_line:
             lines["rate_limit"] = workload.concurrency_line
-    if ranks:
-        fields["priority"] = ranks.get(workload.priority_class or "", ranks.get(""))
-        if fields["priority"] is None:
-            del fields["priority"]
-        elif workload.priority_class_line:
-            lines["priority"] = workload.priority_class_line
 
     for key, value in annotations.items():
         if key not in ANNOTATIONS:

@@ -18,15 +18,22 @@ How a config maps to a model:
   first `tensor_parallel_size` GPUs of its `model.json`, TensorRT-LLM as above, Python
   and ensembles none, any other backend is assumed on every GPU (the worst case).
   No `instance_group` (or KIND_AUTO) means one instance per GPU for GPU frameworks.
-- `instance_group[].rate_limiter` (the first group that has one): `priority` (1 is the
-  best, 0 counts as 1) becomes the model's priority, and its executions wait for their
-  resources, so its concurrency is its instance count. Triton ignores every rate limiter unless tritonserver runs with
-  `--rate-limit=execution_count`: when `triton.args` is given without it, the limit is
-  recorded as switched off (`rate_limit.enabled: false`) and its priority dropped.
-- `dynamic_batching`: the queue policy of the default priority level (or
+- `instance_group[].rate_limiter` (the first group that has one): it acts only on
+  instances that declare `resources` (an instance without any never waits, so its
+  priority is never weighed) and only when tritonserver runs with
+  `--rate-limit=execution_count` (the default is off). Where both hold, its `priority`
+  (a weight: priority 2 gets half the scheduling chances of 1; 0 counts as 1) becomes
+  the model's priority and its executions wait for their resources, so its
+  concurrency is its instance count. A limiter without resources sets nothing, and an
+  info finding says why its priority is ignored; when `triton.args` is given without
+  `--rate-limit=execution_count`, the limit is recorded as switched off
+  (`rate_limit.enabled: false`) and its priority dropped. docs/PROTECTION.md.
+- `dynamic_batching`: `priority_levels` (strict priority between requests of this
+  model, not between models) becomes `priority_levels`; the queue policy of the
+  default priority level (its `priority_queue_policy` entry, else
   `default_queue_policy`) gives `max_queue` (0 = unbounded), `queue_timeout_ms` and
-  `timeout_action` (DELAY may wait forever). Priority levels order requests inside one
-  model, not models against each other, so they do not set `priority`.
+  `timeout_action` (DELAY may wait forever): it is the queue requests that set no
+  priority wait in.
 - `max_batch_size` > 0 caps the batch. `backend`/`platform` give the framework.
 - `parameters`: TensorRT-LLM `kv_cache_free_gpu_mem_fraction` and vLLM
   `gpu_memory_utilization` (in `<version>/model.json`) are `memory_fraction`; ONNX
@@ -65,6 +72,7 @@ GPUADMIT_PARAMS: dict[str, tuple[str, type]] = {
     "gpu_gb": ("gpu_gb", float),
     "latency_critical": ("latency_critical", bool),
     "sla_ms": ("sla_ms", float),
+    "service_ms": ("service_ms", float),
     "priority": ("priority", int),
     "max_rps": ("rate_limit.max_rps", float),
     "max_concurrency": ("rate_limit.max_concurrency", int),
@@ -73,6 +81,7 @@ GPUADMIT_PARAMS: dict[str, tuple[str, type]] = {
     "timeout_action": ("rate_limit.timeout_action", str),
     "max_batch_size": ("caps.max_batch_size", int),
     "compute_pct": ("caps.compute_pct", float),
+    "pinned_memory_gb": ("caps.pinned_memory_gb", float),
     "memory_fraction": ("memory_fraction", float),
     "memory_limit_gb": ("memory_limit_gb", float),
     "framework": ("framework", str),
@@ -432,14 +441,25 @@ def _read_model(
         n = limited[0]
         limiter = config.instance_group[n].rate_limiter
         where: tuple[int, int] = parsed.line_of(f"instance_group[{n}].rate_limiter") or anchor
-        limit["max_concurrency"] = max(instances, 1)
-        if rate_limit_on is False:
-            limit["enabled"] = False
-        elif limiter.priority or parsed.line_of(f"instance_group[{n}].rate_limiter.priority"):
-            model.fields["priority"] = limiter.priority
-            lines["priority"] = parsed.line_of(f"instance_group[{n}].rate_limiter.priority") or where
-        lines["rate_limit"] = where
+        priority_line = parsed.line_of(f"instance_group[{n}].rate_limiter.priority")
+        if not limiter.resources:
+            # Rate limiting gates an instance on its resources; without any it never
+            # waits, so there is nothing to weigh its priority against.
+            if limiter.priority or priority_line:
+                _priority_ignored(model, limiter.priority, priority_line or where, plan_name)
+        else:
+            limit["max_concurrency"] = max(instances, 1)
+            if rate_limit_on is False:
+                limit["enabled"] = False
+            elif limiter.priority or priority_line:
+                model.fields["priority"] = limiter.priority
+                lines["priority"] = priority_line or where
+            lines["rate_limit"] = where
     if config.HasField("dynamic_batching"):
+        if config.dynamic_batching.priority_levels > 0:
+            # More levels than any queue could hold apart are as good as a million.
+            model.fields["priority_levels"] = min(config.dynamic_batching.priority_levels, 1_000_000)
+            lines["priority_levels"] = parsed.line_of("dynamic_batching.priority_levels") or anchor
         policy, policy_line = _queue_policy(config, parsed)
         if policy is not None:
             limit["max_queue"] = policy.max_queue_size
@@ -455,6 +475,29 @@ def _read_model(
         lines.setdefault("memory_fraction", anchor)
     lines.setdefault("name", anchor)
     return model
+
+
+def _priority_ignored(model: _RepoModel, priority: int, where: tuple[int, int], plan_name: str) -> None:
+    model.findings.append(
+        Finding(
+            rule="latency-critical-priority",
+            severity="info",
+            message=(
+                f"{model.name}: rate_limiter priority {priority} is never applied: the rate limiter declares no "
+                "resources, so Triton never holds this instance back and never weighs its priority"
+            ),
+            model=model.name,
+            file=model.file,
+            line=where[0],
+            column=where[1],
+            fix=(
+                "in config.pbtxt give the rate_limiter `resources [ { name: \"gpu-slot\", count: 1 } ]` shared with "
+                "the models it must yield to (or take them over), and start tritonserver with "
+                "--rate-limit=execution_count"
+            ),
+            plan=plan_name,
+        )
+    )
 
 
 def _place(

@@ -56,10 +56,11 @@ def test_sample_vllm_at_default_fraction_beside_embeddings_is_rejected() -> None
     read = models(path)
     chat, embeddings = read["chat-llm"], read["embeddings"]
     assert chat.placed_on == embeddings.placed_on == ["shared-nvidia-a100-sxm4-80gb"]
-    assert (chat.framework, chat.memory_fraction, chat.priority, chat.latency_critical) == ("vllm", 0.9, 1, True)
+    # priorityClassName orders scheduling, not GPU time: it is no priority (docs/PROTECTION.md).
+    assert (chat.framework, chat.memory_fraction, chat.priority, chat.latency_critical) == ("vllm", 0.9, None, True)
     assert chat.caps is not None and chat.caps["max_batch_size"] == 32
-    assert (embeddings.priority, embeddings.instances, embeddings.gpu_gb) == (2, 2, 4)
-    assert greedy.file == str(path) and greedy.line == 17
+    assert (embeddings.priority, embeddings.instances, embeddings.gpu_gb) == (None, 2, 4)
+    assert greedy.file == str(path) and greedy.line == 18
 
 
 def test_vllm_at_0_9_beside_another_model_on_a_time_sliced_gpu_is_greedy(tmp_path: Path) -> None:
@@ -119,7 +120,7 @@ def test_mig_resource_runs_on_its_slice(tmp_path: Path) -> None:
     assert rules(report) == set()
 
 
-def test_priority_classes_rank_workloads(tmp_path: Path) -> None:
+def test_priority_classes_are_not_gpu_priorities(tmp_path: Path) -> None:
     classes = (
         "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: 1000\n---\n"
         "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: low}\nvalue: 10\n"
@@ -133,10 +134,8 @@ def test_priority_classes_rank_workloads(tmp_path: Path) -> None:
         + _deployment("d", image="d:1", extra="      priorityClassName: missing\n", annotations="{gpuadmit.dev/priority: '7'}"),
     )
     read = models(path)
-    assert {n: m.priority for n, m in read.items()} == {"a": 1, "b": 2, "c": 3, "d": 7}
-    (warning,) = only(judge(path), "schema")
-    assert warning.severity == "warning"
-    assert warning.message == "d: priorityClassName 'missing' has no PriorityClass in this input; its priority is unknown"
+    assert {n: m.priority for n, m in read.items()} == {"a": None, "b": None, "c": None, "d": 7}
+    assert only(judge(path), "schema") == []
 
 
 def test_annotations_set_protection_and_waive_a_rule(tmp_path: Path) -> None:

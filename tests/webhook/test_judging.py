@@ -112,7 +112,7 @@ def test_audit_mode_allows_and_reports_what_it_would_deny() -> None:
     body = answer(client(replace(SETTINGS, mode="audit")), review(serving_plan(sample_plan("seed-demo.yaml"))))
     assert body["allowed"] is True
     assert "status" not in body
-    assert "would deny: [latency-critical-priority] chat-llm: latency-critical but has no priority" in body["warnings"]
+    assert "would deny: [latency-critical-rate-limit] chat-llm: latency-critical but has no rate limit" in body["warnings"]
     assert all(len(w) < 120 for w in body["warnings"])
     assert body["auditAnnotations"]["decision"] == "would-deny"
     assert body["auditAnnotations"]["errors"] == "6"

@@ -1,0 +1,177 @@
+"""Protection facts: what arbitrates between a latency-critical model and its bulk neighbours.
+
+A latency-critical model is protected from the bulk models on its GPU (or MIG slice)
+only by a mechanism that really arbitrates between them (docs/PROTECTION.md has the
+sources):
+
+- **one serving process** (`server`): the server's scheduler orders its models'
+  work, so their `priority` values count (Triton: rate-limiter priorities, which act
+  only with declared resources and `--rate-limit=execution_count`; readers keep a
+  priority only where it acts);
+- **compute limits** between processes: MPS `CUDA_MPS_ACTIVE_THREAD_PERCENTAGE` or
+  HAMi `gpucores` (`caps.compute_pct`). They are limits, not reservations: a critical
+  model is left what the other processes' limits do not take;
+- **MIG**: different slices are different units, so they are never neighbours here;
+- **nothing**: processes time-sliced on one GPU (or MPS clients without a limit) get
+  no priority between them, whatever their Kubernetes `priorityClassName`.
+
+These functions only read models already placed on their units; `policy.facts` calls
+them and stores what they return in the fact dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+#: Model facts this module fills in (for latency-critical models; neutral for the others).
+MODEL_FACTS = (
+    "server_bulk", "best_server_bulk_priority", "best_server_bulk_name",
+    "bulk_apart", "bulk_apart_unlimited", "arbitration", "guaranteed_compute_pct",
+)
+#: GPU (and MIG slice) facts this module fills in.
+GPU_FACTS = (
+    "bulk_apart", "bulk_apart_unlimited", "bulk_apart_unpinned", "arbitration",
+    "compute_limits", "critical_min_compute_pct", "critical_min_compute_name",
+)
+
+#: How a critical model's GPU time is arbitrated against its bulk neighbours.
+ALONE = "alone"  # no bulk model shares its units
+SERVER = "server"  # every bulk neighbour runs in its own serving process
+LIMITS = "compute limits"  # bulk models in other processes all have a compute limit
+NOTHING = "nothing"  # some bulk model in another process runs without a limit
+
+
+class ModelLike(Protocol):
+    """What these functions read of a placed model (`policy.facts._ModelView`)."""
+
+    name: str
+    critical: bool
+    server: str
+    priority: int
+    compute_pct: float | None
+    pinned_memory_gb: float | None
+
+
+#: Names listed in a model's protection facts (the rest are counted): a latency-critical
+#: model beside thousands of bulk models gets a few names, not a copy of its unit.
+LISTED = 10
+
+
+@dataclass
+class _Side:
+    """What one serving process's latency-critical models see on a unit."""
+
+    same: list[str]  # bulk models in that process, sorted, the first LISTED
+    best: Any  # the bulk model of that process with the best priority (the first on ties)
+    apart: list[str]  # bulk models in other processes, sorted, the first LISTED
+    unlimited: list[str]  # those of them without a compute limit, sorted, the first LISTED
+
+
+@dataclass
+class UnitProtection:
+    """Per-process aggregates of the models on one unit, each model once."""
+
+    bulk: list[Any] = field(default_factory=list)
+    limit_by_server: dict[str, float] = field(default_factory=dict)
+    limit_sum: float = 0.0
+    _sides: dict[str, _Side] = field(default_factory=dict)
+
+    def side(self, server: str) -> _Side:
+        """The bulk models as a model of `server` sees them, computed once per process: O(bulk)."""
+        found = self._sides.get(server)
+        if found is None:
+            same = [m for m in self.bulk if m.server == server]
+            apart = [m for m in self.bulk if m.server != server]
+            best = None
+            for m in same:
+                if best is None or m.priority < best.priority:
+                    best = m
+            found = self._sides[server] = _Side(
+                sorted(m.name for m in same)[:LISTED],
+                best,
+                sorted(m.name for m in apart)[:LISTED],
+                sorted(m.name for m in apart if m.compute_pct is None)[:LISTED],
+            )
+        return found
+
+
+def unit_protection(models: Sequence[ModelLike], fact: dict[str, Any]) -> UnitProtection:
+    """The unit's protection facts, written into `fact`; `models` holds each model here once."""
+    agg = UnitProtection()
+    critical: list[ModelLike] = []
+    limits: list[str] = []
+    for m in models:
+        if m.compute_pct is not None:
+            agg.limit_by_server[m.server] = agg.limit_by_server.get(m.server, 0.0) + m.compute_pct
+            agg.limit_sum += m.compute_pct
+            limits.append(f"{m.name} {m.compute_pct:g} %")
+        if m.critical:
+            critical.append(m)
+        else:
+            agg.bulk.append(m)
+    apart: list[ModelLike] = []
+    if critical and agg.bulk:
+        servers = {m.server for m in critical}
+        apart = agg.bulk if len(servers) > 1 else [m for m in agg.bulk if m.server not in servers]
+    unlimited = [m.name for m in apart if m.compute_pct is None]
+    fact["bulk_apart"] = [m.name for m in apart]
+    fact["bulk_apart_unlimited"] = unlimited
+    fact["bulk_apart_unpinned"] = [m.name for m in apart if m.pinned_memory_gb is None]
+    fact["arbitration"] = (
+        ALONE if not critical or not agg.bulk else SERVER if not apart else NOTHING if unlimited else LIMITS
+    )
+    fact["compute_limits"] = limits
+    worst, worst_name = 100.0, ""
+    for m in critical:
+        left = guaranteed_compute_pct(m, agg)
+        if left < worst or not worst_name:
+            worst, worst_name = left, m.name
+    fact["critical_min_compute_pct"] = worst
+    fact["critical_min_compute_name"] = worst_name
+    return agg
+
+
+def guaranteed_compute_pct(model: ModelLike, agg: UnitProtection) -> float:
+    """The compute share a model keeps when every other process here uses its whole limit.
+
+    MPS active-thread percentages (and HAMi gpucores) cap each process; they reserve
+    nothing. So a model is sure of its own limit only as far as the limits of the
+    processes beside it leave room: min(own, 100 − Σ their limits). Processes without
+    a limit are left out here (they can take everything; `isolation` reports them).
+    """
+    own = model.compute_pct if model.compute_pct is not None else 100.0
+    others = agg.limit_sum - agg.limit_by_server.get(model.server, 0.0)
+    return max(0.0, min(own, 100.0 - others))
+
+
+def model_protection(model: ModelLike, units: Sequence[UnitProtection], fact: dict[str, Any]) -> None:
+    """A model's protection facts over the units it runs on, written into `fact`."""
+    if not model.critical:
+        fact["server_bulk"] = []
+        fact["best_server_bulk_priority"] = 0
+        fact["best_server_bulk_name"] = ""
+        fact["bulk_apart"] = []
+        fact["bulk_apart_unlimited"] = []
+        fact["arbitration"] = ""
+        fact["guaranteed_compute_pct"] = 100.0 if model.compute_pct is None else model.compute_pct
+        return
+    sides = [unit.side(model.server) for unit in units]
+    if len(sides) == 1:
+        side = sides[0]
+        same, apart, unlimited, best = side.same, side.apart, side.unlimited, side.best
+    else:  # tensor parallel: what any of its units holds
+        same = sorted({n for side in sides for n in side.same})[:LISTED]
+        apart = sorted({n for side in sides for n in side.apart})[:LISTED]
+        unlimited = sorted({n for side in sides for n in side.unlimited})[:LISTED]
+        best = None
+        for side in sides:
+            if side.best is not None and (best is None or side.best.priority < best.priority):
+                best = side.best
+    fact["server_bulk"] = same
+    fact["best_server_bulk_priority"] = best.priority if best else 0
+    fact["best_server_bulk_name"] = best.name if best else ""
+    fact["bulk_apart"] = apart
+    fact["bulk_apart_unlimited"] = unlimited
+    fact["arbitration"] = ALONE if not same and not apart else NOTHING if unlimited else LIMITS if apart else SERVER
+    fact["guaranteed_compute_pct"] = min([guaranteed_compute_pct(model, unit) for unit in units], default=100.0)
