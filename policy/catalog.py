@@ -180,6 +180,22 @@ def largest_memory_gb() -> float:
     return max(p.memory_gb for p in _index().values())
 
 
+def mig_slice_gb(profile: str, product: Product | None = None) -> float:
+    """A MIG slice's real memory: its product's figure, or, with the product unknown, the
+    smallest figure of any catalog product that offers the profile (a `1g.10gb` holds 9.5
+    GiB on an A100 80GB, 9.75 on an H100: 9.5), or the name's number for a profile no
+    catalog product has."""
+    if product is not None:
+        return product.mig_slice_gb(profile)
+    return _least_slice_gb(profile)
+
+
+@functools.lru_cache(maxsize=256)
+def _least_slice_gb(profile: str) -> float:
+    offering = [p.mig_slice_gb(profile) for p in products() if profile in p.mig]
+    return min(offering) if offering else mig_profile_memory_gb(profile)
+
+
 def mig_profile_memory_gb(profile: str) -> float:
     """The memory in a MIG profile's name: `3g.40gb` -> 40.0 (`+me` and other suffixes ignored)."""
     memory = profile.partition(".")[2]

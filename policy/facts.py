@@ -276,7 +276,7 @@ def _capacity_units(plan: ServingPlan, real: PlanCapacity) -> list[CapacityUnit]
         if carved:
             for n, profile in enumerate(gpu.mig or []):
                 # A slice holds what NVML reports for it, below the number in its name.
-                slice_gb = product.mig_slice_gb(profile) if product else catalog.mig_profile_memory_gb(profile)
+                slice_gb = catalog.mig_slice_gb(profile, product)
                 units.append(
                     _unit(f"{gpu.id}:{n}", gpu.id, "mig-slice", gpu, product, slice_gb, "mig-slice", real, True)
                 )

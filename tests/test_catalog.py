@@ -117,3 +117,11 @@ def test_a_family_name_matches_the_real_device_of_that_family() -> None:
     assert same_product("GH200", "NVIDIA-GH200-480GB")
     assert not same_product("A100", "NVIDIA H100 80GB HBM3")
     assert same_product("NVIDIA-L40-SHARED", "NVIDIA L40")
+
+
+@pytest.mark.parametrize(
+    ("profile", "gib"), [("1g.10gb", 9.5), ("3g.40gb", 39.25), ("1g.12gb", 10.75), ("3g.71gb", 69.5), ("2g.99gb", 99.0)]
+)
+def test_a_slice_of_an_unknown_product_holds_the_least_any_product_gives_that_profile(profile: str, gib: float) -> None:
+    # A MIG resource (nvidia.com/mig-1g.10gb) on a node whose product is not given.
+    assert catalog.mig_slice_gb(profile) == gib
