@@ -25,6 +25,7 @@ comprehension's iterable), and `cel.bind` becomes an assignment expression.
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, Union
@@ -983,8 +984,8 @@ def _neg(a: Any) -> Any:
 def _format_double(value: float) -> str:
     """cel-cpp's string(double): the shortest digits that round-trip, laid out like Go's
     %g with precision 6 for the exponent decision (1e+06, 123456, 1e-05, 0.0001)."""
-    if value != value:
-        return "nan"
+    if value != value:  # cel-cpp keeps a NaN's sign bit: "-nan"
+        return "-nan" if math.copysign(1.0, value) < 0 else "nan"
     if value in (float("inf"), float("-inf")):
         return "inf" if value > 0 else "-inf"
     text = repr(value)

@@ -195,7 +195,10 @@ def test_double_to_string_matches_cel_cpp() -> None:
     values = [rng.uniform(-1e7, 1e7) for _ in range(300)] + [round(rng.uniform(-1e3, 1e3), rng.randint(0, 6)) for _ in range(300)]
     values += [float(rng.randint(-(10**18), 10**18)) * 10.0 ** rng.randint(-30, 30) for _ in range(300)]
     values += [0.1, 1e21, 1e20, 5e-324, 2.2250738585072014e-308, 1e-5, 1e-4, 999999.5, 9999995.0, 1e300 * 1e10, -1e-7]
+    values += [float("nan"), -float("nan"), float("inf"), -float("inf"), 0.0, -0.0]
     assert check("x.map(v, string(v))", [{**ACTIVATIONS[0], "x": values}]) == [True]
+    for special in (float("nan"), -float("nan"), float("inf"), -float("inf"), -0.0):  # each alone, too
+        assert check("string(x)", [{**ACTIVATIONS[0], "x": special}]) == [True], special
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import logging
 import logging.config
+import signal
 import ssl
 from types import FrameType
 from typing import Any
@@ -68,6 +69,12 @@ class _Server(uvicorn.Server):
         self.webhook.draining = True
         log.info("draining", extra={"event": "drain", "signal": sig})
         super().handle_exit(sig, frame)
+        # uvicorn raises a captured signal again once it has stopped, so the process dies
+        # of it. SIGTERM is how Kubernetes stops a pod: after a drain that is a clean stop,
+        # exit 0, and a death by the signal means the drain did not finish.
+        captured = getattr(self, "_captured_signals", None)
+        if sig == signal.SIGTERM and isinstance(captured, list):
+            captured[:] = [s for s in captured if s != signal.SIGTERM]
 
 
 class _SideServer(uvicorn.Server):
