@@ -382,7 +382,7 @@ def check_triton(text_value: str | bytes, folder: Path, extra: dict[str, str] | 
 class AdmissionApp:
     """`webhook.app`'s ASGI app driven directly: no sockets, no server, no lifespan."""
 
-    def __init__(self, mode: str = "enforce", max_body_bytes: int | None = None) -> None:
+    def __init__(self, mode: str = "enforce", max_body_bytes: int | None = None, deadline_s: float | None = None) -> None:
         from webhook.app import Webhook, build_app
         from webhook.config import ServeConfig
         from webhook.metrics import Metrics
@@ -391,6 +391,8 @@ class AdmissionApp:
         options: dict[str, Any] = {"plain_http": True, "mode": mode}
         if max_body_bytes is not None:
             options["max_body_bytes"] = max_body_bytes
+        if deadline_s is not None:
+            options["deadline_s"] = deadline_s
         self.settings = ServeConfig(**options)
         metrics = Metrics()
         self.app = build_app(Webhook(self.settings, RuleHolder(self.settings, metrics), metrics, None))

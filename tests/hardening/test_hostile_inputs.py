@@ -843,7 +843,7 @@ sys.path[:0] = [sys.argv[1], sys.argv[2]]
 logging.disable(logging.CRITICAL)
 import hardening_support as hs
 from policy.plan import MAX_MODELS_PER_GPU
-app = hs.AdmissionApp()
+app = hs.AdmissionApp(deadline_s=25.0)  # memory is the point here; a loaded machine may be slow
 models = [{"name": f"model-with-a-longer-name-{m:05d}", "framework": "pytorch", "gpu": "gpu0", "gpu_gb": 0.01,
            "latency_critical": m % 3 == 0, "priority": 1 if m % 3 == 0 else 3} for m in range(MAX_MODELS_PER_GPU)]
 obj = {"apiVersion": "gpuadmit.dev/v1alpha1", "kind": "ServingPlan", "metadata": {"name": "crowded", "namespace": "ai"},
