@@ -3,7 +3,9 @@
 Every model of the plan sits on the same GPU, a third of them latency-critical, so each
 model has every other as a neighbour: the shape that once made memory grow with the
 square of the models. Each size runs `gpuadmit lint` in its own process, so its peak
-resident memory (the kernel's maxrss for that process) is its own.
+resident memory (the kernel's maxrss for that process) is its own; start-up (imports,
+rules) is in its time. A second table times `Linter.lint_paths` in this process (the
+fastest of --repeat), the read-and-judge part alone, to show how it grows.
 
     python bench/many_models.py [--sizes 1000,3000,10000] [--repeat 1]
 """
@@ -78,6 +80,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{n:>8,} {path.stat().st_size / 1024:>9.0f} {seconds:>8.2f} {seconds / n * 1e6:>9.0f} {rss:>13.0f} {code:>5}")
             if code not in (0, 1):
                 print(f"         exit {code}: {last}")
+        print(f"\nread and judge only (`Linter.lint_paths`, in this process, fastest of {max(1, args.repeat)})")
+        print(f"{'models':>8} {'seconds':>8} {'µs/model':>9}")
+        from policy.api import Linter
+
+        linter = Linter()
+        for n in sizes:
+            path = Path(folder) / f"one-gpu-{n}.yaml"
+            best = float("inf")
+            for _ in range(max(1, args.repeat)):
+                started = time.perf_counter()
+                linter.lint_paths([path])
+                best = min(best, time.perf_counter() - started)
+            print(f"{n:>8,} {best:>8.2f} {best / n * 1e6:>9.0f}")
     return 0
 
 

@@ -219,7 +219,11 @@ class RuleSet:
         rules = [CompiledRule(spec, file, params=_as_params(spec.params)) for spec, file in specs]
         ruleset = cls(rules)
         ruleset._compile()
-        ruleset._self_check()
+        if not ruleset._self_check():
+            # A translation check cut short by the process's own limits (memory, recursion)
+            # says nothing about the rule: not cached, or every later run would judge
+            # without the translation, at several times the memory.
+            return ruleset
         rulecache.write(
             key,
             [
@@ -266,8 +270,11 @@ class RuleSet:
             rule.program = _compile(env, source, rule)
             rule.fast = _translated(source)
 
-    def _self_check(self) -> None:
-        """Run every expression and template once on a plan that has every kind of subject."""
+    def _self_check(self) -> bool:
+        """Run every expression and template once on a plan that has every kind of subject.
+
+        False when some translation check could not finish (see `_check_translation`)."""
+        settled = True
         _, env = _cel()
         facts = _self_check_facts()
         collections = facts.collections()
@@ -279,7 +286,7 @@ class RuleSet:
                 result = _plain(program.eval(data=data), rule)
             except RuleError as error:
                 raise _pinpoint(rule, env, data) or error from None
-            self._check_translation(rule, data, result)
+            settled = self._check_translation(rule, data, result) and settled
             for idx, passes, values, matched in result:
                 if not isinstance(matched, bool) or any(not isinstance(p, bool) for p in passes):
                     raise RuleError("a validation or `match` does not evaluate to a boolean", file=rule.file, field="validations")
@@ -294,17 +301,20 @@ class RuleSet:
                     render(rule.spec.remediation, context)
                 except (KeyError, IndexError, ValueError, TypeError) as exc:
                     raise RuleError(f"placeholder {exc} is not a known value", file=rule.file, field="remediation") from None
+        return settled
 
     @staticmethod
-    def _check_translation(rule: CompiledRule, data: dict[str, Any], self_checked: Any) -> None:
+    def _check_translation(rule: CompiledRule, data: dict[str, Any], self_checked: Any) -> bool:
         """Keep the Python translation only if it answers the self-check plan as cel-cpp does.
 
         Both the rule's program and its self-check form (every expression on every
         subject, `self_checked` from cel-cpp) are compared: few rules find a violation on
-        the self-check plan, but every expression there has a value.
+        the self-check plan, but every expression there has a value. Returns False when
+        the check ran out of memory or recursion depth rather than finding an answer.
         """
         if rule.fast is None:
-            return
+            return True
+        settled = True
         try:
             expected = _plain(rule.program.eval(data=data), rule)
             every_expression = _translated(_self_check_source(rule.spec))
@@ -313,10 +323,13 @@ class RuleSet:
                 and _same(rule.fast(**data), expected)
                 and _same(every_expression(**data), self_checked)
             )
+        except (MemoryError, RecursionError):  # the process's limits, not the translation's
+            agrees = settled = False
         except Exception:  # noqa: BLE001 - a translation that cannot judge this plan is not kept
             agrees = False
         if not agrees:
             rule.fast = None
+        return settled
 
     def _context(self, rule: CompiledRule, scope: Scope, subject: Fact, values: list[Any], plan: Fact) -> dict[str, Any]:
         context: dict[str, Any] = {"plan": plan, scope.var: subject, "params": rule.params}

@@ -857,7 +857,7 @@ print(json.dumps({"status": status, "allowed": answer.get("allowed"), "code": an
 
 
 @linux_only
-def test_webhook_judges_the_most_models_on_one_gpu_within_its_pod_memory_limit() -> None:
+def test_webhook_judges_the_most_models_on_one_gpu_within_its_pod_memory_limit(tmp_path: Path) -> None:
     """Every model on one GPU, each the neighbour of all the others (once quadratic: 9,000
     such models took a server to 1.38 GiB). The whole process, rules and libraries
     included, stays under the memory limit of the sample Deployment, and the review is
@@ -870,7 +870,9 @@ def test_webhook_judges_the_most_models_on_one_gpu_within_its_pod_memory_limit()
     limit_kib = int(match.group(1)) * 1024
     proc = subprocess.run(
         [sys.executable, "-c", WEBHOOK_MANY_MODELS_PROBE, str(ROOT), str(Path(__file__).parent)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        # A rule cache of its own, as a freshly started replica has.
+        env={**os.environ, "PYTHONPATH": str(ROOT), "GPUADMIT_CACHE_DIR": str(tmp_path / "cache")},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
