@@ -94,7 +94,7 @@ def make_cases(plans: int, seed: int = 11) -> dict[str, list[Case]]:
     """Every category of the mix with its payloads; ServingPlan i is unsafe when i % 3 == 0."""
     rng = random.Random(seed)
     denied, allowed = Expect(allowed=False, code=403), Expect(allowed=True)
-    cases: dict[str, list[Case]] = {k: [] for k in ("plan", "plan-update", "plan-dry-run", "configmap", "configmap-unlabelled", "delete", "other-kind", "no-uid", "malformed")}
+    cases: dict[str, list[Case]] = {k: [] for k in ("plan", "plan-update", "plan-dry-run", "configmap", "configmap-unlabelled", "delete", "terminating", "other-kind", "no-uid", "no-object", "malformed")}
     for i, (uid, body) in enumerate(make_reviews(plans)):
         marked = body.replace(f'"uid": "{uid}"'.encode(), f'"uid": "{UID_MARK}"'.encode(), 1)
         cases["plan"].append(Case("plan", marked, denied if i % 3 == 0 else allowed))
@@ -104,6 +104,9 @@ def make_cases(plans: int, seed: int = 11) -> dict[str, list[Case]]:
         cases["plan-update"].append(Case("plan-update", json.dumps(_review("UPDATE", PLAN_KIND, new, old=old, name=f"plan-{i}")).encode(), expect))
         cases["plan-dry-run"].append(Case("plan-dry-run", json.dumps(_review("CREATE", PLAN_KIND, new, dry_run=True, name=f"plan-{i}")).encode(), expect))
         cases["delete"].append(Case("delete", json.dumps(_review("DELETE", PLAN_KIND, None, old=new, name=f"plan-{i}")).encode(), allowed))
+        # Finalizers coming off an object being deleted: allowed, unsafe or not.
+        leaving = {**new, "metadata": {**new.get("metadata", {}), "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+        cases["terminating"].append(Case("terminating", json.dumps(_review("UPDATE", PLAN_KIND, leaving, old=leaving, name=f"plan-{i}")).encode(), allowed))
     either = Expect()  # either verdict, but a well-formed one
     for sample, verdict in (("seed-demo.yaml", denied), ("seed-demo-safe.yaml", allowed), ("fleet-mps.yaml", either), ("mig-a100.yaml", either)):
         text = (ROOT / "samples" / sample).read_text()
@@ -119,6 +122,9 @@ def make_cases(plans: int, seed: int = 11) -> dict[str, list[Case]]:
         cases["other-kind"].append(Case("other-kind", json.dumps(_review("CREATE", kind, obj, name=f"w{i}")).encode(), allowed))
     plan = make_plan(0, rng)
     cases["no-uid"].append(Case("no-uid", json.dumps(_review("CREATE", PLAN_KIND, plan, uid=None)).encode(), Expect(allowed=False, code=400, uid_echoed=False)))
+    malformed_review = Expect(allowed=False, code=400)  # denied in a review, whatever the mode
+    cases["no-object"].append(Case("no-object", json.dumps(_review("CREATE", PLAN_KIND, {})).encode(), malformed_review))
+    cases["no-object"].append(Case("no-object", json.dumps(_review("", PLAN_KIND, plan)).encode(), malformed_review))
     bad = Expect(status=400, uid_echoed=False)
     valid = json.dumps(_review("CREATE", PLAN_KIND, plan)).encode()
     for body in (
@@ -134,7 +140,10 @@ def make_cases(plans: int, seed: int = 11) -> dict[str, list[Case]]:
 
 
 #: Share of each category in the mix, per 100 requests.
-WEIGHTS = {"plan": 52, "plan-update": 8, "plan-dry-run": 8, "configmap": 8, "configmap-unlabelled": 3, "delete": 8, "other-kind": 5, "no-uid": 2, "malformed": 6}
+WEIGHTS = {
+    "plan": 50, "plan-update": 8, "plan-dry-run": 8, "configmap": 8, "configmap-unlabelled": 3, "delete": 6, "terminating": 2,
+    "other-kind": 5, "no-uid": 2, "no-object": 2, "malformed": 6,
+}
 
 
 # -- the client (its own process) ---------------------------------------------------------
