@@ -136,7 +136,7 @@ class Gpu(_Strict):
     product: str | None = Field(None, max_length=MAX_NAME, description="Looked up in the GPU catalog (`H100`, `NVIDIA A100-SXM4-80GB`, ...).")
     memory_gb: float | None = Field(None, gt=0, le=MAX_GPU_GB, description="Total memory in GiB; overrides the catalog.")
     sharing: Sharing = Field("time-slicing", description="How models on this GPU share it.")
-    mig: list[Annotated[str, Field(json_schema_extra={"pattern": MIG_PROFILE_PATTERN, "maxLength": 16})]] | None = Field(
+    mig: list[Annotated[str, Field(json_schema_extra={"pattern": MIG_PROFILE_PATTERN, "maxLength": 20})]] | None = Field(
         None, max_length=7, description="MIG profiles carved on this GPU (with `sharing: mig`); slices are `ID:0`, `ID:1`, ..."
     )
     index: int | None = Field(None, ge=0, le=1024, description="Device index, to match real capacity.")

@@ -105,7 +105,7 @@ def test_name_bounds_reach_the_crd_schema() -> None:
     assert model["gpu"]["maxLength"] == plan_schema.MAX_TARGET
     assert model["gpus"]["items"]["maxLength"] == plan_schema.MAX_TARGET
     mig = spec["gpus"]["items"]["properties"]["mig"]["items"]
-    assert mig["pattern"] == plan_schema.MIG_PROFILE_PATTERN and mig["maxLength"] == 16
+    assert mig["pattern"] == plan_schema.MIG_PROFILE_PATTERN and mig["maxLength"] == 20  # 99g.4096gb+me.all is 17
 
 
 def test_neighbour_facts_name_a_few_and_count_all() -> None:
