@@ -67,11 +67,27 @@ class Accounting(BaseModel):
     headroom_pct: float = Field(
         5.0, ge=0, lt=100, description="Share of each GPU kept free for fragmentation and activation spikes."
     )
-    vllm_default_fraction: float = Field(0.9, gt=0, le=1, description="vLLM gpu_memory_utilization when unset.")
+    vllm_default_fraction: float = Field(
+        0.92, gt=0, le=1, description="vLLM gpu_memory_utilization when unset (current releases; docs/SOURCES.md)."
+    )
+    vllm_legacy_default_fraction: float = Field(
+        0.9, gt=0, le=1, description="vLLM gpu_memory_utilization when unset, in releases up to `vllm_legacy_until`."
+    )
+    vllm_legacy_until: str = Field(
+        "0.6.4", pattern=r"^\d+(\.\d+)*$", description="Last vLLM release known to default to the legacy fraction."
+    )
     tensorrt_llm_default_fraction: float = Field(
         0.9, gt=0, le=1, description="TensorRT-LLM kv_cache_free_gpu_mem_fraction when unset."
     )
-    sglang_default_fraction: float = Field(0.9, gt=0, le=1, description="SGLang mem_fraction_static when unset.")
+    sglang_default_fraction: float = Field(
+        0.88,
+        gt=0,
+        le=1,
+        description=(
+            "SGLang mem_fraction_static when unset and the GPU's memory is unknown; with it known, SGLang's own "
+            "formula from GPU memory and tensor parallelism is used."
+        ),
+    )
 
 
 #: What `build_facts` counts with when given no accounting (only ever read).
@@ -96,7 +112,9 @@ def _allocators(acc: Accounting) -> dict[str, Allocator]:
 def _allocators_for(vllm: float, sglang: float, tensorrt_llm: float) -> dict[str, Allocator]:
     return {
         "vllm": Allocator("gpu_memory_utilization", "total", vllm),
-        "sglang": Allocator("mem_fraction_static", "total", sglang),
+        # SGLang takes its fraction of the memory free at start, and computes the default from the GPU's memory
+        # (`sglang_default_fraction`); on an empty GPU that is the fraction of total memory.
+        "sglang": Allocator("mem_fraction_static", "free-at-start", sglang),
         "tensorrt_llm": Allocator("kv_cache_free_gpu_mem_fraction", "free", tensorrt_llm),
         "tensorflow": Allocator("per_process_gpu_memory_fraction", "total", 1.0),
         "onnxruntime": Allocator("gpu_mem_limit", "arena", None),
@@ -182,7 +200,8 @@ class _ModelView:
     __slots__ = (
         "fact", "model", "name", "instances", "critical", "server", "priority", "priority_set", "compute_pct",
         "capped", "memory_known", "weights", "allocator", "fraction", "default_greedy", "fraction_of_total",
-        "gpus", "pinned_memory_gb",
+        "gpus", "pinned_memory_gb", "shares_process", "limit_enforced", "limit_share", "fixed_footprint",
+        "tensor_parallel",
     )
 
     fact: Fact
@@ -203,6 +222,11 @@ class _ModelView:
     fraction_of_total: float  # of total memory, claimed up front (0 when not of that kind)
     gpus: list[str]  # the ids of the units it runs on, in the order it names them (its `gpus` fact)
     pinned_memory_gb: float | None  # MPS CUDA_MPS_PINNED_DEVICE_MEM_LIMIT, when given
+    shares_process: bool  # its instances run in its server's one process: one CUDA context per GPU for all
+    limit_enforced: bool  # its memory limit is enforced from outside, contexts included (HAMi)
+    limit_share: float | None  # that limit as a share of the device, where it is given so
+    fixed_footprint: bool  # greedy framework whose footprint a setting fixes (KV cache size, token bound)
+    tensor_parallel: int  # how many GPUs it spans
 
 
 def build_facts(
@@ -322,7 +346,7 @@ MODEL_FACTS = (
     # where it runs
     "gpu", "gpus", "targets", "placed", "unknown_gpus", "mig_parent_gpus",
     # what it is and the memory it takes
-    "framework", "server", "instances", "gpu_gb", "memory_known", "memory_estimated", "footprint_gb",
+    "framework", "server", "instances", "gpu_gb", "memory_known", "memory_estimated", "footprint_gb", "shares_gpu",
     # latency
     "latency_critical", "has_sla", "sla_ms", "has_service_time", "service_ms", "has_priority", "priority",
     "priority_levels",
@@ -367,11 +391,30 @@ def _model_fact(
     fact["framework"] = framework
     fact["server"] = view.server = model.server or ""
     fact["instances"] = view.instances = model.instances
+    if model.memory_growth and framework == "tensorflow":
+        allocator = view.allocator = None  # grows on demand: holds what it uses, reserves nothing up front
     fact["gpu_gb"] = gpu_gb or 0.0
     view.weights = gpu_gb or 0.0
-    # A greedy framework with a fraction of total memory has a known footprint without gpu_gb.
-    fact["memory_known"] = view.memory_known = gpu_gb is not None or (
-        allocator is not None and allocator.basis == "total"
+    # One CUDA context per process per GPU: the instances of a model with a server run in that process.
+    shares = model.instances_share_process
+    view.shares_process = bool(model.server) if shares is None else shares and bool(model.server)
+    view.limit_enforced = model.memory_limit_enforced and (
+        model.memory_limit_gb is not None or model.memory_fraction is not None
+    )
+    # A share of the device enforced from outside (HAMi gpumem-percentage), for a model that is not greedy.
+    view.limit_share = model.memory_fraction if model.memory_limit_enforced and allocator is None else None
+    view.fixed_footprint = allocator is not None and (
+        model.kv_cache_gb is not None or (model.kv_cache_tokens is not None and gpu_gb is not None)
+    )
+    view.tensor_parallel = max(1, len(model.gpus or [])) if model.gpus is not None else 1
+    # A greedy framework that claims a fraction up front, an allocator bounded by a limit, or a
+    # fixed KV cache has a known footprint without gpu_gb.
+    fact["memory_known"] = view.memory_known = (
+        gpu_gb is not None
+        or model.memory_limit_gb is not None
+        or model.kv_cache_gb is not None
+        or (model.memory_limit_enforced and model.memory_fraction is not None)
+        or (allocator is not None and allocator.basis in ("total", "free-at-start"))
     )
     fact["memory_estimated"] = model.gpu_gb_estimated
 
@@ -432,12 +475,17 @@ def _model_fact(
     view.default_greedy = False
     view.fraction_of_total = 0.0
     if allocator is not None:
-        view.fraction = memory_fraction if memory_fraction is not None else allocator.default_fraction
+        default = allocator.default_fraction
+        if framework == "vllm" and _older_or_same(model.framework_version, acc.vllm_legacy_until):
+            default = acc.vllm_legacy_default_fraction
+        view.fraction = memory_fraction if memory_fraction is not None else default
         if allocator.basis == "arena":
             view.default_greedy = model.memory_limit_gb is None
+        elif view.fixed_footprint:
+            view.fraction = None  # the fraction no longer decides its footprint
         else:
             view.default_greedy = memory_fraction is None
-            if allocator.basis == "total":
+            if allocator.basis == "total":  # claimed up front: vLLM refuses to start unless it is free
                 view.fraction_of_total = float(view.fraction or 0.0)
 
     # Where it runs, and the most one instance takes on any of its units.
@@ -469,7 +517,9 @@ def _model_fact(
     # All its instances with their contexts, on the unit where one instance takes the most.
     if per_instance is None:
         per_instance = view.weights
-    fact["footprint_gb"] = view.instances * (per_instance + acc.cuda_context_gb)
+    contexts = 0 if view.limit_enforced else 1 if view.shares_process else view.instances
+    fact["footprint_gb"] = view.instances * per_instance + contexts * acc.cuda_context_gb
+    fact["shares_gpu"] = False  # until its units say otherwise (`_neighbours_on`, `_neighbours_across`)
     return view
 
 
@@ -480,17 +530,78 @@ def _greedy_reserve(view: _ModelView, capacity: float | None, acc: Accounting) -
     """
     weights = view.weights
     allocator = view.allocator
-    if allocator is None or capacity is None:
+    model = view.model
+    if model.kv_cache_gb is not None and allocator is not None:
+        return model.kv_cache_gb  # weights + a KV cache of fixed size; the fraction is ignored
+    if view.fixed_footprint:
+        return 0.0  # gpu_gb declared and the KV cache bounded in tokens: gpu_gb is the footprint
+    if allocator is None:
+        # Not greedy; an enforced limit (HAMi) with no size declared is its footprint, given in
+        # GiB or, where the GPU's memory was not known to the reader, as a share of it.
+        limit = model.memory_limit_gb
+        if limit is not None and model.gpu_gb is None:
+            return max(0.0, limit - weights)
+        if view.limit_share is not None and capacity is not None and model.gpu_gb is None:
+            return view.limit_share * capacity
         return 0.0
     if allocator.basis == "arena":
-        limit = view.model.memory_limit_gb
+        limit = model.memory_limit_gb
         return max(0.0, limit - weights) if limit is not None else 0.0
-    fraction = 1.0 if view.fraction is None else view.fraction
-    if allocator.basis == "total":
+    if capacity is None:
+        return 0.0
+    fraction = _fraction_on(view, capacity, acc)
+    if allocator.basis in ("total", "free-at-start"):
+        # vLLM: of total memory. SGLang: of the memory free at start, which on a GPU where it
+        # starts first is all of it, the order that leaves its neighbours least.
         return max(0.0, fraction * capacity - weights)
     # "free": a fraction of what is left after its own weights and context, assuming it
     # loads first, which is the order that leaves the least for its neighbours.
     return max(0.0, fraction * (capacity - weights - acc.cuda_context_gb))
+
+
+def _fraction_on(view: _ModelView, capacity: float | None, acc: Accounting) -> float:
+    """The fraction a greedy allocator takes on a unit of `capacity` GiB, its default filled in."""
+    if view.fraction is None:
+        return 1.0
+    if view.model.memory_fraction is None and view.model.framework == "sglang" and capacity is not None:
+        return sglang_default_fraction(capacity * 1024.0, view.tensor_parallel)
+    return view.fraction
+
+
+def sglang_default_fraction(gpu_mib: float, tp_size: int = 1) -> float:
+    """SGLang's default mem_fraction_static for a GPU of `gpu_mib` MiB (server_args.py,
+    `_handle_gpu_memory_settings`, without DP attention, piecewise CUDA graphs or speculative decoding):
+    the GPU's memory less an estimate of activations and CUDA graph buffers, as a share of it."""
+    if gpu_mib < 20 * 1024:
+        chunk, graph_bs = 2048, 8
+    elif gpu_mib < 35 * 1024:
+        chunk, graph_bs = 2048, (24 if tp_size < 4 else 80)
+    elif gpu_mib < 60 * 1024:
+        chunk, graph_bs = 4096, (32 if tp_size < 4 else 160)
+    elif gpu_mib < 160 * 1024:
+        chunk, graph_bs = 8192, (256 if tp_size < 4 else 512)
+    else:
+        chunk, graph_bs = 16384, 512
+    reserved = 512 + max(chunk, 2048) * 1.5 + graph_bs * 2 + tp_size / 8 * 1024
+    if gpu_mib > 60 * 1024:
+        reserved = max(reserved, 10 * 1024)
+    return round((gpu_mib - reserved) / gpu_mib, 3) if gpu_mib > reserved else 0.0
+
+
+def _older_or_same(version: str | None, until: str) -> bool:
+    """True when `version` (`v0.6.3`, `0.6.3.post1`) is a release up to `until`; False when unknown."""
+    if not version:
+        return False
+    parts: list[int] = []
+    for piece in version.lstrip("vV").split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
+        if not digits:
+            break
+        parts.append(int(digits))
+    if not parts:
+        return False
+    limit = [int(p) for p in until.split(".")]
+    return parts[: len(limit)] <= limit
 
 
 # -- 3. per unit --------------------------------------------------------------------------
@@ -512,7 +623,8 @@ GPU_FACTS = (
     # what arbitrates between its latency-critical and bulk models (`protection`)
     *protection.GPU_FACTS,
     # greedy allocators
-    "greedy_models", "greedy_default", "greedy_default_detail", "greedy_fraction_sum",
+    "greedy_models", "greedy_default", "greedy_default_detail", "greedy_fraction_sum", "greedy_cannot_start",
+    "limits_enforced", "limit_share_sum",
     # MIG layout (`_mig_layout_facts`)
     "mig", "mig_supported", "mig_unknown_profiles", "mig_over_limit", "mig_compute_used", "mig_compute_total",
     "mig_memory_used_gb", "mig_memory_slices_used", "mig_memory_slices_total",
@@ -575,7 +687,11 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     declared_parts: list[float] = []  # per model: GiB its instances declare
     greedy_parts: list[float] = []  # per model: GiB their allocators reserve beyond that
     fractions: list[float] = []  # per model: its instances' fractions of total memory
-    n_processes = 0  # each instance is a CUDA process
+    n_processes = 0  # CUDA processes: each instance, or one per server whose instances share it
+    servers_counted: set[str] = set()
+    enforced = 0  # models whose memory limit is enforced from outside, contexts included
+    enforced_shares = 0.0  # their limits given as shares of the device, summed over instances
+    cannot_start: list[str] = []
     largest, largest_gb = "", 0.0  # the first of the models taking the most, contexts included
     server = unit.models[0].server if unit.models else ""
     servers_apart = False  # some model here runs in another server than the first
@@ -596,8 +712,25 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
         declared_parts.append(n * weights)
         greedy_parts.append(n * reserve)
         fractions.append(m.fraction_of_total * n)
-        n_processes += n
-        total_gb = n * (weights + reserve + context_gb)
+        if m.limit_enforced:
+            enforced += 1  # HAMi counts the context inside the limit
+            contexts = 0
+            if m.limit_share is not None:
+                enforced_shares += n * m.limit_share
+        elif m.shares_process:
+            contexts = 0 if m.server in servers_counted else 1
+            servers_counted.add(m.server)
+        else:
+            contexts = n
+        n_processes += contexts
+        total_gb = n * (weights + reserve) + contexts * context_gb
+        if m.allocator is not None and m.allocator.basis in ("total", "free-at-start") and not m.fixed_footprint:
+            budget = _fraction_on(m, unit.capacity_gb, acc) * (unit.capacity_gb or 0.0)
+            if unit.capacity_gb is not None and weights > budget:
+                cannot_start.append(
+                    f"{name} ({weights:.1f} GiB > {m.model.framework} {m.allocator.setting} "
+                    f"{_fraction_on(m, unit.capacity_gb, acc):g} × {unit.capacity_gb:.1f} = {budget:.1f} GiB)"
+                )
         if len(names) == 1 or total_gb > largest_gb:
             largest, largest_gb = name, total_gb
         if m.server != server:
@@ -616,9 +749,13 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
             unknown_memory.append(name)
         if m.allocator is not None:
             greedy_models.append(name)
-            if m.default_greedy:
+            # An arena grows as it is used rather than taking memory up front: it matters only
+            # where the GPU's memory is known to run out.
+            if m.default_greedy and (m.allocator.basis != "arena" or unit.capacity_gb is not None):
                 greedy_default.append(name)
-                greedy_default_detail.append(_greedy_detail(m, m.allocator, weights + reserve))
+                greedy_default_detail.append(
+                    _greedy_detail(m, m.allocator, weights + reserve, _fraction_on(m, unit.capacity_gb, acc), unit.capacity_gb)
+                )
         if m is previous:
             repeats = True
             continue
@@ -641,7 +778,9 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     # Memory other processes already hold is not free for the plan: it counts as committed.
     committed = declared + greedy + context + unit.real.processes_gb
     capacity = unit.capacity_gb or 0.0
-    usable = capacity * usable_share
+    # Limits a device plugin enforces (HAMi) cannot overflow: judged against the whole device.
+    all_enforced = bool(names) and enforced == len(names)
+    usable = capacity if all_enforced else capacity * usable_share
     fact["capacity_known"] = unit.capacity_gb is not None
     fact["capacity_gb"] = capacity
     fact["usable_gb"] = usable
@@ -672,6 +811,9 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     fact["greedy_default"] = greedy_default
     fact["greedy_default_detail"] = greedy_default_detail
     fact["greedy_fraction_sum"] = sum(fractions)
+    fact["greedy_cannot_start"] = cannot_start
+    fact["limits_enforced"] = all_enforced
+    fact["limit_share_sum"] = enforced_shares
 
     unit.protection = protection.unit_protection(once, fact)
     _mig_layout_facts(fact, unit)
@@ -767,15 +909,21 @@ def _mig_layout_facts(fact: Fact, unit: CapacityUnit) -> None:
         fact["mig_memory_slices_used"] = 0
 
 
-def _greedy_detail(model: _ModelView, allocator: Allocator, instance_gb: float) -> str:
+def _greedy_detail(
+    model: _ModelView, allocator: Allocator, instance_gb: float, fraction: float, capacity: float | None
+) -> str:
     framework = model.model.framework
     if allocator.basis == "arena":
         return f"{model.name} ({framework} {allocator.setting} unset: its arena grows without bound)"
-    basis = "of total" if allocator.basis == "total" else "of free memory after weights"
-    return (
-        f"{model.name} ({framework} {allocator.setting} unset = {allocator.default_fraction:g} {basis}: "
-        f"{instance_gb:.1f} GiB)"
-    )
+    if model.model.memory_growth is False and framework == "tensorflow":
+        return f"{model.name} ({framework}: maps the whole GPU at start)"
+    basis = {
+        "total": "of total",
+        "free-at-start": "of the memory free at start",
+        "free": "of free memory after weights",
+    }[allocator.basis]
+    size = f": {instance_gb:.1f} GiB" if capacity is not None else ""
+    return f"{model.name} ({framework} {allocator.setting} unset = {fraction:g} {basis}{size})"
 
 
 # -- 4. who shares a model's units --------------------------------------------------------
@@ -817,7 +965,9 @@ def _neighbour_facts(
     fact["neighbours"] = _named(everyone, name)
     fact["critical_neighbours"] = _named(critical, name)
     fact["bulk_neighbours"] = _named(bulk, name)
-    fact["n_neighbours"] = len(everyone) - own
+    fact["n_neighbours"] = neighbours = len(everyone) - own
+    # Shared: with other models, or between its own instances when each is a process.
+    fact["shares_gpu"] = neighbours > 0 or (view.instances > 1 and not view.shares_process and bool(view.gpus))
     fact["n_critical_neighbours"] = len(critical) - (own if view.critical else 0)
     fact["n_bulk_neighbours"] = len(bulk) - (0 if view.critical else own)
     best = runner_up if view is best_bulk else best_bulk

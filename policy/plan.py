@@ -224,7 +224,8 @@ class Model(_Strict):
         description=(
             "Fraction a greedy framework pre-allocates: vLLM gpu_memory_utilization (of total), "
             "TensorRT-LLM kv_cache_free_gpu_mem_fraction (of free memory after weights), "
-            "SGLang mem_fraction_static, TensorFlow per_process_gpu_memory_fraction."
+            "SGLang mem_fraction_static, TensorFlow per_process_gpu_memory_fraction; with "
+            "memory_limit_enforced, the share of the device the limit allows (HAMi gpumem-percentage)."
         ),
     )
     memory_limit_gb: float | None = Field(
@@ -236,6 +237,52 @@ class Model(_Strict):
         description=(
             "The serving process the model runs in. Priorities and rate limits arbitrate only "
             "inside one process; models of a plan share one server unless told otherwise."
+        ),
+    )
+    # How the framework holds memory, as readers find it in engine flags and configs.
+    instances_share_process: bool | None = Field(
+        None,
+        description=(
+            "True when the instances run inside one process (Triton model instances) and so share its one CUDA "
+            "context per GPU with every model of the same `server`; false when each instance is a process of its "
+            "own (Kubernetes replicas). Default: true when `server` is set."
+        ),
+    )
+    framework_version: str | None = Field(
+        None,
+        max_length=64,
+        description="The framework's version (from an image tag such as vllm/vllm-openai:v0.6.3); picks version-dependent defaults.",
+    )
+    kv_cache_gb: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_GPU_GB,
+        description=(
+            "A KV cache of fixed size in GiB per GPU (vLLM --kv-cache-memory): the framework then ignores its "
+            "memory fraction and holds weights (gpu_gb) + this."
+        ),
+    )
+    kv_cache_tokens: int | None = Field(
+        None,
+        gt=0,
+        le=1_000_000_000,
+        description=(
+            "TensorRT-LLM max_tokens_in_paged_kv_cache: bounds the KV cache below its fraction, so the fraction "
+            "is no longer the only bound; with gpu_gb given, gpu_gb is taken as the whole footprint."
+        ),
+    )
+    memory_growth: bool | None = Field(
+        None,
+        description=(
+            "True when the framework grows its memory on demand instead of mapping it at start (TensorFlow inside "
+            "Triton without gpu-memory-fraction); a growing allocator reserves nothing beyond gpu_gb."
+        ),
+    )
+    memory_limit_enforced: bool = Field(
+        False,
+        description=(
+            "True when memory_limit_gb is enforced from outside the process, contexts included (HAMi gpumem): the "
+            "limits are judged against the device as they are, without contexts and headroom on top."
         ),
     )
 

@@ -691,6 +691,11 @@ def _gpuadmit_annotations(workload: _Workload, context: _Context) -> dict[str, A
     return result
 
 
+#: Environment variables whose value is more engine flags: KServe's vLLM runtimes append
+#: `VLLM_ADDITIONAL_ARGS` to the `vllm serve` line they build.
+ARGS_ENV = ("VLLM_ADDITIONAL_ARGS",)
+
+
 def _words(container: dict[str, Any]) -> list[str]:
     words: list[str] = []
     for key in ("command", "args"):
@@ -698,7 +703,44 @@ def _words(container: dict[str, Any]) -> list[str]:
         if not isinstance(value, list):
             raise InputError(f"container {key} must be a list of strings, got {type(value).__name__}", field=key)
         words.extend(str(word) for word in value if isinstance(word, (str, int, float)))
+    env = container.get("env")
+    for entry in env if isinstance(env, list) else []:
+        if isinstance(entry, dict) and entry.get("name") in ARGS_ENV and isinstance(entry.get("value"), str):
+            words.append(entry["value"] + " ")  # a shell line: split as the runtime's shell does
     return flags.tokens(words)
+
+
+def _image_version(container: dict[str, Any]) -> str | None:
+    """The release in an image tag (`vllm/vllm-openai:v0.6.3` -> `v0.6.3`), when the tag is one."""
+    image = str(container.get("image") or "")
+    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
+    tag = tag.partition("@")[0]
+    return tag if tag[:1].isdigit() or (tag[:1] in "vV" and tag[1:2].isdigit()) else None
+
+
+#: vLLM `--kv-cache-memory` takes bytes, with k/m/g/t for powers of 1000 and K/M/G/T for powers of 1024.
+_SIZE_SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _bytes_flag(values: dict[str, list[str]], workload: _Workload, *names: str) -> float | None:
+    raw = flags.last(values, *names)
+    if raw is None or raw == "":
+        return None
+    text = raw.strip().removesuffix("iB").removesuffix("B").removesuffix("i")
+    scale = _SIZE_SUFFIXES.get(text[-1:], 1.0) if text else 1.0
+    number = text[:-1] if text[-1:] in _SIZE_SUFFIXES else text
+    try:
+        value = float(number) * scale
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError
+        return value
+    except ValueError:
+        raise InputError(
+            f"{names[0]} expects a size in bytes (such as 8G), got {raw!r}",
+            file=workload.doc.file,
+            line=workload.doc.line,
+            field=f"{workload.name}.args",
+        ) from None
 
 
 def _triton_repository(workload: _Workload, model: str, annotations: dict[str, Any], context: _Context) -> Path | None:
@@ -771,13 +813,21 @@ def _model(
     values = flags.flag_values(words)
     framework = str(annotations.get("framework") or _framework(workload, words))
     fields: dict[str, Any] = {"name": name, "framework": framework, "instances": instances, "server": name}
+    # Each replica is a pod of its own: a process with its own CUDA context.
+    fields["instances_share_process"] = False
     fields["gpu" if len(targets) == 1 else "gpus"] = targets[0] if len(targets) == 1 else targets
     lines: dict[str, Position] = {}
     doc_line = (workload.doc.line, 1)
 
     fraction: float | None = None
     if framework == "vllm":
-        fraction = _float_flag(values, workload, "--gpu-memory-utilization")
+        fraction = _float_flag(values, workload, "--gpu-memory-utilization", "--gpu_memory_utilization")
+        kv_bytes = _bytes_flag(values, workload, "--kv-cache-memory", "--kv-cache-memory-bytes", "--kv_cache_memory_bytes")
+        if kv_bytes is not None:
+            fields["kv_cache_gb"] = kv_bytes / 2**30
+        version = _image_version(container)
+        if version is not None:
+            fields["framework_version"] = version
         seqs = _float_flag(values, workload, "--max-num-seqs")
         if seqs and seqs >= 1:
             fields.setdefault("caps", {})["max_batch_size"] = int(seqs)
@@ -800,17 +850,25 @@ def _model(
     limit_gb = request.mem_mib / MIB_PER_GIB if request.mem_mib is not None else (share * cap if share and cap else None)
     if limit_gb is not None:
         fields["memory_limit_gb"] = limit_gb
+    if request.mem_mib is not None or request.mem_pct is not None:
+        # HAMi enforces the share per container, CUDA context included: a limit, not an estimate.
+        fields["memory_limit_enforced"] = True
     if framework in ("vllm", "sglang"):
         if share is not None:
-            fields["memory_fraction"] = (fraction if fraction is not None else 0.9) * share
+            # The engine sees only its share as the GPU's memory and takes its fraction of that;
+            # HAMi holds it to the share whatever the fraction, so the share bounds it.
+            fields["memory_fraction"] = (fraction if fraction is not None else 1.0) * share
         elif fraction is not None:
             fields["memory_fraction"] = fraction
         elif limit_gb is not None:
             fields["gpu_gb"] = limit_gb
     elif fraction is not None:
         fields["memory_fraction"] = fraction
-    if limit_gb is not None and framework not in ("vllm", "sglang"):
-        fields["gpu_gb"] = limit_gb  # HAMi enforces the share as a hard limit
+    if framework not in ("vllm", "sglang"):
+        if limit_gb is not None:
+            fields["gpu_gb"] = limit_gb  # HAMi enforces the share as a hard limit
+        elif request.mem_pct is not None:
+            fields["memory_fraction"] = request.mem_pct / 100.0  # capacity unknown: the share itself is judged
     if request.cores_pct is not None and request.cores_pct > 0:
         fields.setdefault("caps", {})["compute_pct"] = request.cores_pct
 

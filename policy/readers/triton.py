@@ -36,9 +36,15 @@ How a config maps to a model:
   priority wait in.
 - `max_batch_size` > 0 caps the batch. `backend`/`platform` give the framework.
 - `parameters`: TensorRT-LLM `kv_cache_free_gpu_mem_fraction` and vLLM
-  `gpu_memory_utilization` (in `<version>/model.json`) are `memory_fraction`; ONNX
-  Runtime `gpu_mem_limit` (bytes) is `memory_limit_gb`; TensorFlow's fraction comes
-  from `--backend-config=tensorflow,per-process-gpu-memory-fraction=F` in the args.
+  `gpu_memory_utilization` (in `<version>/model.json`) are `memory_fraction`;
+  TensorRT-LLM `max_tokens_in_paged_kv_cache` bounds its KV cache (`kv_cache_tokens`);
+  ONNX Runtime `gpu_mem_limit` (bytes) is `memory_limit_gb`; TensorFlow's fraction
+  comes from `--backend-config=tensorflow,gpu-memory-fraction=F` in the args, and
+  without it (or at 0, the default) TensorFlow grows on demand (`memory_growth`).
+- A Python model with a `model.yaml` beside its config (in a version folder or the
+  model folder) is TensorRT-LLM's LLM API: its engine runs on the first
+  `tensor_parallel_size` GPUs whatever its instance group says (the example declares
+  KIND_CPU), with `kv_cache_config.free_gpu_memory_fraction` and `max_tokens`.
 - No memory declared: the sizes of the model files in the loaded version folders
   estimate the weights (`gpu_gb_estimated`), and an info finding says so.
 """
@@ -329,7 +335,7 @@ def repository_models(
 
 
 def _backend_config(words: list[str]) -> dict[str, dict[str, str]]:
-    """`--backend-config=tensorflow,per-process-gpu-memory-fraction=0.4` -> {tensorflow: {...}}."""
+    """`--backend-config=tensorflow,gpu-memory-fraction=0.4` -> {tensorflow: {...}}."""
     result: dict[str, dict[str, str]] = {}
     for value in flags.flag_values(words).get("--backend-config", []):
         backend, _, setting = value.partition(",")
@@ -400,11 +406,16 @@ def _read_model(
     params = _string_parameters(config)
 
     framework = _framework(config.backend, config.platform, folder, versions, config.default_model_filename)
+    engine: dict[str, Any] = {}
+    if framework == "python":
+        llm_api = _engine_file(folder, versions, model, plan_name, "model.yaml")
+        if llm_api is not None:  # TensorRT-LLM's LLM API, served by a Python model
+            framework = "tensorrt_llm"
+            engine = _llm_api_args(llm_api)
     model.fields["framework"] = framework
     lines["framework"] = parsed.line_of("backend", "platform") or anchor
 
     # Engine settings the frameworks keep outside the protobuf schema.
-    engine: dict[str, Any] = {}
     if framework == "vllm":
         engine = _vllm_engine_args(folder, versions, model, plan_name)
         if "gpu_memory_utilization" in engine:
@@ -414,6 +425,15 @@ def _read_model(
     if framework == "tensorrt_llm" and "kv_cache_free_gpu_mem_fraction" in params:
         model.fields["memory_fraction"] = _number(params, "kv_cache_free_gpu_mem_fraction", parsed, model, plan_name)
         lines["memory_fraction"] = _param_line(parsed, "kv_cache_free_gpu_mem_fraction")
+    if framework == "tensorrt_llm" and "max_tokens_in_paged_kv_cache" in params:
+        tokens = _number(params, "max_tokens_in_paged_kv_cache", parsed, model, plan_name)
+        if tokens is not None and tokens >= 1:
+            model.fields["kv_cache_tokens"] = int(tokens)
+    if framework == "tensorrt_llm" and engine:
+        if "free_gpu_memory_fraction" in engine:
+            model.fields["memory_fraction"] = engine["free_gpu_memory_fraction"]
+        if "max_tokens" in engine:
+            model.fields["kv_cache_tokens"] = engine["max_tokens"]
     if framework == "onnxruntime":
         mem_limit = params.get("gpu_mem_limit") or _accelerator_parameter(config, "gpu_mem_limit")
         if mem_limit is not None:
@@ -422,12 +442,20 @@ def _read_model(
                 model.fields["memory_limit_gb"] = raw / GIB
                 lines["memory_limit_gb"] = _param_line(parsed, "gpu_mem_limit")
     if framework == "tensorflow":
-        fraction = backend_config.get("tensorflow", {}).get("per-process-gpu-memory-fraction")
-        if fraction is not None:
+        # Triton's TensorFlow backend: `gpu-memory-fraction` reserves that share of the GPU
+        # up front; its default 0.0 lets TensorFlow grow on demand (tensorflow_backend README).
+        fraction: float | None = None
+        setting = backend_config.get("tensorflow", {}).get("gpu-memory-fraction")
+        if setting is not None:
             try:
-                model.fields["memory_fraction"] = float(fraction)
+                fraction = float(setting)
             except ValueError:
-                pass
+                fraction = None
+        if fraction is not None and 0 < fraction <= 1:
+            model.fields["memory_fraction"] = fraction
+            model.fields["memory_growth"] = False
+        else:
+            model.fields["memory_growth"] = True
 
     # Scheduling: batch cap, rate limiter, queue policy.
     if config.max_batch_size > 0:
@@ -508,6 +536,8 @@ def _place(
     if framework == "ensemble":
         return
     trtllm_ids = _device_ids(params.get("gpu_device_ids")) if framework == "tensorrt_llm" else None
+    if framework == "tensorrt_llm" and trtllm_ids is None and isinstance(engine.get("tensor_parallel_size"), int):
+        trtllm_ids = list(range(max(1, min(engine["tensor_parallel_size"], MAX_NODE_GPUS + 1))))  # LLM API
     if framework == "tensorrt_llm":
         placement.span = len(trtllm_ids) if trtllm_ids else 1
     tensor_parallel = engine.get("tensor_parallel_size") if framework == "vllm" else None
@@ -754,6 +784,50 @@ def _queue_policy(config: Any, parsed: ParsedConfig) -> tuple[Any | None, tuple[
     if batching.HasField("default_queue_policy"):
         return batching.default_queue_policy, parsed.line_of("dynamic_batching.default_queue_policy")
     return None, None
+
+
+def _llm_api_args(data: dict[str, Any]) -> dict[str, Any]:
+    """TensorRT-LLM LLM-API arguments (`model.yaml`): parallelism and the KV cache's bounds."""
+    result: dict[str, Any] = {}
+    tp = data.get("tensor_parallel_size", 1)
+    result["tensor_parallel_size"] = tp if isinstance(tp, int) and not isinstance(tp, bool) and tp > 0 else 1
+    kv = data.get("kv_cache_config")
+    if isinstance(kv, dict):
+        fraction = kv.get("free_gpu_memory_fraction")
+        if isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1:
+            result["free_gpu_memory_fraction"] = float(fraction)
+        tokens = kv.get("max_tokens")
+        if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
+            result["max_tokens"] = tokens
+    return result
+
+
+def _engine_file(
+    folder: Path, versions: list[Path], model: _RepoModel, plan_name: str, name: str
+) -> dict[str, Any] | None:
+    """An engine-arguments file (`<version>/NAME`, or NAME beside the config); None when absent."""
+    for path in [v / name for v in versions] + [folder / name]:
+        if not path.is_file():
+            continue
+        try:
+            docs = load_documents(read_text(path), str(path))
+            data = docs[0].data if docs else None
+        except InputError as exc:
+            model.findings.append(
+                Finding(
+                    rule="schema",
+                    severity="error",
+                    message=f"{model.name}: {name} is not usable: {exc.message}",
+                    model=model.name,
+                    file=str(path),
+                    line=exc.line,
+                    fix=f"fix the engine arguments file {name}",
+                    plan=plan_name,
+                )
+            )
+            return {}
+        return data if isinstance(data, dict) else {}
+    return None
 
 
 def _vllm_engine_args(folder: Path, versions: list[Path], model: _RepoModel, plan_name: str) -> dict[str, Any]:
