@@ -280,6 +280,7 @@ def build_facts(
         "capacity_gpus": real.n_devices,
         "capacity_error": real.error,
         "strict_capacity": strict_capacity,
+        "unjudged": [f"{o.kind} {o.name}".strip() for o in plan.unjudged],
     }
     return Facts(plan_fact, gpu_facts, [view.fact for view in views], waiver_facts, units)
 

@@ -352,6 +352,13 @@ class TritonServer(_Strict):
     )
 
 
+class UnjudgedObject(_Strict):
+    """An object of the input that holds GPUs but whose fields gpuadmit does not read."""
+
+    kind: str = Field(min_length=1, max_length=MAX_NAME)
+    name: str = Field("", max_length=MAX_NAME)
+
+
 class Metadata(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str = Field("plan", max_length=MAX_NAME)
@@ -366,6 +373,11 @@ class ServingPlan(_Strict):
     gpus: list[Gpu] = Field(default_factory=list, max_length=MAX_GPUS, fail_fast=True)
     models: list[Model] = Field(default_factory=list, max_length=MAX_MODELS, fail_fast=True)
     waivers: list[Waiver] = Field(default_factory=list, max_length=MAX_WAIVERS, fail_fast=True)
+    unjudged: list[UnjudgedObject] = Field(
+        default_factory=list,
+        max_length=MAX_WAIVERS,
+        description="Objects of the input that hold GPUs but could not be judged (set by readers).",
+    )
     triton: TritonServer | None = Field(
         None,
         description=(

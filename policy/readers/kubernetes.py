@@ -54,7 +54,7 @@ from ..plan import Gpu, Model, ServingPlan, Waiver
 from ..findings import Finding
 from ..source import PlanSource, Position
 from ..yamlio import Document, LineDict, load_documents
-from . import flags
+from . import custom_resources, flags
 from .files import Files, not_followed
 
 ANNOTATION_PREFIX = "gpuadmit.dev/"
@@ -165,6 +165,8 @@ class _Context:
     findings: list[Finding] = field(default_factory=list)
     #: May model repositories the workloads name be read? None: admission, they are not.
     files: Files | None = None
+    #: Objects that hold GPUs in fields no reader knows: (kind, name, line).
+    unjudged: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def read_objects(
@@ -181,7 +183,7 @@ def read_objects(
     workloads: list[_Workload] = []
     for doc in docs:
         workloads.extend(_workloads(doc, context))
-    if not workloads:
+    if not workloads and not context.unjudged:
         return []
     return [_plan(workloads, context)]
 
@@ -208,8 +210,11 @@ def placements(docs: list[Document]) -> list[Placement]:
     result: list[Placement] = []
     for doc in docs:
         placement = Placement()
+        unjudged = len(context.unjudged)
         try:
-            for workload in _workloads(doc, context):
+            found = _workloads(doc, context)
+            placement.gpu = len(context.unjudged) > unjudged  # an object not judged joins a plan too
+            for workload in found:
                 placement.gpu = True
                 annotations = _gpuadmit_annotations(workload, context)
                 placement.plan = placement.plan or (str(annotations.pop("plan", "")) or None)
@@ -321,8 +326,28 @@ def _workloads(doc: Document, context: _Context) -> list[_Workload]:
         spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
         replicas = _count(spec.get("replicas"), 1, doc, "spec.replicas")
         found = _pod_workloads(name, kind, doc, spec.get("template"), annotations, lines, replicas, "vllm", context)
+        for part in custom_resources.llm_inference_service_parts(spec):
+            found.extend(
+                _pod_workloads(f"{name}-{part.suffix}", kind, doc, part.pod, annotations, lines, part.replicas, part.framework, context)
+            )
         return found
+    parts = custom_resources.pod_templates(data, doc.file)
+    if parts is not None:
+        found = []
+        for part in parts:
+            label = f"{name}-{part.suffix}" if part.suffix else name
+            notes = {**annotations, **part.annotations}
+            found.extend(_pod_workloads(label, kind, doc, part.pod, notes, lines, part.replicas, part.framework, context))
+        if not found and custom_resources.holds_gpus(data.get("spec")):
+            context.unjudged.append((kind, name, doc.line))
+        return found
+    if kind not in KNOWN_WITHOUT_GPUS and custom_resources.holds_gpus(data.get("spec")):
+        context.unjudged.append((kind, name, doc.line))
     return []
+
+
+#: Kinds read elsewhere (or that only describe GPUs): never "not judged".
+KNOWN_WITHOUT_GPUS = {"ServingPlan", "Node", "NodeList", "ConfigMap", "PriorityClass", "ClusterServingRuntime", "ServingRuntime"}
 
 
 def _kserve_component(
@@ -557,6 +582,11 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
                 entry.members.append(name)
                 targets = [entry.id if request.gpus <= 1 and entry.size == 1 else f"{entry.id}-{n}" for n in range(max(request.gpus, 1))]
                 instances = workload.replicas if not entry.slices else min(workload.replicas, entry.slices)
+                per_device = _hami_per_device(request, product, memory_gb)
+                if per_device is not None:
+                    # HAMi places a replica only where its share is free and spreads the others
+                    # over the pool's devices: at most this many of them share one GPU.
+                    instances = min(instances, per_device)
         placed.append((workload, name, targets, max(instances, 1), annotations))
     # A pool grows to the widest request among its members: a member that was placed on
     # it while it was one GPU wide sits on its first GPU.
@@ -591,14 +621,22 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
         positions[("model", name)] = _at(workload.doc.file, (workload.doc.line, 1), context)
         for field_name, pos in lines.items():
             positions[("model", name, field_name)] = _at(workload.doc.file, pos, context)
+    unjudged = [{"kind": kind, "name": obj} for kind, obj, _ in context.unjudged]
     try:
         plan = ServingPlan.model_validate(
-            {"metadata": {"name": context.plan_name}, "gpus": gpus, "models": models, "waivers": waivers}
+            {
+                "metadata": {"name": context.plan_name},
+                "gpus": gpus,
+                "models": models,
+                "waivers": waivers,
+                "unjudged": unjudged,
+            }
         )
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         raise InputError(f"{'.'.join(map(str, error['loc']))}: {error['msg']}", file=context.file) from None
-    first_line = min((w.doc.line for w in workloads if w.doc.file == context.file), default=workloads[0].doc.line)
+    starts = [w.doc.line for w in workloads if w.doc.file == context.file] + [n for _, _, n in context.unjudged]
+    first_line = min(starts, default=workloads[0].doc.line if workloads else 1)
     source = PlanSource(plan=plan, file=context.file, line=first_line, positions=positions)
     source.positions[("plan", context.plan_name)] = (first_line, 1)
     source.findings.extend(context.findings)
@@ -625,6 +663,18 @@ def _capacity(gpu: Gpu) -> float | None:
         return gpu.memory_gb
     product = catalog.lookup(gpu.product)
     return product.memory_gb if product else None
+
+
+def _hami_per_device(request: _Request, product: str | None, memory_gb: float | None) -> int | None:
+    """How many containers with this HAMi memory share fit on one device (None: not HAMi, or unknown)."""
+    if request.mem_pct is not None and request.mem_pct > 0:
+        return max(1, int(100 // request.mem_pct))
+    if request.mem_mib is not None and request.mem_mib > 0:
+        found = catalog.lookup(product) if memory_gb is None else None
+        capacity = memory_gb if memory_gb is not None else (found.memory_gb if found else None)
+        if capacity is not None:
+            return max(1, int(capacity * MIB_PER_GIB // request.mem_mib))
+    return None
 
 
 def _pool_of(

@@ -219,3 +219,347 @@ def test_vllm_kv_cache_memory_fixes_the_footprint() -> None:
     )
     gpu = _gpu(plan)
     assert (gpu["greedy_gb"], gpu["greedy_default"], gpu["greedy_fraction_sum"]) == (8.0, [], 0.0)
+
+
+# --- Kubernetes --------------------------------------------------------------------------
+
+
+def _llmisvc(name: str, args: str) -> str:
+    return f"""apiVersion: serving.kserve.io/v1alpha1
+kind: LLMInferenceService
+metadata:
+  name: {name}
+  annotations:
+    gpuadmit.dev/gpu-pool: l40s-shared
+    gpuadmit.dev/gpu-product: L40S
+spec:
+  replicas: 1
+  model:
+    uri: hf://Qwen/Qwen2.5-7B-Instruct
+    name: Qwen/Qwen2.5-7B-Instruct
+  template:
+    containers:
+      - name: main
+        env:
+          - name: VLLM_ADDITIONAL_ARGS
+            value: "{args}"
+        resources:
+          limits:
+            nvidia.com/gpu: "1"
+"""
+
+
+def test_vllm_additional_args_are_read(tmp_path: Path) -> None:
+    text = _llmisvc("chat", "--gpu-memory-utilization 0.4 --max-model-len 8192") + "---\n"
+    text += _llmisvc("code", "--gpu-memory-utilization=0.4 --enforce-eager")
+    path = _write(tmp_path, {"two-vllm.yaml": text}) / "two-vllm.yaml"
+    read = models(path)
+    assert {n: m.memory_fraction for n, m in read.items()} == {"chat": 0.4, "code": 0.4}
+    report = judge(path)
+    assert not only(report, "greedy-allocator")
+
+
+def test_two_vllm_at_default_through_llminferenceservice_fail(tmp_path: Path) -> None:
+    text = _llmisvc("chat", "--max-model-len 8192") + "---\n" + _llmisvc("code", "--enforce-eager")
+    path = _write(tmp_path, {"two-vllm.yaml": text}) / "two-vllm.yaml"
+    messages = [f.message for f in only(judge(path), "greedy-allocator")]
+    assert any("add up to 1.84 > 1.0" in m for m in messages), messages
+
+
+def test_vllm_version_and_kv_cache_memory_from_a_deployment(tmp_path: Path) -> None:
+    text = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: vllm-llama
+spec:
+  replicas: 1
+  template:
+    spec:
+      containers:
+        - name: vllm
+          image: vllm/vllm-openai:v0.6.3
+          command: ["/bin/sh", "-c"]
+          args:
+            - vllm serve meta-llama/Llama-3.1-8B-Instruct --kv-cache-memory 8G --max-num-seqs 64
+          resources:
+            limits:
+              nvidia.com/gpu: 1
+"""
+    path = _write(tmp_path, {"d.yaml": text}) / "d.yaml"
+    model = models(path)["vllm-llama"]
+    # vLLM's human_readable_int: K/M/G/T are powers of 1024, k/m/g/t powers of 1000
+    assert (model.framework, model.framework_version, model.kv_cache_gb) == ("vllm", "v0.6.3", 8.0)
+
+
+HAMI_POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  containers:
+    - name: ubuntu-container
+      image: ubuntu:22.04
+      command: ["bash", "-c", "sleep 86400"]
+      resources:
+        limits:
+          nvidia.com/gpu: 1
+          nvidia.com/gpumem-percentage: {pct}
+          nvidia.com/gpucores: {cores}
+"""
+
+
+def test_hami_shares_of_40_and_60_percent_fit_one_device(tmp_path: Path) -> None:
+    text = HAMI_POD.format(name="pod-a", pct=40, cores=60) + "---\n" + HAMI_POD.format(name="pod-b", pct=60, cores=40)
+    path = _write(tmp_path, {"share.yaml": text}) / "share.yaml"
+    report = judge(path)
+    assert not only(report, "memory-fit") and not only(report, "memory-declared")
+
+
+def test_hami_shares_over_the_device_fail_without_capacity(tmp_path: Path) -> None:
+    text = HAMI_POD.format(name="pod-a", pct=70, cores=50) + "---\n" + HAMI_POD.format(name="pod-b", pct=60, cores=50)
+    path = _write(tmp_path, {"share.yaml": text}) / "share.yaml"
+    (fit,) = only(judge(path), "memory-fit")
+    assert "enforced memory shares add up to 1.30" in fit.message
+
+
+def test_hami_limits_on_a_known_gpu_are_judged_without_contexts_and_headroom(tmp_path: Path) -> None:
+    text = "\n---\n".join(
+        HAMI_POD.format(name=n, pct=p, cores=50).replace(
+            "spec:\n  containers:", "spec:\n  nodeSelector:\n    nvidia.com/gpu.product: NVIDIA-L4\n  containers:"
+        )
+        for n, p in (("pod-a", 50), ("pod-b", 50))
+    )
+    path = _write(tmp_path, {"share.yaml": text}) / "share.yaml"
+    report = judge(path)
+    assert not only(report, "memory-fit"), [f.message for f in only(report, "memory-fit")]
+    (plan,) = report.plans
+    assert plan.gpus[0].context_gb == 0.0
+
+
+def test_hami_replicas_that_do_not_fit_one_device_are_spread(tmp_path: Path) -> None:
+    text = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: embed
+spec:
+  replicas: 4
+  template:
+    spec:
+      containers:
+        - name: embed
+          image: example/embed:1.0
+          resources:
+            limits:
+              nvidia.com/gpu: 1
+              nvidia.com/gpumem-percentage: 50
+"""
+    path = _write(tmp_path, {"d.yaml": text}) / "d.yaml"
+    assert models(path)["embed"].instances == 2
+    assert not only(judge(path), "memory-fit")
+
+
+# --- custom resources ----------------------------------------------------------------------
+
+
+RAY_SERVICE = """apiVersion: ray.io/v1
+kind: RayService
+metadata:
+  name: qwen-llm
+spec:
+  serveConfigV2: |
+    applications:
+    - name: llm_app
+      import_path: ray.serve.llm:build_openai_app
+      args:
+        llm_configs:
+          - model_loading_config:
+              model_id: qwen
+              model_source: Qwen/Qwen2.5-7B-Instruct
+            engine_kwargs:
+              gpu_memory_utilization: {fraction}
+              max_model_len: 8192
+            deployment_config:
+              num_replicas: 2
+  rayClusterConfig:
+    rayVersion: 2.46.0
+    headGroupSpec:
+      rayStartParams: {{}}
+      template:
+        spec:
+          containers:
+          - name: ray-head
+            image: rayproject/ray-llm:2.46.0-py311-cu124
+            resources:
+              limits: {{memory: 8Gi}}
+    workerGroupSpecs:
+    - replicas: 2
+      groupName: gpu-group
+      rayStartParams: {{}}
+      template:
+        spec:
+          containers:
+          - name: llm
+            image: rayproject/ray-llm:2.46.0-py311-cu124
+            resources:
+              limits:
+                nvidia.com/gpu: '1'
+          nodeSelector:
+            nvidia.com/gpu.product: NVIDIA-L4
+"""
+
+
+def test_ray_service_worker_group_is_a_vllm_model_with_its_engine_kwargs(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"ray.yaml": RAY_SERVICE.format(fraction=0.85)}) / "ray.yaml"
+    read = models(path)
+    assert list(read) == ["qwen-llm-gpu-group"]
+    worker = read["qwen-llm-gpu-group"]
+    assert (worker.framework, worker.memory_fraction) == ("vllm", 0.85)
+    assert judge(path).plans[0].gpus[0].capacity_gb is not None
+
+
+LWS = """apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata:
+  name: vllm-multinode
+spec:
+  replicas: 2
+  leaderWorkerTemplate:
+    size: 2
+    leaderTemplate:
+      spec:
+        containers:
+          - name: vllm-leader
+            image: vllm/vllm-openai:latest
+            command: ["sh", "-c", "bash /vllm-workspace/examples/online_serving/multi-node-serving.sh leader --ray_cluster_size=$(LWS_GROUP_SIZE); vllm serve meta-llama/Meta-Llama-3.1-405B-Instruct --tensor-parallel-size 8 --pipeline_parallel_size 2 --gpu-memory-utilization 0.85"]
+            resources:
+              limits:
+                nvidia.com/gpu: "8"
+    workerTemplate:
+      spec:
+        containers:
+          - name: vllm-worker
+            image: vllm/vllm-openai:latest
+            command: ["sh", "-c", "bash /vllm-workspace/examples/online_serving/multi-node-serving.sh worker --ray_address=$(LWS_LEADER_ADDRESS)"]
+            resources:
+              limits:
+                nvidia.com/gpu: "8"
+"""
+
+
+def test_leader_worker_set_leader_and_workers_are_read(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"lws.yaml": LWS}) / "lws.yaml"
+    read = models(path)
+    assert set(read) == {"vllm-multinode-leader", "vllm-multinode-worker"}
+    assert read["vllm-multinode-leader"].memory_fraction == 0.85
+    assert len(read["vllm-multinode-leader"].placed_on) == 8
+
+
+NIM_SERVICE = """apiVersion: apps.nvidia.com/v1alpha1
+kind: NIMService
+metadata:
+  name: meta-llama3-8b-instruct
+spec:
+  image:
+    repository: nvcr.io/nim/meta/llama3-8b-instruct
+    tag: 1.0.3
+    pullPolicy: IfNotPresent
+  authSecret: ngc-api-secret
+  storage:
+    nimCache:
+      name: meta-llama3-8b-instruct
+  replicas: 1
+  resources:
+    limits:
+      nvidia.com/gpu: 1
+  expose:
+    service:
+      type: ClusterIP
+      port: 8000
+"""
+
+
+def test_nim_service_is_a_model_alone_on_its_gpu(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"nim.yaml": NIM_SERVICE}) / "nim.yaml"
+    read = models(path)
+    assert read["meta-llama3-8b-instruct"].framework == "nim"
+    assert rules(judge(path)) == set()
+
+
+VLLM_RUNTIME = """apiVersion: production-stack.vllm.ai/v1alpha1
+kind: VLLMRuntime
+metadata:
+  name: llama-runtime
+spec:
+  model:
+    modelURL: "meta-llama/Llama-3.1-8B-Instruct"
+    maxNumSeqs: 32
+  vllmConfig:
+    tensorParallelSize: 1
+    gpuMemoryUtilization: "0.7"
+  deploymentConfig:
+    resources:
+      cpu: "4"
+      memory: "16Gi"
+      gpu: "1"
+      gpuType: "nvidia.com/gpu"
+    image:
+      registry: "docker.io"
+      name: "vllm/vllm-openai:v0.8.5"
+    replicas: 2
+"""
+
+
+def test_vllm_runtime_fields_become_engine_flags(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"rt.yaml": VLLM_RUNTIME}) / "rt.yaml"
+    model = models(path)["llama-runtime"]
+    assert (model.framework, model.memory_fraction, model.framework_version) == ("vllm", 0.7, "v0.8.5")
+    assert model.caps is not None and model.caps["max_batch_size"] == 32
+
+
+def test_llm_inference_service_prefill_section_is_a_model(tmp_path: Path) -> None:
+    text = _llmisvc("pd", "--max-model-len 8192").replace(
+        "    gpuadmit.dev/gpu-pool: l40s-shared\n    gpuadmit.dev/gpu-product: L40S\n", "    team: llm\n"
+    )
+    text += """  prefill:
+    replicas: 2
+    template:
+      containers:
+        - name: main
+          resources:
+            limits:
+              nvidia.com/gpu: "1"
+"""
+    path = _write(tmp_path, {"pd.yaml": text}) / "pd.yaml"
+    read = models(path)
+    assert set(read) == {"pd", "pd-prefill"}
+
+
+OTHER_GPU_OBJECT = """apiVersion: nvidia.com/v1alpha1
+kind: DynamoGraphDeployment
+metadata:
+  name: disagg
+spec:
+  services:
+    VllmDecodeWorker:
+      replicas: 1
+      resources:
+        limits:
+          gpu: "1"
+      extraPodSpec:
+        mainContainer:
+          image: nvcr.io/nvidia/ai-dynamo/vllm-runtime:0.8.0
+"""
+
+
+def test_an_unknown_object_that_holds_gpus_is_not_passed_in_silence(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"dgd.yaml": OTHER_GPU_OBJECT}) / "dgd.yaml"
+    (finding,) = only(judge(path), "unjudged-gpu-object")
+    assert finding.severity == "warning"
+    assert finding.message == "not judged: DynamoGraphDeployment disagg holds GPUs in fields gpuadmit does not read"
+
+
+def test_an_unknown_object_without_gpus_stays_quiet(tmp_path: Path) -> None:
+    text = OTHER_GPU_OBJECT.replace('gpu: "1"', 'cpu: "1"')
+    path = _write(tmp_path, {"dgd.yaml": text}) / "dgd.yaml"
+    report = judge(path)
+    assert report.plans == [] and report.findings == []
