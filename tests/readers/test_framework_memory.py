@@ -14,7 +14,7 @@ import pytest
 from policy.facts import build_facts, sglang_default_fraction
 from policy.plan import ServingPlan
 
-from reader_helpers import judge, models, only, rules
+from reader_helpers import REALWORLD, judge, models, needs_realworld, only, rules
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
@@ -563,3 +563,53 @@ def test_an_unknown_object_without_gpus_stays_quiet(tmp_path: Path) -> None:
     path = _write(tmp_path, {"dgd.yaml": text}) / "dgd.yaml"
     report = judge(path)
     assert report.plans == [] and report.findings == []
+
+
+# --- the real files these shapes come from (skipped where shared/realworld is absent) -----
+
+MORE = REALWORLD / "more"
+
+
+@needs_realworld
+def test_real_ray_service_worker_group_is_judged() -> None:
+    read = models(MORE / "kuberay" / "ray-service.high-throughput-llm.yaml")
+    (worker,) = read.values()
+    assert (worker.framework, worker.placed_on) == ("vllm", ["qwen-35-4b-gpu-group-gpu"])
+
+
+@needs_realworld
+def test_real_vllm_runtime_keeps_its_fraction() -> None:
+    (runtime,) = models(MORE / "production-stack" / "vllmruntime-sample.yaml").values()
+    assert (runtime.framework, runtime.memory_fraction) == ("vllm", 0.8)
+
+
+@needs_realworld
+def test_real_llminferenceservice_args_from_env_and_prefill() -> None:
+    read = models(MORE / "kserve" / "llmisvc-dp-ep-deepseek-r1.yaml")
+    assert {m.memory_fraction for m in read.values()} == {0.95}
+    assert set(models(MORE / "kserve" / "llmisvc-pd-qwen2-7b-gpu.yaml")) == {
+        "qwen2-7b-instruct-pd",
+        "qwen2-7b-instruct-pd-prefill",
+    }
+
+
+@needs_realworld
+def test_real_hami_sharing_example_fits() -> None:
+    report = judge(MORE / "hami" / "use_sharing_card.yaml")
+    assert rules(report) == set()
+
+
+@needs_realworld
+def test_real_llm_api_model_is_on_the_gpu() -> None:
+    llm = models(MORE / "tensorrtllm_backend" / "llmapi")["tensorrt_llm"]
+    assert llm.framework == "tensorrt_llm" and llm.placed_on
+
+
+@needs_realworld
+def test_real_nim_on_four_whole_a100s_passes() -> None:
+    assert rules(judge(MORE / "nim" / "llama3-70b-instruct_4xa100_1.0.0.yaml")) == set()
+
+
+@needs_realworld
+def test_real_dynamo_graph_deployment_is_not_judged_in_silence() -> None:
+    assert rules(judge(MORE / "nim" / "dynamo-disagg-planner.yaml")) == {("unjudged-gpu-object", None)}
