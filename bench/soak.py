@@ -366,9 +366,9 @@ def server_counts(port: int, ca_file: str) -> tuple[int, int]:
     for line in text.splitlines():
         if line.startswith("gpuadmit_reviews_total{"):
             series += 1
-            answered += int(line.rsplit(" ", 1)[1])
+            answered += int(float(line.rsplit(" ", 1)[1]))
         elif line.startswith("gpuadmit_bad_requests_total{"):
-            answered += int(line.rsplit(" ", 1)[1])
+            answered += int(float(line.rsplit(" ", 1)[1]))
     return answered, series
 
 

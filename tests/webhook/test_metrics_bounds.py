@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from webhook.metrics import MAX_KINDS, Metrics
 
 
@@ -20,4 +22,10 @@ def test_made_up_kinds_and_operations_do_not_grow_the_series() -> None:
 def test_real_kinds_keep_their_label() -> None:
     metrics = Metrics()
     metrics.review("ServingPlan", "CREATE", "denied", 0.002)
-    assert 'gpuadmit_reviews_total{kind="ServingPlan",operation="CREATE",decision="denied"} 1' in metrics.render()
+    samples = [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(metrics.render())
+        for sample in family.samples
+        if sample.name == "gpuadmit_reviews_total"
+    ]
+    assert samples == [({"kind": "ServingPlan", "operation": "CREATE", "decision": "denied"}, 1.0)]

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import trustme
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
@@ -117,11 +118,13 @@ class Server:
             return False
 
     def metric(self, name: str) -> float:
-        """The value of one sample, e.g. `gpuadmit_reviews_in_flight` (0 when absent)."""
-        for line in self.client().get("/metrics").text.splitlines():
-            key, _, value = line.rpartition(" ")
-            if key == name:
-                return float(value)
+        """The value of one sample, e.g. `gpuadmit_reviews_in_flight` or
+        `gpuadmit_reloads_total{what="tls",result="ok"}` (labels in any order; 0 when absent)."""
+        wanted = next(iter(text_string_to_metric_families(f"{name} 0\n"))).samples[0]
+        for family in text_string_to_metric_families(self.client().get("/metrics").text):
+            for sample in family.samples:
+                if sample.name == wanted.name and sample.labels == wanted.labels:
+                    return float(sample.value)
         return 0.0
 
     def logs(self) -> list[dict[str, Any]]:
