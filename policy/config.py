@@ -4,9 +4,10 @@ memory accounting, waivers. Found from the working directory upward."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import is_typeddict
 
 from .closest import closest
@@ -37,8 +38,8 @@ class ProjectConfig(BaseModel):
         default_factory=list,
         description="Path globs, relative to this file, that are never read (`charts/**`, `*.tmpl.yaml`).",
     )
-    #: Where the file was read from; rule_dirs are relative to it.
-    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    #: Where the file was read from; rule_dirs are relative to it. Not a key of the file.
+    base_dir: SkipJsonSchema[Path] = Field(default_factory=Path.cwd, exclude=True)
 
     def rule_paths(self) -> list[Path]:
         return [(self.base_dir / d).resolve() for d in self.rule_dirs]
@@ -69,6 +70,9 @@ def load_config(path: Path | None) -> ProjectConfig:
     data = docs[0].data if docs else {}
     if not isinstance(data, dict):
         raise InputError("the config file holds one YAML mapping", file=file)
+    if "base_dir" in data:  # set from where the file is, never by it
+        line, column = position(data, ("base_dir",))
+        raise InputError("unknown key", file=file, line=line, column=column, field="base_dir")
     try:
         config = ProjectConfig.model_validate({**data, "base_dir": path.parent})
     except ValidationError as exc:
@@ -110,12 +114,17 @@ def _did_you_mean(key: str, known: list[str]) -> str | None:
 def _known_fields(model: type[BaseModel], path: tuple[object, ...]) -> list[str]:
     """Field names of the (nested) pydantic model, or settings TypedDict, that `path` leads to."""
     current: type[BaseModel] | None = model
+    key_next = False  # the part after a mapping field (`rules: {<rule id>: ...}`) is a key, not a field
     for n, part in enumerate(path):
         if current is None or isinstance(part, int):
+            continue
+        if key_next:
+            key_next = False
             continue
         field = current.model_fields.get(str(part))
         if field is None:
             return []
+        key_next = any(get_origin(a) is dict for a in (field.annotation, *getattr(field.annotation, "__args__", ())))
         current = None
         for arg in _flatten(field.annotation):
             if isinstance(arg, type) and issubclass(arg, BaseModel):
