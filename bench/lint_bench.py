@@ -55,7 +55,7 @@ def generate_plan(n_models: int, per_gpu: int = 8) -> str:
             lines.append("    sla_ms: 200")
         lines.append(f"    priority: {1 if critical else 3}")
         if critical:
-            lines.append("    rate_limit: {max_concurrency: 16, max_queue: 32, queue_timeout_ms: 150, timeout_action: reject}")
+            lines.append("    rate_limit: {max_concurrency: 16, max_queue: 32, queue_timeout_ms: 100, timeout_action: reject}")
         else:
             lines.append("    caps: {max_batch_size: 16}")
     return "\n".join(lines) + "\n"
