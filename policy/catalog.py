@@ -123,10 +123,15 @@ def _catalog() -> _Catalog:
     for name, entry in raw["products"].items():
         product = _product(name, entry)
         for alias in [name, *entry.get("aliases", [])]:
+            previous = by_key.get(_key(alias))
+            if previous is not None and previous.name != name:  # a data error: a name would mean two products
+                raise ValueError(f"{CATALOG_FILE}: {alias!r} of {name} is already a name of {previous.name}")
             by_key[_key(alias)] = product
             spellings.setdefault(_key(alias), []).append(alias)
     ambiguous: dict[str, tuple[Product, ...]] = {}
     for name, members in (raw.get("ambiguous") or {}).items():
+        if _key(name) in by_key:
+            raise ValueError(f"{CATALOG_FILE}: ambiguous name {name!r} is also a name of {by_key[_key(name)].name}")
         ambiguous[_key(name)] = tuple(by_key[_key(m)] for m in members)
     return _Catalog(by_key, ambiguous, spellings)
 

@@ -20,8 +20,8 @@ from policy import catalog
         ("NVIDIA-A40-SHARED", "A40", 46068),
         ("NVIDIA-L40", "L40", 46068),
         ("NVIDIA L20", "L20", 46068),
-        ("NVIDIA-RTX-6000-Ada-Generation", "RTX-6000-Ada", 49140),
-        ("NVIDIA RTX A6000", "RTX-A6000", 49140),
+        ("NVIDIA-RTX-6000-Ada-Generation", "RTX-6000-Ada", 46068),  # ECC on; 49140 MiB with ECC off
+        ("NVIDIA RTX A6000", "RTX-A6000", 46068),
         ("NVIDIA-A800-SXM4-80GB", "A800-80GB", 81920),
         ("NVIDIA A800 40GB PCIe", "A800-40GB", 40960),
         ("NVIDIA-H800", "H800-80GB", 81559),
@@ -125,3 +125,21 @@ def test_a_family_name_matches_the_real_device_of_that_family() -> None:
 def test_a_slice_of_an_unknown_product_holds_the_least_any_product_gives_that_profile(profile: str, gib: float) -> None:
     # A MIG resource (nvidia.com/mig-1g.10gb) on a node whose product is not given.
     assert catalog.mig_slice_gb(profile) == gib
+
+
+def test_the_catalog_refuses_a_name_that_would_mean_two_products(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "gpus.yaml"
+    bad.write_text(
+        "products:\n"
+        "  X1: {memory_mib: 1024, source: test, aliases: [Shared Name]}\n"
+        "  X2: {memory_mib: 2048, source: test, aliases: [shared-name]}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(catalog, "CATALOG_FILE", bad)
+    catalog._catalog.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="'shared-name' of X2 is already a name of X1"):
+            catalog._catalog()
+    finally:
+        monkeypatch.undo()
+        catalog._catalog.cache_clear()
