@@ -12,7 +12,7 @@ from typing_extensions import is_typeddict
 
 from .closest import closest
 from .errors import InputError
-from .facts import Accounting
+from .settings import Accounting
 
 if TYPE_CHECKING:
     from .ignore import IgnoreList

@@ -41,53 +41,15 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from . import catalog, protection
 from .capacity.match import PlanCapacity, RealUnit, match_plan
 from .plan import Gpu, Model, ServingPlan
+from .settings import Accounting
 
 if TYPE_CHECKING:
     from .capacity.inventory import Inventory
 
 Fact = dict[str, Any]
-
-
-class Accounting(BaseModel):
-    """How memory is counted. Set in the project config under `accounting:`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cuda_context_gb: float = Field(
-        0.5,
-        ge=0,
-        le=8,
-        description="Memory each CUDA process holds before any model memory (typically 0.3-0.8 GiB).",
-    )
-    headroom_pct: float = Field(
-        5.0, ge=0, lt=100, description="Share of each GPU kept free for fragmentation and activation spikes."
-    )
-    vllm_default_fraction: float = Field(
-        0.92, gt=0, le=1, description="vLLM gpu_memory_utilization when unset (current releases; docs/SOURCES.md)."
-    )
-    vllm_legacy_default_fraction: float = Field(
-        0.9, gt=0, le=1, description="vLLM gpu_memory_utilization when unset, in releases up to `vllm_legacy_until`."
-    )
-    vllm_legacy_until: str = Field(
-        "0.6.4", pattern=r"^\d+(\.\d+)*$", description="Last vLLM release known to default to the legacy fraction."
-    )
-    tensorrt_llm_default_fraction: float = Field(
-        0.9, gt=0, le=1, description="TensorRT-LLM kv_cache_free_gpu_mem_fraction when unset."
-    )
-    sglang_default_fraction: float = Field(
-        0.88,
-        gt=0,
-        le=1,
-        description=(
-            "SGLang mem_fraction_static when unset and the GPU's memory is unknown; with it known, SGLang's own "
-            "formula from GPU memory and tensor parallelism is used."
-        ),
-    )
 
 
 #: What `build_facts` counts with when given no accounting (only ever read).
@@ -773,8 +735,8 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
 
     # Memory: every instance of every model here, its CUDA context, and what greedy
     # allocators reserve beyond the declared size.
-    declared = sum(declared_parts)
-    greedy = sum(greedy_parts)
+    declared = sum(declared_parts, 0.0)  # a double even when no model is here
+    greedy = sum(greedy_parts, 0.0)
     context = n_processes * context_gb
     # Memory other processes already hold is not free for the plan: it counts as committed.
     committed = declared + greedy + context + unit.real.processes_gb
@@ -811,7 +773,7 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     fact["greedy_models"] = greedy_models
     fact["greedy_default"] = greedy_default
     fact["greedy_default_detail"] = greedy_default_detail
-    fact["greedy_fraction_sum"] = sum(fractions)
+    fact["greedy_fraction_sum"] = sum(fractions, 0.0)
     fact["greedy_cannot_start"] = cannot_start
     fact["limits_enforced"] = all_enforced
     fact["limit_share_sum"] = enforced_shares
@@ -903,10 +865,10 @@ def _mig_layout_facts(fact: Fact, unit: CapacityUnit) -> None:
     fact["mig_compute_used"] = sum([catalog.mig_profile_compute_slices(p) for p in mig_profiles])
     if product is not None:
         known = [p for p in mig_profiles if p in mig_table]
-        fact["mig_memory_used_gb"] = sum([product.mig_slice_gb(p) for p in known])
+        fact["mig_memory_used_gb"] = sum([product.mig_slice_gb(p) for p in known], 0.0)
         fact["mig_memory_slices_used"] = sum([product.mig_memory_slices(p) for p in known])
     else:
-        fact["mig_memory_used_gb"] = sum([catalog.mig_profile_memory_gb(p) for p in mig_profiles])
+        fact["mig_memory_used_gb"] = sum([catalog.mig_profile_memory_gb(p) for p in mig_profiles], 0.0)
         fact["mig_memory_slices_used"] = 0
 
 

@@ -1,9 +1,11 @@
 """A cache of checked and compiled rule sets, so the pre-commit path starts fast.
 
-Loading rules validates every file against the rule schema, compiles each expression
-and runs it on the self-check plan: about 60 ms, most of it importing the schema
-validator. The result depends only on the rule files' bytes, the configured overrides
-and gpuadmit's own code, so it is cached under that key. A cache that cannot be read
+Loading rules validates every file against the rule schema and type-checks and
+compiles each expression: tens of milliseconds, most of it importing the schema
+validator. The result depends only on the rule files' bytes, the configured overrides,
+gpuadmit's own code and data (every file of the package: the facts schema, the fact
+builder, the translator...) and the CEL library's version, so it is cached under a hash
+of all of them: no list of files to keep up to date. A cache that cannot be read
 or written (read-only file system, corrupt entry) is ignored: the slow path is
 always correct. Entries are JSON, never pickles, so a cache file cannot run code.
 """
@@ -11,6 +13,7 @@ always correct. Entries are JSON, never pickles, so a cache file cannot run code
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -19,8 +22,8 @@ from typing import Any
 
 from . import __version__
 
-#: Files whose content changes what a compiled rule means.
-_ENGINE_FILES = ("engine.py", "celcompile.py", "rules.py", "facts.py", "data/selfcheck-plan.yaml")
+#: What in the package is hashed: its code and its data (not caches or compiled files).
+_PACKAGE_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".proto"}
 
 
 def cache_dir() -> Path | None:
@@ -32,12 +35,26 @@ def cache_dir() -> Path | None:
     return Path(base) / "gpuadmit"
 
 
-def cache_key(dirs: list[Path], overrides: dict[str, Any]) -> str:
-    digest = hashlib.sha256(__version__.encode())
+@functools.lru_cache(maxsize=1)
+def package_digest() -> str:
+    """A hash of every code and data file of the gpuadmit package, and of the CEL library's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        cel_version = version("cel-expr-python")
+    except PackageNotFoundError:  # pragma: no cover - a broken install: never reuse a cache
+        cel_version = os.urandom(8).hex()
+    digest = hashlib.sha256(f"{__version__}:{cel_version}".encode())
     here = Path(__file__).parent
-    for name in _ENGINE_FILES:
-        stat = (here / name).stat()
-        digest.update(f"{name}:{stat.st_mtime_ns}:{stat.st_size}".encode())
+    for path in sorted(here.rglob("*")):
+        if path.suffix in _PACKAGE_SUFFIXES and "__pycache__" not in path.parts and path.is_file():
+            digest.update(str(path.relative_to(here)).encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(dirs: list[Path], overrides: dict[str, Any]) -> str:
+    digest = hashlib.sha256(package_digest().encode())
     for directory in dirs:
         digest.update(str(directory.resolve()).encode())
         for path in sorted(directory.iterdir()) if directory.is_dir() else []:

@@ -1,7 +1,8 @@
 """Rule files: their shape, where they are found, and how configuration adjusts them.
 
-A rule is data: one YAML file per rule, named after its id. This module only reads and
-checks rule files; compiling their expressions is the engine's job.
+A rule is data: one YAML file per rule, named after its id. This module reads and checks
+rule files and applies a project's overrides; compiling their expressions is
+policy.rulecompile's job.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .closest import did_you_mean
 from .errors import RuleError
 from .yamlio import load_documents, position, read_text
 
@@ -89,6 +91,34 @@ def builtin_rules_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parent.parent / "rules"
+
+
+def load_specs(dirs: list[Path], overrides: dict[str, RuleOverride]) -> list[tuple[RuleSpec, str]]:
+    """Every rule of `dirs` with its file, ids unique, with the project's overrides applied."""
+    specs: dict[str, tuple[RuleSpec, str]] = {}
+    for directory in dirs:
+        for spec, file in load_rule_dir(directory):
+            if spec.id in specs:
+                raise RuleError(f"rule id {spec.id!r} is already defined in {specs[spec.id][1]}", file=file, field="id")
+            specs[spec.id] = (spec, file)
+    for rule_id, override in overrides.items():
+        if rule_id not in specs:
+            raise RuleError(f"no rule {rule_id!r} to configure" + did_you_mean(rule_id, specs), field=f"rules.{rule_id}")
+        spec, file = specs[rule_id]
+        unknown = set(override.params) - set(spec.params)
+        if unknown:
+            name = sorted(unknown)[0]
+            raise RuleError(
+                f"rule {rule_id!r} has no parameter {name!r}" + did_you_mean(name, spec.params),
+                field=f"rules.{rule_id}.params.{name}",
+            )
+        update: dict[str, Any] = {"params": {**spec.params, **override.params}}
+        if override.severity is not None:
+            update["severity"] = override.severity
+        if override.enabled is not None:
+            update["enabled"] = override.enabled
+        specs[rule_id] = (spec.model_copy(update=update), file)
+    return list(specs.values())
 
 
 def load_rule_dir(directory: Path) -> list[tuple[RuleSpec, str]]:

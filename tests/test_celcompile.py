@@ -325,13 +325,14 @@ RULE_VARIABLES = ("models", "gpus", "waivers", "plans", "plan", "rule_params")
 
 @functools.lru_cache(maxsize=1)
 def _rule_programs() -> list[tuple[str, Any, Callable[..., Any]]]:
-    """(source, cel-cpp program, translated function) of every active rule's program and self-check."""
-    from policy.engine import _cel, _program_source, _self_check_source
+    """(source, cel-cpp program, translated function) of every active rule's program, and of
+    its every-expression form (every expression on every subject)."""
+    from policy.rulecompile import cel_env, every_expression_source, program_source
 
-    _, env = _cel()
+    _, env = cel_env()
     programs = []
     for rule in _rules().active:
-        for source in (_program_source(rule.spec), _self_check_source(rule.spec)):
+        for source in (program_source(rule.spec), every_expression_source(rule.spec)):
             programs.append((source, env.compile(source), load(translate(source, RULE_VARIABLES), RULE_VARIABLES)))
     return programs
 
@@ -344,13 +345,13 @@ def _activation(plan: Any, inventory: Any = None) -> dict[str, Any]:
 
 
 def _sample_plans() -> list[tuple[str, Any, Any]]:
-    """(name, plan, real-capacity inventory or None): the self-check plan, samples/, and the
+    """(name, plan, real-capacity inventory or None): the probe plan, samples/, and the
     rule fixtures, judged against their folder's capacity.yaml where there is one."""
     from policy.capacity.providers import open_provider
     from policy.readers import read_paths
     from policy.readers.native import read_plan_file
 
-    plans: list[tuple[str, Any, Any]] = [("selfcheck", read_plan_file(ROOT / "policy" / "data" / "selfcheck-plan.yaml")[0].plan, None)]
+    plans: list[tuple[str, Any, Any]] = [("probe", read_plan_file(ROOT / "policy" / "data" / "probe-plan.yaml")[0].plan, None)]
     plans += [(f"{s.file}:{s.plan.metadata.name}", s.plan, None) for s in read_paths([SAMPLES]).sources]
     for folder in sorted(p for p in (ROOT / "tests" / "rules").iterdir() if p.is_dir()):
         capacity = folder / "capacity.yaml"

@@ -11,3 +11,10 @@ def test_rule_docs_are_current() -> None:
     specs = sorted((spec for spec, _ in load_rule_dir(builtin_rules_dir())), key=lambda s: s.id)
     committed = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
     assert committed == ruledocs.render(specs), "docs/rules.md is stale: run `python -m policy.ruledocs > docs/rules.md`"
+
+
+def test_fact_docs_are_current() -> None:
+    from policy import factschema
+
+    committed = (ROOT / "docs" / "facts.md").read_text(encoding="utf-8")
+    assert committed == factschema.markdown(), "docs/facts.md is stale: run `python -m policy.factschema > docs/facts.md`"

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from policy.facts import Accounting, build_facts
+from policy.facts import build_facts
+from policy.settings import Accounting
 from policy.plan import ServingPlan
 
 

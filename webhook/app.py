@@ -2,7 +2,7 @@
 
     POST /validate   AdmissionReview in, AdmissionReview out
     GET  /healthz    the process answers
-    GET  /readyz     rules compiled and the capacity source judged the self-check plan
+    GET  /readyz     rules compiled and the capacity source judged the probe plan
     GET  /metrics    Prometheus text format
 
 Everything the handlers share lives on one `Webhook` object made by `build_app`; there is

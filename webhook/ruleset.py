@@ -1,6 +1,6 @@
 """The active rule set and how it is replaced (SIGHUP or a change on disk).
 
-A new `Linter` is compiled (and self-checked by the engine) next to the old one; only if
+A new `Linter` is compiled (and type-checked by the engine) next to the old one; only if
 that succeeds does it replace the old one, with a single reference swap, so a review in
 progress finishes with the rules it started with and a broken rule file never leaves
 the webhook without rules.
@@ -91,9 +91,9 @@ class RuleHolder:
         return True
 
     def check_capacity(self) -> bool:
-        """Judge the built-in self-check plan: proves the rules and the capacity source work."""
+        """Judge the built-in probe plan: proves the rules and the capacity source work."""
         try:
-            path = Path(policy.__file__).with_name("data") / "selfcheck-plan.yaml"
+            path = Path(policy.__file__).with_name("data") / "probe-plan.yaml"
             self.current.lint_sources(read_plan_file(path))
         except Exception as exc:  # any provider failure means not ready, never a crash
             self.capacity_ready = False

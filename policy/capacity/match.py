@@ -116,7 +116,7 @@ def _match_devices(gpus: list[Gpu], devices: list[Device]) -> dict[str, Device]:
 
 def _whole(gpu: Gpu, device: Device) -> RealUnit:
     processes = [p.describe() for p in device.processes]
-    held = sum(p.memory_gb or 0.0 for p in device.processes)
+    held = sum((p.memory_gb or 0.0 for p in device.processes), 0.0)
     if device.unattributed_gb:
         processes.append(f"{device.unattributed_gb:.1f} GiB held by processes not visible here")
         held += device.unattributed_gb
@@ -160,7 +160,7 @@ def _slices(gpu: Gpu, device: Device) -> dict[str, RealUnit]:
             mig=[mig.profile],
             mig_mode=True,
             processes=[p.describe() for p in mig.processes],
-            processes_gb=sum(p.memory_gb or 0.0 for p in mig.processes),
+            processes_gb=sum((p.memory_gb or 0.0 for p in mig.processes), 0.0),
             device=f"{device.describe()} MIG device {mig.index}" + (f" ({mig.uuid})" if mig.uuid else ""),
         )
     return units

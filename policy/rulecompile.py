@@ -1,0 +1,262 @@
+"""Compiling rules: each rule becomes one CEL program per scope collection, type-checked
+against the facts schema when it loads.
+
+Generic by design: it knows scopes (model, gpu, waiver, plan), never a rule by name.
+Each rule becomes one program that returns only the violators, so a plan costs one
+evaluation per rule and chunk, not one per subject:
+
+    cel.bind(params, rule_params["<id>"],
+      <subjects>.filter(<s>, <match> && <bind vars>(!(v1) || !(v2) ...))
+                .map(<s>, <bind vars>([<s>.idx, [v1, v2, ...], [var1, var2, ...]])))
+
+Before that, every expression is compiled alone in an environment typed by the facts
+schema (policy.factschema: one protobuf message per scope), and every message template
+is filled in with sample values of the schema's types: a misspelt fact, a comparison
+of an int with a string, an unknown parameter or placeholder fails at load with the
+rule file and the field, never during a review.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from . import factschema
+from .closest import did_you_mean
+from .errors import RuleError
+from .messages import check_template, sample_facts
+from .rules import RuleSpec
+
+
+@dataclass(frozen=True)
+class Scope:
+    collection: str
+    var: str
+    model_key: str | None
+    gpu_key: str | None
+    position_kind: str
+    name_key: str
+
+
+SCOPES: dict[str, Scope] = {
+    "model": Scope("models", "model", "name", "gpu", "model", "name"),
+    "gpu": Scope("gpus", "gpu", None, "id", "gpu", "parent"),
+    "waiver": Scope("waivers", "waiver", "model", "gpu", "waiver", "idx"),
+    "plan": Scope("plans", "plan", None, None, "plan", "name"),
+}
+
+#: The variables every rule program sees, in the order translated programs take them.
+VARIABLES = ("models", "gpus", "waivers", "plans", "plan", "rule_params")
+
+
+@dataclass
+class CompiledRule:
+    spec: RuleSpec
+    file: str
+    program: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+    #: The program translated to a Python function; None where cel-cpp runs it alone
+    #: (see policy.celcompile).
+    fast: Callable[..., Any] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+def as_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Numbers become doubles so rule arithmetic never mixes int and double."""
+    return {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in params.items()}
+
+
+@functools.lru_cache(maxsize=1)
+def cel_env() -> tuple[Any, Any]:
+    """(the cel module, the environment rule programs run in: facts as maps)."""
+    from cel_expr_python import cel
+    from cel_expr_python.ext import ext_bindings, ext_math, ext_strings
+
+    facts = cel.Type.List(cel.Type.Map(cel.Type.STRING, cel.Type.DYN))
+    env = cel.NewEnv(
+        variables={
+            "models": facts,
+            "gpus": facts,
+            "waivers": facts,
+            "plans": facts,
+            "plan": cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
+            "rule_params": cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
+        },
+        extensions=[ext_bindings.ExtBindings(), ext_math.ExtMath(), ext_strings.ExtStrings()],
+    )
+    return cel, env
+
+
+def _bind(variables: Sequence[tuple[str, str]], body: str) -> str:
+    for name, expression in reversed(variables):
+        body = f"cel.bind({name}, {expression}, {body})"
+    return body
+
+
+def program_source(spec: RuleSpec) -> str:
+    """The rule as one CEL program over its scope's collection, returning the violators."""
+    scope = SCOPES[spec.scope]
+    variables = [(v.name, f"({v.expression})") for v in spec.variables]
+    checks = [f"({v.expression})" for v in spec.validations]
+    failing = "(" + " || ".join(f"!{c}" for c in checks) + ")"
+    match = f"({spec.match})" if spec.match else "true"
+    row = f"[{scope.var}.idx, [{', '.join(checks)}], [{', '.join(name for name, _ in variables)}]]"
+    return (
+        f'cel.bind(params, rule_params["{spec.id}"], '
+        f"{scope.collection}.filter({scope.var}, {match} && {_bind(variables, failing)})"
+        f".map({scope.var}, {_bind(variables, row)}))"
+    )
+
+
+def every_expression_source(spec: RuleSpec) -> str:
+    """Like the program, but every expression on every subject (for differential tests)."""
+    scope = SCOPES[spec.scope]
+    variables = [(v.name, f"({v.expression})") for v in spec.variables]
+    checks = [f"({v.expression})" for v in spec.validations]
+    match = f"({spec.match})" if spec.match else "true"
+    row = f"[{scope.var}.idx, [{', '.join(checks)}], [{', '.join(name for name, _ in variables)}], {match}]"
+    return f'cel.bind(params, rule_params["{spec.id}"], {scope.collection}.map({scope.var}, {_bind(variables, row)}))'
+
+
+def compile_rule(rule: CompiledRule) -> None:
+    """Check a rule against the facts schema, then compile and translate its program."""
+    _, env = cel_env()
+    check_rule(rule)
+    source = program_source(rule.spec)
+    try:
+        rule.program = env.compile(source)
+    except Exception as exc:  # cel raises plain exceptions with the parser's message
+        message = str(exc).strip().splitlines()
+        raise RuleError(f"expression does not compile: {' '.join(message)[:300]}", file=rule.file, field="validations") from None
+    rule.fast = translated(source)
+
+
+def expressions(spec: RuleSpec) -> list[tuple[str, str, str]]:
+    """(field path, expression, kind) of every expression of a rule, in evaluation order."""
+    pieces = [("match", spec.match, "match")] if spec.match else []
+    pieces += [(f"variables[{n}].expression", v.expression, "variable") for n, v in enumerate(spec.variables)]
+    pieces += [(f"validations[{n}].expression", v.expression, "validation") for n, v in enumerate(spec.validations)]
+    return pieces
+
+
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_PARAM = re.compile(r"(?<![\w.])params\s*\.\s*([A-Za-z_]\w*)")
+_UNDEFINED_FIELD = re.compile(r"undefined field '(\w+)' not found in struct '[\w.]+\.(\w+)'")
+
+
+@functools.lru_cache(maxsize=1)
+def _typed() -> tuple[Any, dict[str, Any], list[Any]]:
+    """(cel module, each scope's fact type, extensions) for checking rule expressions."""
+    from cel_expr_python import cel
+    from cel_expr_python.ext import ext_math, ext_strings
+
+    factschema.descriptor_pool()
+    types = {scope: cel.Type(factschema.message_name(scope)) for scope in factschema.SCHEMA}
+    return cel, types, [ext_math.ExtMath(), ext_strings.ExtStrings()]
+
+
+def check_rule(rule: CompiledRule) -> None:
+    """Compile each expression alone in the schema-typed environment, so an error names its
+    own field; check its type, the parameters it reads and the message templates."""
+    cel, types, extensions = _typed()
+    pool = factschema.descriptor_pool()
+    spec = rule.spec
+    scope = SCOPES[spec.scope]
+    declared: dict[str, Any] = {
+        scope.var: types[spec.scope],
+        "plan": types["plan"],
+        "params": cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
+    }
+    samples: dict[str, Any] = {scope.var: sample_facts(spec.scope), "plan": sample_facts("plan"), "params": rule.params}
+    variable = 0
+    for field_name, expression, kind in expressions(spec):
+        for name in _PARAM.findall(_STRING_LITERAL.sub('""', expression)):
+            if name not in spec.params:
+                raise RuleError(f"rule has no parameter {name!r}" + did_you_mean(name, spec.params), file=rule.file, field=field_name)
+        env = cel.NewEnv(pool, variables=declared, extensions=extensions)
+        try:
+            compiled = env.compile(expression)
+        except Exception as exc:  # cel raises plain exceptions carrying the checker's message
+            raise RuleError(_cel_message(exc), file=rule.file, field=field_name) from None
+        returned = compiled.return_type()
+        if kind != "variable" and returned not in (cel.Type.BOOL, cel.Type.DYN):
+            raise RuleError(f"must evaluate to a boolean, not {returned.name()}", file=rule.file, field=field_name)
+        if kind == "variable":
+            name = spec.variables[variable].name
+            declared = {**declared, name: returned}
+            samples[name] = _sample_of(cel, returned)
+            variable += 1
+    templates = [(f"validations[{n}].message", v.message) for n, v in enumerate(spec.validations)]
+    for field_name, template in [*templates, ("remediation", spec.remediation)]:
+        problem = check_template(template, samples)
+        if problem is not None:
+            where = "message " if field_name.endswith(".message") else ""
+            raise RuleError(where + problem, file=rule.file, field=field_name)
+
+
+def _sample_of(cel: Any, cel_type: Any) -> Any:
+    """A value of a rule variable's type, for checking templates; None when any will do."""
+    for kind, sample in ((cel.Type.INT, 0), (cel.Type.DOUBLE, 0.0), (cel.Type.STRING, ""), (cel.Type.BOOL, False)):
+        if cel_type == kind:
+            return sample
+    if cel_type.name().startswith("LIST"):
+        return []
+    return None
+
+
+def _cel_message(exc: Exception) -> str:
+    """The checker's first line without its `INVALID_ARGUMENT: ERROR: <input>:` preamble,
+    with a did-you-mean for a misspelt fact."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for prefix in ("INVALID_ARGUMENT: ", "ERROR: "):
+        first = first.removeprefix(prefix)
+    message = "expression does not compile: " + first.replace("<input>:", "at ")
+    undefined = _UNDEFINED_FIELD.search(first)
+    if undefined:
+        scope = next((s for s, m in factschema.MESSAGES.items() if m == undefined.group(2)), None)
+        if scope is not None:
+            message = f"{message}: {scope} has no fact {undefined.group(1)!r} (docs/facts.md)"
+            message += did_you_mean(undefined.group(1), factschema.fact_names(scope))
+    return message
+
+
+def fact_keys(rules: Iterable[CompiledRule]) -> dict[str, frozenset[str] | None]:
+    """Per collection, the fact keys the rules' expressions read (None: all of them).
+
+    Converting facts into the expression engine costs about 130 ns per value and is
+    paid on every plan, so only what some expression reads is handed over. A scope
+    variable used other than as `var.key` (passed whole to a function, say) keeps
+    every key of its collection.
+    """
+    keys: dict[str, set[str] | None] = {scope.collection: {"idx"} for scope in SCOPES.values()}
+    for rule in rules:
+        scope = SCOPES[rule.spec.scope]
+        for _, expression, _ in expressions(rule.spec):
+            code = _STRING_LITERAL.sub('""', expression)
+            for other in SCOPES.values():
+                if other.var == "plan" and scope.var != "plan":
+                    continue  # the top-level `plan` is one small map, never projected
+                found = keys[other.collection]
+                var = rf"(?<![\w.]){other.var}\b"  # the variable itself, not a field of that name
+                if found is None or not re.search(var, code):
+                    continue
+                if re.search(rf"{var}(?!\s*\.\s*[A-Za-z_])", code):
+                    keys[other.collection] = None
+                else:
+                    found.update(re.findall(rf"{var}\s*\.\s*([A-Za-z_]\w*)", code))
+    return {name: frozenset(found) if found is not None else None for name, found in keys.items()}
+
+
+def translated(source: str) -> Callable[..., Any] | None:
+    """The program as a Python function, or None when it uses CEL the translator leaves to cel-cpp."""
+    from . import celcompile
+
+    try:
+        return celcompile.load(celcompile.translate(source, VARIABLES), VARIABLES)
+    except celcompile.Unsupported:
+        return None
