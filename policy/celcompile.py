@@ -1,5 +1,10 @@
 """CEL rule programs translated into Python functions over the plain fact dicts.
 
+Only the CEL the built-in rules use is translated (`SUBSET`); a rule using anything
+else is refused translation when it loads and runs on cel-cpp alone (policy.ruleeval
+counts those evaluations). The subset is small on purpose: every construct in it is
+checked against cel-cpp by tests/test_celcompile.py, edge values included.
+
 Handing facts to cel-cpp costs about 160 ns a value, more than evaluating the rules,
 so each rule program is translated once, when rules load, into one Python expression
 that reads the fact dicts directly. cel-cpp stays the reference: it type-checks every
@@ -11,8 +16,10 @@ rule, and it evaluates a rule whenever the translated function raises. The contr
     (`Fallback` for deliberate refusals, anything else for plain errors).
 
 Inputs are what `policy.facts` builds: dicts with str keys, lists, str, bool, None,
-float and int within int64 (cel-cpp rejects a variable holding a larger int at
-conversion; the translated code does not look at values it does not read).
+float and int within uint64 (cel-cpp holds an int of 2**63 and up as a uint, which no
+int arithmetic accepts: the translated arithmetic raises on one; cel-cpp rejects a
+variable holding a larger int at conversion, and the translated code does not look at
+values it does not read, so facts stay within the plan schema's bounds).
 
 Speed comes from knowing types: a comparison, `!`, `in` or `has` is a bool, a literal
 has its type, so most nodes become bare Python operators. Where a value's type is
@@ -421,19 +428,42 @@ _PY_CLASS = {BOOL: "_bool", INT: "_int", DOUBLE: "_float", STRING: "_str", LIST:
 _SCALAR_TYPES = frozenset([BOOL, INT, DOUBLE, STRING, NULL])
 _ORDERED_TYPES = frozenset([BOOL, INT, DOUBLE, STRING])
 _COMPARISON_HELPERS = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
-_ARITHMETIC_HELPERS = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "%": "_mod"}
-_STRING_METHODS = {
-    ("startsWith", 1): ("_str_startswith", BOOL),
-    ("endsWith", 1): ("_str_endswith", BOOL),
-    ("contains", 1): ("_str_contains", BOOL),
-    ("lowerAscii", 0): ("_lower_ascii", STRING),
-    ("upperAscii", 0): ("_upper_ascii", STRING),
-    ("join", 0): ("_join", STRING),
-    ("join", 1): ("_join", STRING),
-    ("split", 1): ("_split", LIST),
-    ("split", 2): ("_split", LIST),
-}
-_CONVERSIONS = {"string": ("_string", STRING), "int": ("_to_int", INT), "double": ("_to_double", DOUBLE), "bool": ("_to_bool", BOOL)}
+_ARITHMETIC_HELPERS = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div"}
+
+#: The CEL the translator handles: what the built-in rules use (a test keeps the two
+#: equal). Named as `features` names them: node kinds, operators, macros, literals by
+#: type, functions by name and arity (`.f/n` a method).
+SUBSET = frozenset(
+    {
+        "ident", "select", "index", "list", "ternary", "bind",
+        "literal:bool", "literal:int", "literal:double", "literal:string",
+        "unary !", "&&", "||", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/",
+        "macro:filter", "macro:map",
+        "string/1", ".size/0", ".join/1",
+    }
+)
+
+
+def features(node: Node) -> set[str]:
+    """The constructs an expression uses, named as in `SUBSET`."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Literal):
+            found.add("literal:" + {bool: "bool", int: "int", float: "double", str: "string"}.get(type(item.value), "null"))
+        elif isinstance(item, Call):
+            found.add(f"{'.' if item.target is not None else ''}{item.function}/{len(item.args)}")
+        elif isinstance(item, Unary):
+            found.add("unary " + item.op)
+        elif isinstance(item, (Binary, Logic)):
+            found.add(item.op)
+        elif isinstance(item, Macro):
+            found.add("macro:" + item.kind)
+        else:
+            found.add({ListLit: "list", MapLit: "map"}.get(type(item), type(item).__name__.lower()))
+        stack.extend(_children(item))
+    return found
 
 
 @dataclass(frozen=True)
@@ -534,13 +564,6 @@ class _Translator:
             return Code(f"_no_field({operand.text}, {node.field!r})")
         return Code(f"{operand.text}[{node.field!r}]")  # KeyError: no such key; TypeError: not a map
 
-    def on_has(self, node: Has, scope: dict[str, Code], depth: int) -> Code:
-        operand = self.translate(node.operand, scope, depth)
-        if operand.type == MAP:
-            return Code(f"({node.field!r} in {operand.text})", BOOL)
-        first, again = self.once(operand, depth)
-        return Code(f"({node.field!r} in {again} if {first}.__class__ is _dict else _no_field({again}, {node.field!r}))", BOOL)
-
     def on_index(self, node: Index, scope: dict[str, Code], depth: int) -> Code:
         operand, index = self.translate(node.operand, scope, depth), self.translate(node.index, scope, depth)
         if index.type == STRING and index.atomic and operand.type in (DYN, MAP):
@@ -549,14 +572,6 @@ class _Translator:
 
     def on_listlit(self, node: ListLit, scope: dict[str, Code], depth: int) -> Code:
         return Code("[" + ", ".join(self.translate(item, scope, depth).text for item in node.items) + "]", LIST)
-
-    def on_maplit(self, node: MapLit, scope: dict[str, Code], depth: int) -> Code:
-        keys = [self.translate(k, scope, depth) for k, _ in node.entries]
-        values = [self.translate(v, scope, depth) for _, v in node.entries]
-        literal_keys = [k.text for k in keys if k.type == STRING and k.atomic]
-        if len(set(literal_keys)) == len(keys):  # distinct str literals: a plain dict display
-            return Code("{" + ", ".join(f"{k.text}: {v.text}" for k, v in zip(keys, values)) + "}", MAP)
-        return Code("_map(" + ", ".join(f"{k.text}, {v.text}" for k, v in zip(keys, values)) + ")", MAP)
 
     def on_unary(self, node: Unary, scope: dict[str, Code], depth: int) -> Code:
         operand = self.translate(node.operand, scope, depth)
@@ -567,12 +582,7 @@ class _Translator:
                 return Code(f"_not_bool({operand.text})", BOOL)
             first, again = self.once(operand, depth)
             return Code(f"({first} is False or ({again} is not True and _not_bool({again})))", BOOL)
-        if operand.type == DOUBLE:
-            return Code(f"(-{operand.text})", DOUBLE)
-        if operand.type == DYN:
-            first, again = self.once(operand, depth)
-            return Code(f"(-{again} if {first}.__class__ is _float else _neg({again}))")
-        return Code(f"_neg({operand.text})", INT if operand.type == INT else DYN)
+        raise Unsupported(f"unary {node.op} is not translated")
 
     def on_logic(self, node: Logic, scope: dict[str, Code], depth: int) -> Code:
         # Left to right with short-circuit: where CEL would absorb an error (`error || true`)
@@ -601,8 +611,6 @@ class _Translator:
             return self.comparison(node.op, left, right, depth)
         if node.op in ("==", "!="):
             return self.equality(node.op, left, right, depth)
-        if node.op == "in":
-            return self.membership(left, right, depth)
         return self.arithmetic(node.op, left, right, depth)
 
     def comparison(self, op: str, a: Code, b: Code, depth: int) -> Code:
@@ -630,19 +638,9 @@ class _Translator:
             return Code(f"({x} {op} {y} if {condition} else {helper}({x}, {y}))", BOOL)
         return Code(f"{helper}({a.text}, {b.text})", BOOL)
 
-    def membership(self, element: Code, container: Code, depth: int) -> Code:
-        if element.type == STRING and element.atomic:  # str in list/dict: Python's `in` agrees
-            first, again = self.once(container, depth)
-            return Code(
-                f"({element.text} in {again} if ({first}.__class__ is _list or {again}.__class__ is _dict) "
-                f"else _in({element.text}, {again}))",
-                BOOL,
-            )
-        return Code(f"_in({element.text}, {container.text})", BOOL)
-
     def arithmetic(self, op: str, a: Code, b: Code, depth: int) -> Code:
         helper = _ARITHMETIC_HELPERS[op]
-        fast = frozenset([DOUBLE, STRING, LIST] if op == "+" else [DOUBLE] if op != "%" else [])
+        fast = frozenset([DOUBLE, STRING, LIST] if op == "+" else [DOUBLE])
         if a.type == b.type and a.type in fast and op != "/":
             return Code(f"({a.text} {op} {b.text})", a.type)
         if fast and _fits(a, fast) and _fits(b, fast) and (a.type == b.type or DYN in (a.type, b.type)):
@@ -656,25 +654,14 @@ class _Translator:
     def on_call(self, node: Call, scope: dict[str, Code], depth: int) -> Code:
         args = [self.translate(a, scope, depth) for a in node.args]
         if node.target is None:
-            if node.function == "size" and len(args) == 1:
-                return Code(f"_len({args[0].text})", INT)  # str: code points; list, dict; else TypeError
-            if node.function in _CONVERSIONS and len(args) == 1:
-                helper, kind = _CONVERSIONS[node.function]
-                if args[0].type == kind:
-                    return args[0]
-                return Code(f"{helper}({args[0].text})", kind)
-            if node.function in ("math.greatest", "math.least"):
-                helper = "_greatest" if node.function == "math.greatest" else "_least"
-                return Code(f"{helper}(" + ", ".join(a.text for a in args) + ")")
+            if node.function == "string" and len(args) == 1:
+                return args[0] if args[0].type == STRING else Code(f"_string({args[0].text})", STRING)
             raise Unsupported(f"function {node.function}() is not translated")
         target = self.translate(node.target, scope, depth)
         if node.function == "size" and not args:
-            return Code(f"_len({target.text})", INT)
-        if node.function == "trim" and not args:
-            return Code(f"_str_strip({target.text}, _TRIM)", STRING)
-        if (node.function, len(args)) in _STRING_METHODS:
-            helper, kind = _STRING_METHODS[(node.function, len(args))]
-            return Code(f"{helper}(" + ", ".join([target.text] + [a.text for a in args]) + ")", kind)
+            return Code(f"_len({target.text})", INT)  # str: code points; list, dict; else TypeError
+        if node.function == "join" and len(args) == 1:
+            return Code(f"_join({target.text}, {args[0].text})", STRING)
         raise Unsupported(f"function .{node.function}() is not translated")
 
     def on_bind(self, node: Bind, scope: dict[str, Code], depth: int) -> Code:
@@ -700,11 +687,8 @@ class _Translator:
             source, steps = source.range, "2 * _len({})"
         # The range is needed only until the loop starts, so the body may reuse its temporary.
         first, again = self.once(self.translate(source, scope, depth), depth)
-        if node.kind in ("map", "filter"):  # the order of a map's keys is cel-cpp's own: lists only
-            guard = f"{first}.__class__ is _list"
-        else:
-            guard = f"({first}.__class__ is _list or {again}.__class__ is _dict)"
-        guard += f" and (_steps := _steps + {steps.format(again)}) < {ITERATION_BUDGET}"
+        # Lists only: the order of a map's keys is cel-cpp's own.
+        guard = f"{first}.__class__ is _list and (_steps := _steps + {steps.format(again)}) < {ITERATION_BUDGET}"
         loop = f"for {var} in {again}"
         if node.kind == "map":
             if len(node.args) == 2:
@@ -715,13 +699,7 @@ class _Translator:
         elif node.kind == "filter":
             body, kind = f"[{var} {loop} if {self.truth(self.translate(node.args[0], inner, depth), depth)}]", LIST
         else:
-            predicate = self.truth(self.translate(node.args[0], inner, depth), depth)
-            body = {
-                "all": f"_all({predicate} {loop})",
-                "exists": f"_any({predicate} {loop})",
-                "exists_one": f"([{predicate} {loop}].count(True) == 1)",
-            }[node.kind]
-            kind = BOOL
+            raise Unsupported(f"the {node.kind}() macro is not translated")
         return Code(f"({body} if {guard} else _bad_range({again}))", kind)
 
 
@@ -743,8 +721,12 @@ def _check_variables(variables: Sequence[str]) -> None:
 def translate(source: str, variables: Sequence[str]) -> str:
     """Python source text of one expression over the named variables (cacheable as text)."""
     _check_variables(variables)
+    tree = parse(source)
+    outside = features(tree) - SUBSET
+    if outside:
+        raise Unsupported(f"outside the translated subset: {', '.join(sorted(outside))}")
     try:
-        code = _Translator(variables).translate(parse(source), {}, 0)
+        code = _Translator(variables).translate(tree, {}, 0)
         text = code.text
         compile(_function_source(text, variables), "<cel>", "exec")  # Python's own nesting limits
     except (RecursionError, SyntaxError, MemoryError) as exc:
@@ -774,15 +756,6 @@ _SCALAR_CLASSES = frozenset([int, float, str, bool, _NoneType])
 _VALUES = frozenset([int, float, str, bool, _NoneType, list, dict])
 _KEY_TYPES = frozenset([str, int, bool])
 _MISSING = object()
-#: What the strings extension's trim() strips: Unicode White_Space, not Python's isspace()
-#: (which adds the four ASCII separators \x1c-\x1f).
-_TRIM = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-_ASCII_SPACE = " \t\n\v\f\r"
-_DECIMAL_INT = re.compile(r"[+-]?[0-9]+\Z")
-_DECIMAL_DOUBLE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
-_INFINITIES = {sign + name: float(sign + "inf") for sign in ("", "+", "-") for name in ("inf", "infinity")}
-_LOWER = {ord(c): ord(c.lower()) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
-_UPPER = {ord(c): ord(c.upper()) for c in "abcdefghijklmnopqrstuvwxyz"}
 
 
 def _name(value: Any) -> str:
@@ -884,17 +857,6 @@ def _ne(a: Any, b: Any) -> bool:
     return not _eq(a, b)
 
 
-def _in(element: Any, container: Any) -> bool:
-    kind = container.__class__
-    if kind is list:
-        if element.__class__ is str:
-            return element in container
-        return any(_eq(element, item) for item in container)
-    if kind is dict:
-        return _get(container, element) is not _MISSING
-    raise Fallback(f"`in` on {_name(container)}")
-
-
 def _index(container: Any, index: Any) -> Any:
     kind = container.__class__
     if kind is list:
@@ -911,26 +873,11 @@ def _index(container: Any, index: Any) -> Any:
     raise Fallback(f"indexing {_name(container)}")
 
 
-def _map(*flat: Any) -> dict[Any, Any]:
-    """A map literal: duplicate keys are an error; int and bool keys together would merge in Python."""
-    result: dict[Any, Any] = {}
-    kinds = set()
-    for key, value in zip(flat[::2], flat[1::2]):
-        kind = key.__class__
-        if kind not in _KEY_TYPES or key in result:
-            raise Fallback(f"map key {key!r}")
-        kinds.add(kind)
-        result[key] = value
-    if int in kinds and bool in kinds:
-        raise Fallback("int and bool keys in one map")
-    return result
-
-
 def _add(a: Any, b: Any) -> Any:
     kind = a.__class__
     if kind is b.__class__:
-        if kind is int:
-            return _check_int(a + b)
+        if kind is int:  # a uint operand (2**63 and up) has no int overload in cel-cpp
+            return _check_int(_check_int(a) + _check_int(b))
         if kind is float or kind is str or kind is list:
             return a + b
     raise Fallback(f"{_name(a)} + {_name(b)}")
@@ -939,8 +886,8 @@ def _add(a: Any, b: Any) -> Any:
 def _sub(a: Any, b: Any) -> Any:
     kind = a.__class__
     if kind is b.__class__:
-        if kind is int:
-            return _check_int(a - b)
+        if kind is int:  # a uint operand (2**63 and up) has no int overload in cel-cpp
+            return _check_int(_check_int(a) - _check_int(b))
         if kind is float:
             return a - b
     raise Fallback(f"{_name(a)} - {_name(b)}")
@@ -949,8 +896,8 @@ def _sub(a: Any, b: Any) -> Any:
 def _mul(a: Any, b: Any) -> Any:
     kind = a.__class__
     if kind is b.__class__:
-        if kind is int:
-            return _check_int(a * b)
+        if kind is int:  # a uint operand (2**63 and up) has no int overload in cel-cpp
+            return _check_int(_check_int(a) * _check_int(b))
         if kind is float:
             return a * b
     raise Fallback(f"{_name(a)} * {_name(b)}")
@@ -961,24 +908,10 @@ def _div(a: Any, b: Any) -> Any:
     if kind is b.__class__ and (kind is int or kind is float) and b != 0:
         if kind is float:
             return a / b
+        _check_int(a), _check_int(b)
         quotient = abs(a) // abs(b)  # CEL truncates toward zero
         return _check_int(quotient if (a < 0) == (b < 0) else -quotient)
     raise Fallback(f"{_name(a)} / {_name(b)}")  # also division by zero, int or double (inf, nan)
-
-
-def _mod(a: Any, b: Any) -> Any:
-    if a.__class__ is int and b.__class__ is int and b != 0 and not (a == _INT64_MIN and b == -1):
-        remainder = abs(a) % abs(b)  # the dividend's sign
-        return remainder if a >= 0 else -remainder
-    raise Fallback(f"{_name(a)} % {_name(b)}")
-
-
-def _neg(a: Any) -> Any:
-    if a.__class__ is float:
-        return -a
-    if a.__class__ is int:
-        return _check_int(-a)
-    raise Fallback(f"-{_name(a)}")
 
 
 def _format_double(value: float) -> str:
@@ -1027,107 +960,14 @@ def _string(value: Any) -> str:
     raise Fallback(f"string({_name(value)})")
 
 
-def _to_int(value: Any) -> int:
-    kind = value.__class__
-    if kind is int:
-        return value  # type: ignore[no-any-return]
-    if kind is bool:
-        return int(value)
-    if kind is float and -(2.0**63) < value < 2.0**63:
-        return int(value)  # truncates toward zero, as cel-cpp does
-    if kind is str:
-        text = value.strip(_ASCII_SPACE)  # absl::SimpleAtoi: ASCII spaces, then [+-]digits
-        if _DECIMAL_INT.match(text):
-            return _check_int(int(text))
-    raise Fallback(f"int({_name(value)})")
-
-
-def _to_double(value: Any) -> float:
-    kind = value.__class__
-    if kind is float:
-        return value  # type: ignore[no-any-return]
-    if kind is int:
-        return float(value)
-    if kind is str:
-        text = value.strip(_ASCII_SPACE)
-        if _DECIMAL_DOUBLE.match(text):  # not Python's float(): no "1_0", no Unicode digits
-            return float(text)
-        if text.lower() in _INFINITIES:
-            return _INFINITIES[text.lower()]
-    raise Fallback(f"double({_name(value)})")  # hex floats and nan: cel-cpp decides
-
-
-def _to_bool(value: Any) -> bool:
-    if value.__class__ is bool:
-        return value
-    if value.__class__ is str:
-        if value in ("true", "True", "TRUE", "t", "1"):
-            return True
-        if value in ("false", "False", "FALSE", "f", "0"):
-            return False
-    raise Fallback(f"bool({_name(value)})")
-
-
 def _join(items: Any, separator: Any = "") -> str:
     if items.__class__ is not list or separator.__class__ is not str or any(i.__class__ is not str for i in items):
         raise Fallback("join() needs a list of strings")
     return separator.join(items)
 
 
-def _split(text: Any, separator: Any, limit: Any = -1) -> list[str]:
-    if text.__class__ is not str or separator.__class__ is not str or limit.__class__ is not int:
-        raise Fallback("split() needs strings and an int limit")
-    if limit == 0:
-        return []
-    if separator:
-        return text.split(separator, limit - 1 if limit > 0 else -1)
-    if limit < 0 or limit >= len(text):  # by code point; "" gives [""]
-        return list(text) or [""]
-    return [*text[: limit - 1], text[limit - 1 :]]
-
-
-def _lower_ascii(text: Any) -> str:
-    if text.__class__ is not str:
-        raise Fallback("lowerAscii() of a non-string")
-    return text.lower() if text.isascii() else text.translate(_LOWER)
-
-
-def _upper_ascii(text: Any) -> str:
-    if text.__class__ is not str:
-        raise Fallback("upperAscii() of a non-string")
-    return text.upper() if text.isascii() else text.translate(_UPPER)
-
-
-def _extreme(args: tuple[Any, ...], better: Callable[[Any, Any], bool]) -> Any:
-    """math.greatest/least: the first value no later value beats (cel-cpp folds left)."""
-    values: Any = args
-    if len(args) == 1:
-        if args[0].__class__ in _NUMBERS:
-            return args[0]
-        values = args[0]
-        if values.__class__ is not list or not values:
-            raise Fallback("math.greatest/least needs numbers")
-    best = values[0]
-    for value in values:
-        if value.__class__ not in _NUMBERS:
-            raise Fallback("math.greatest/least needs numbers")
-        if better(value, best):
-            best = value
-    return best
-
-
-def _greatest(*args: Any) -> Any:
-    return _extreme(args, _gt)
-
-
-def _least(*args: Any) -> Any:
-    return _extreme(args, _lt)
-
-
 _RUNTIME: dict[str, Any] = {
     "_len": len,
-    "_all": all,
-    "_any": any,
     "_bool": bool,
     "_int": int,
     "_float": float,
@@ -1136,19 +976,13 @@ _RUNTIME: dict[str, Any] = {
     "_dict": dict,
     "_ORDERED_CLASSES": _ORDERED_CLASSES,
     "_SCALAR_CLASSES": _SCALAR_CLASSES,
-    "_TRIM": _TRIM,
-    "_str_startswith": str.startswith,  # TypeError unless both are str
-    "_str_endswith": str.endswith,
-    "_str_contains": str.__contains__,
-    "_str_strip": str.strip,
     **{
         f.__name__: f
         for f in (
-            _not_bool, _bad_range, _no_field, _lt, _le, _gt, _ge, _eq, _ne, _in, _index, _map,
-            _add, _sub, _mul, _div, _mod, _neg, _string, _to_int, _to_double, _to_bool,
-            _join, _split, _lower_ascii, _upper_ascii, _greatest, _least,
+            _not_bool, _bad_range, _no_field, _lt, _le, _gt, _ge, _eq, _ne, _index,
+            _add, _sub, _mul, _div, _string, _join,
         )
     },
 }
 
-__all__ = ["Unsupported", "Fallback", "translate", "load", "parse", "ITERATION_BUDGET"]
+__all__ = ["Unsupported", "Fallback", "translate", "load", "parse", "features", "SUBSET", "ITERATION_BUDGET"]

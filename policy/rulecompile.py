@@ -73,18 +73,24 @@ def as_params(params: dict[str, Any]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def cel_env() -> tuple[Any, Any]:
-    """(the cel module, the environment rule programs run in: facts as maps)."""
-    from cel_expr_python import cel
+    """(the cel module, the environment rule programs run in).
+
+    Typed by the facts schema: each collection is a list of its scope's protobuf message
+    (policy.factschema.descriptor_pool), so cel-cpp knows every fact's type, and facts
+    reach it as messages (policy.ruleeval), which also keep a NUL inside a string
+    where cel-expr-python 0.1.3 cuts a plain str short.
+    """
+    cel, types, _ = _typed()
     from cel_expr_python.ext import ext_bindings, ext_math, ext_strings
 
-    facts = cel.Type.List(cel.Type.Map(cel.Type.STRING, cel.Type.DYN))
     env = cel.NewEnv(
+        factschema.descriptor_pool(),
         variables={
-            "models": facts,
-            "gpus": facts,
-            "waivers": facts,
-            "plans": facts,
-            "plan": cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
+            "models": cel.Type.List(types["model"]),
+            "gpus": cel.Type.List(types["gpu"]),
+            "waivers": cel.Type.List(types["waiver"]),
+            "plans": cel.Type.List(types["plan"]),
+            "plan": types["plan"],
             "rule_params": cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
         },
         extensions=[ext_bindings.ExtBindings(), ext_math.ExtMath(), ext_strings.ExtStrings()],

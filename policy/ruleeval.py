@@ -1,9 +1,15 @@
 """Evaluating compiled rules on one plan's facts: the rows of each rule's violators.
 
 cel-cpp is the reference evaluator, but handing it a plan's facts costs more than
-judging them (about 160 ns per value). So each program also runs as its Python
-translation (policy.celcompile), which returns only when its answer is the one cel-cpp
-would give and raises otherwise; then cel-cpp judges, and `FALLBACKS` counts it.
+judging them (bench/evaluator_bench.py: about 9 times the translation's time, as maps
+or as typed messages alike). So each program also runs as its Python translation
+(policy.celcompile), which returns only when its answer is the one cel-cpp would give
+and raises otherwise; then cel-cpp judges, and `FALLBACKS` counts it. A rule the
+translator refused at load runs on cel-cpp every time.
+
+cel-cpp receives facts as protobuf messages of the facts schema (policy.factschema),
+holding only the facts some rule reads: a value of the wrong type, or a fact missing,
+is an error of every rule judged there (fail closed), never a default.
 
 Results come back from cel-cpp through `to_python`, never `Value.plain_value()`:
 cel-expr-python 0.1.3 drops a reference to None each time `plain_value()` converts a
@@ -12,12 +18,14 @@ null, and aborts the process (`Fatal Python error: none_dealloc`) after a few th
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
+from . import factschema
 from .errors import RuleError
 from .facts import Fact, Facts
-from .rulecompile import CompiledRule, cel_env
+from .rulecompile import SCOPES, CompiledRule, cel_env
 
 #: cel-cpp caps one evaluation at 10,000 comprehension steps, and building a result
 #: list costs time quadratic in its length; chunks of this many subjects stay far
@@ -42,6 +50,7 @@ def evaluate(
     """
     chunks = _chunks(facts, rule_params)
     activations: list[Any] = []
+    unusable: str | None = None  # why the facts cannot be handed to cel-cpp
     for rule in rules:
         if rule.fast is not None:
             try:
@@ -52,8 +61,14 @@ def evaluate(
                 continue
             except Exception:  # noqa: BLE001 - not an answer the translation vouches for: cel-cpp decides
                 FALLBACKS[rule.id] += 1
-        if not activations:
-            activations = _activations(chunks, keys)
+        if not activations and unusable is None:
+            try:
+                activations = _activations(chunks, keys)
+            except (KeyError, TypeError, ValueError) as exc:  # protobuf refuses a wrong type or range
+                unusable = f"the facts do not match the facts schema: {type(exc).__name__}: {exc}"
+        if unusable is not None:
+            yield rule, [], unusable
+            continue
         rows: list[list[Any]] = []
         try:
             for activation in activations:
@@ -84,29 +99,56 @@ def _chunks(facts: Facts, rule_params: dict[str, Any]) -> list[Chunk]:
 
 def _activations(chunks: list[Chunk], keys: dict[str, frozenset[str] | None]) -> list[Any]:
     """The chunks as cel-cpp activations, holding only the fact keys rules read."""
+    return [activation(*chunk, keys=keys) for chunk in chunks]
+
+
+@functools.lru_cache(maxsize=1)
+def _message_classes() -> dict[str, Any]:
+    """Per collection, the protobuf message class of its facts."""
+    from google.protobuf import message_factory
+
+    pool = factschema.descriptor_pool()
+    return {
+        scope.collection: message_factory.GetMessageClass(pool.FindMessageTypeByName(factschema.message_name(name)))
+        for name, scope in SCOPES.items()
+    }
+
+
+def activation(
+    models: list[Fact],
+    gpus: list[Fact],
+    waivers: list[Fact],
+    plans: list[Fact],
+    plan: Fact,
+    rule_params: dict[str, Any],
+    keys: dict[str, frozenset[str] | None] | None = None,
+) -> Any:
+    """A cel-cpp activation of facts as schema messages (only `keys` of each collection, when given).
+
+    Raises KeyError for a missing fact, TypeError or ValueError for a value the schema
+    does not allow (a str for an int, an int beyond int64).
+    """
     _, env = cel_env()
-    return [
-        env.Activation(
-            {
-                "models": _project(models, keys["models"]),
-                "gpus": _project(gpus, keys["gpus"]),
-                "waivers": _project(waivers, keys["waivers"]),
-                "plans": _project(plans, keys["plans"]),
-                "plan": plan,
-                "rule_params": rule_params,
-            }
-        )
-        for models, gpus, waivers, plans, plan, rule_params in chunks
-    ]
+    classes = _message_classes()
+    keys = keys or {}
 
+    def messages(collection: str, items: list[Fact]) -> list[Any]:
+        cls, wanted = classes[collection], keys.get(collection)
+        if wanted is None:
+            return [cls(**item) for item in items]
+        return [cls(**{key: item[key] for key in wanted}) for item in items]
 
-def _project(items: list[Fact], keys: frozenset[str] | None) -> list[Fact]:
-    if keys is None:
-        return items
-    try:
-        return [{key: item[key] for key in keys} for item in items]
-    except KeyError:  # a rule reads a fact some subject lacks: let the engine report it
-        return items
+    plan_message = classes["plans"](**plan)
+    return env.Activation(
+        {
+            "models": messages("models", models),
+            "gpus": messages("gpus", gpus),
+            "waivers": messages("waivers", waivers),
+            "plans": [plan_message] if plans else [],
+            "plan": plan_message,
+            "rule_params": rule_params,
+        }
+    )
 
 
 def _eval(program: Any, activation: Any) -> Any:
@@ -131,6 +173,8 @@ def to_python(value: Any, null: Any) -> Any:
     if value.type() == null:
         return None
     raw = value.value()
+    if hasattr(raw, "DESCRIPTOR"):  # a scope's facts as a whole (a variable `m: model`): a fact dict
+        return {field.name: list(getattr(raw, field.name)) if field.label == field.LABEL_REPEATED else getattr(raw, field.name) for field in raw.DESCRIPTOR.fields}
     if isinstance(raw, list):
         return [to_python(item, null) for item in raw]
     if isinstance(raw, dict):
