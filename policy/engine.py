@@ -84,17 +84,23 @@ class RuleSet:
 
     @classmethod
     def _from_cache(cls, entries: list[dict[str, Any]]) -> RuleSet:
-        _, env = cel_env()
         rules = []
         for entry in entries:
             spec = RuleSpec.model_validate(entry["spec"])
             rule = CompiledRule(spec, entry["file"], params=as_params(spec.params))
             if entry["program"] is not None:
-                rule.program = env.deserialize(entry["program"])
+                rule.program = _CachedProgram(entry["program"])
             if rule.program is not None:
                 rule.fast = translated(program_source(spec))
             rules.append(rule)
         return cls(rules)
+
+    @property
+    def untranslated(self) -> list[str]:
+        """Active rules the translator refused at load (CEL outside celcompile.SUBSET):
+        cel-cpp judges them on every plan. (policy.ruleeval.FALLBACKS counts the times
+        a translated rule handed a plan over.)"""
+        return [r.id for r in self.active if r.fast is None]
 
     def severity(self, rule_id: str, default: str = "error") -> str:
         rule = self.by_id.get(rule_id)
@@ -168,6 +174,26 @@ class RuleSet:
                     )
         _apply_waivers(report.findings, plan.waivers, facts.plan["today"], n_own=len(source.plan.waivers))
         return report
+
+
+class _CachedProgram:
+    """A compiled program read back from the rule cache, deserialized when first run: a
+    translated rule seldom needs cel-cpp, and the pre-commit path then never builds its
+    environment."""
+
+    __slots__ = ("_serialized", "_program")
+
+    def __init__(self, serialized: bytes) -> None:
+        self._serialized = serialized
+        self._program: Any = None
+
+    def eval(self, *args: Any, **kwargs: Any) -> Any:
+        if self._program is None:
+            self._program = cel_env()[1].deserialize(self._serialized)
+        return self._program.eval(*args, **kwargs)
+
+    def serialize(self) -> bytes:
+        return self._serialized
 
 
 def _apply_waivers(findings: list[Finding], waivers: Sequence[Waiver], today: str, n_own: int) -> None:

@@ -37,14 +37,21 @@ def cache_dir() -> Path | None:
 
 @functools.lru_cache(maxsize=1)
 def package_digest() -> str:
-    """A hash of every code and data file of the gpuadmit package, and of the CEL library's version."""
-    from importlib.metadata import PackageNotFoundError, version
+    """A hash of every code and data file of the gpuadmit package, and of the CEL library build.
 
-    try:
-        cel_version = version("cel-expr-python")
-    except PackageNotFoundError:  # pragma: no cover - a broken install: never reuse a cache
-        cel_version = os.urandom(8).hex()
-    digest = hashlib.sha256(f"{__version__}:{cel_version}".encode())
+    The CEL library is identified by its extension modules' names, sizes and times (a
+    compiled program is only read back by the build that wrote it); not by
+    importlib.metadata, whose import alone costs more than the rest of this.
+    """
+    import importlib.util
+
+    digest = hashlib.sha256(__version__.encode())
+    spec = importlib.util.find_spec("cel_expr_python")
+    for folder in spec.submodule_search_locations or [] if spec else []:
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.is_file():
+                stat = entry.stat()
+                digest.update(f"{entry.name}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
     here = Path(__file__).parent
     for path in sorted(here.rglob("*")):
         if path.suffix in _PACKAGE_SUFFIXES and "__pycache__" not in path.parts and path.is_file():

@@ -212,3 +212,35 @@ def test_translated_rules_give_the_reference_verdict_on_a_plan_of_many_chunks(
     reference = _verdict(linter, plan)
     assert translated == reference
     assert {f[0] for f in reference} >= {"latency-critical-priority", "latency-critical-queue", "memory-fit", "bulk-capped"}
+
+
+def test_a_rule_outside_the_translated_subset_runs_on_cel_cpp(tmp_path: Path) -> None:
+    from policy import ruleeval
+
+    rule = GOOD_RULE.replace("model.instances <= params.limit", "'[model.instances].all(n, n <= params.limit)'")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("gpus: [{id: gpu0, memory_gb: 80}]\nmodels: [{name: emb, gpu: gpu0, gpu_gb: 1, instances: 4}]\n")
+    linter = Linter(rule_dirs=[_rule_dir(tmp_path, rule)])
+    assert linter.rules.untranslated == ["max-instances"]
+    before = sum(ruleeval.FALLBACKS.values())
+    (finding,) = [f for f in linter.lint_paths([plan]).findings if f.rule == "max-instances"]
+    assert finding.message == "emb: 4 instances > 2"
+    assert sum(ruleeval.FALLBACKS.values()) == before  # refused at load: not a fallback
+
+
+def test_a_translated_rule_handing_a_plan_over_is_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from policy import ruleeval
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("gpus: [{id: gpu0, memory_gb: 80}]\nmodels: [{name: emb, gpu: gpu0, gpu_gb: 1, instances: 4}]\n")
+    linter = Linter(rule_dirs=[_rule_dir(tmp_path, GOOD_RULE)])
+    rule = linter.rules.by_id["max-instances"]
+
+    def refuses(*chunk: object) -> object:
+        raise ruleeval.RuleError("not vouched for")
+
+    monkeypatch.setattr(rule, "fast", refuses)
+    before = ruleeval.FALLBACKS["max-instances"]
+    (finding,) = [f for f in linter.lint_paths([plan]).findings if f.rule == "max-instances"]
+    assert finding.message == "emb: 4 instances > 2"  # cel-cpp's answer
+    assert ruleeval.FALLBACKS["max-instances"] == before + 1

@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..facts import Accounting
 from ..plan import Model, ServingPlan
+from ..settings import Accounting
 
 #: How each greedy framework takes memory (see README "How memory is counted"):
 #: "total" a fraction of total memory, "free" a fraction of what its weights leave free,
