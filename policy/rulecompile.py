@@ -132,7 +132,12 @@ def every_expression_source(spec: RuleSpec) -> str:
 def compile_rule(rule: CompiledRule) -> None:
     """Check a rule against the facts schema, then compile and translate its program."""
     _, env = cel_env()
-    check_rule(rule)
+    try:
+        check_rule(rule)
+    except RuleError as error:
+        if error.line is None and error.file and error.field:
+            error.line, error.column = _locate(error.file, error.field)
+        raise
     source = program_source(rule.spec)
     try:
         rule.program = env.compile(source)
@@ -188,7 +193,7 @@ def check_rule(rule: CompiledRule) -> None:
         try:
             compiled = env.compile(expression)
         except Exception as exc:  # cel raises plain exceptions carrying the checker's message
-            raise RuleError(_cel_message(exc), file=rule.file, field=field_name) from None
+            raise RuleError(f"{_cel_message(exc)} (in `{_shorten(expression)}`)", file=rule.file, field=field_name) from None
         returned = compiled.return_type()
         if kind != "variable" and returned not in (cel.Type.BOOL, cel.Type.DYN):
             raise RuleError(f"must evaluate to a boolean, not {returned.name()}", file=rule.file, field=field_name)
@@ -203,6 +208,28 @@ def check_rule(rule: CompiledRule) -> None:
         if problem is not None:
             where = "message " if field_name.endswith(".message") else ""
             raise RuleError(where + problem, file=rule.file, field=field_name)
+
+
+def _locate(file: str, field_name: str) -> tuple[int | None, int | None]:
+    """Line and column of a field (`validations[0].expression`) in a rule file, read again:
+    only ever on the way to reporting an error."""
+    from pathlib import Path
+
+    from .yamlio import load_documents, position, read_text
+
+    path: list[str | int] = []
+    for part in re.findall(r"[A-Za-z_]\w*|\[\d+\]", field_name):
+        path.append(int(part[1:-1]) if part.startswith("[") else part)
+    try:
+        return position(load_documents(read_text(Path(file)), file)[0].data, tuple(path))
+    except Exception:  # noqa: BLE001 - the position is a courtesy; the error stands without it
+        return None, None
+
+
+def _shorten(expression: str, limit: int = 120) -> str:
+    """The expression on one line, cut to `limit` characters, for an error message."""
+    flat = " ".join(expression.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _sample_of(cel: Any, cel_type: Any) -> Any:
