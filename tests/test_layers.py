@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("report", ("policy.report",)),
     ("engine", ("policy.messages", "policy.rulecompile", "policy.ruleeval", "policy.rulecache", "policy.engine", "policy.ruledocs")),
     ("writers", ("policy.writers",)),
-    ("entry points", ("policy.api", "policy.cli", "policy.ci", "policy.suggest", "webhook")),
+    ("entry points", ("policy.api", "policy.cli", "policy.ci", "policy.units", "policy.suggest", "webhook")),
 ]
 
 #: Layers that sit above one another but must not use each other all the same.
