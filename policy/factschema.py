@@ -113,6 +113,12 @@ GPU = _rows(
     ("product_known", BOOL, "", "the product is in the GPU catalog", "policy/data/gpus.yaml"),
     ("declared_product", STRING, "", "the product as the plan gives it; \"\" when not given", "`gpus[].product`"),
     ("sharing", STRING, "", "`exclusive`, `time-slicing`, `mps`, `mig`, or `mig-slice` for a slice", "`gpus[].sharing`"),
+    # how the product name resolved in the catalog
+    ("product_status", STRING, "", "`known` (one product), `ambiguous` (several), `unknown` (none) or `absent` (no name)", "`gpus[].product` against policy/data/gpus.yaml"),
+    ("product_hint", STRING, "", "what to write instead: the variants to choose from, or the closest catalog spelling; \"\" when known", "policy/data/gpus.yaml"),
+    ("catalog_capacity_gb", DOUBLE, "GiB", "the product's memory from the catalog; 0 when the name did not resolve, and for a slice", "policy/data/gpus.yaml"),
+    ("memory_gb_declared", DOUBLE, "GiB", "the plan's own `memory_gb`; 0 when not given, and for a slice", "`gpus[].memory_gb`"),
+    ("capacity_bound_gb", DOUBLE, "GiB", "the most memory any catalog GPU has: a bound that holds even when the product is unknown", "policy/data/gpus.yaml"),
     # memory
     ("capacity_known", BOOL, "", "its memory is known (declared, from the catalog, or a MIG profile)", "computed"),
     ("capacity_gb", DOUBLE, "GiB", "its memory, lowered to the real device's when verified; 0 when unknown", "`gpus[].memory_gb`, the catalog, real capacity"),
@@ -150,7 +156,9 @@ GPU = _rows(
     ("mig_over_limit", STRINGS, "", "profiles carved more often than the product allows, each with its limit", "`gpus[].mig` against the catalog"),
     ("mig_compute_used", INT, "slices", "compute slices the carved profiles take", "computed from the profiles"),
     ("mig_compute_total", INT, "slices", "compute slices the product has (7 when unknown)", "policy/data/gpus.yaml"),
-    ("mig_memory_used_gb", DOUBLE, "GiB", "memory the carved profiles take", "computed from the profiles"),
+    ("mig_memory_used_gb", DOUBLE, "GiB", "memory the carved profiles take", "computed from the profiles and the catalog"),
+    ("mig_memory_slices_used", INT, "slices", "memory slices the carved profiles take (0 when the product is unknown)", "policy/data/gpus.yaml"),
+    ("mig_memory_slices_total", INT, "slices", "memory slices the product has (8; A30: 4; 8 when unknown)", "policy/data/gpus.yaml"),
     # real capacity
     ("declared_capacity_gb", DOUBLE, "GiB", "its memory as the plan declares it, before verification; 0 when unknown", "`gpus[].memory_gb`, the catalog"),
     ("verified", BOOL, "", "checked against a real device (NVML or an inventory)", "real capacity"),
