@@ -69,8 +69,11 @@ MODEL = _rows(
     ("latency_critical", BOOL, "", "the model is latency-critical; the others are bulk", "`models[].latency_critical`"),
     ("has_sla", BOOL, "", "a latency target is given", "`models[].sla_ms`"),
     ("sla_ms", DOUBLE, "ms", "the latency target; 0 when none", "`models[].sla_ms`"),
+    ("has_service_time", BOOL, "", "a service time is given", "`models[].service_ms`"),
+    ("service_ms", DOUBLE, "ms", "the time one request computes once it leaves the queue (its p99); 0 when not given", "`models[].service_ms`"),
     ("has_priority", BOOL, "", "a priority is given", "`models[].priority`"),
     ("priority", INT, "", "effective priority level, 1 the highest; unset and 0 both read as 1 (Triton's rate limiter reading)", "`models[].priority`"),
+    ("priority_levels", INT, "", "Triton dynamic batching priority levels its requests are queued by; 0 when none", "`models[].priority_levels`"),
     # rate limit and queue
     ("rate_limit_declared", BOOL, "", "a `rate_limit` block is given", "`models[].rate_limit`"),
     ("rate_limit_enabled", BOOL, "", "the server enforces its rate limit (Triton: started with `--rate-limit`)", "`models[].rate_limit.enabled`"),
@@ -86,6 +89,7 @@ MODEL = _rows(
     ("capped", BOOL, "", "bounded by a batch size, a compute share or an enforced rate limit", "computed"),
     ("max_batch_size", INT, "", "the largest batch; 0 when not capped", "`models[].caps.max_batch_size`"),
     ("compute_pct", DOUBLE, "%", "its share of the GPU's compute (MPS active thread percentage); 0 when not capped", "`models[].caps.compute_pct`"),
+    ("pinned_memory_gb", DOUBLE, "GiB", "its MPS pinned device memory limit (CUDA_MPS_PINNED_DEVICE_MEM_LIMIT); 0 when not given", "`models[].caps.pinned_memory_gb`"),
     # greedy allocator
     ("greedy", BOOL, "", "its framework reserves memory beyond its weights (vLLM, SGLang, TensorRT-LLM, TensorFlow, ONNX Runtime)", "`models[].framework`"),
     ("greedy_setting", STRING, "", "the framework's knob for that reservation, as the framework names it; \"\" when not greedy", "`models[].framework`"),
@@ -100,6 +104,14 @@ MODEL = _rows(
     ("best_bulk_priority", INT, "", "the effective priority of its highest-priority bulk neighbour; 0 when none", "computed"),
     ("best_bulk_name", STRING, "", "that neighbour's name (the first placed on ties); \"\" when none", "computed"),
     ("best_bulk_priority_set", BOOL, "", "that neighbour's priority is given, not the default", "computed"),
+    # what arbitrates between a latency-critical model and its bulk neighbours (policy/protection.py, docs/PROTECTION.md)
+    ("server_bulk", STRINGS, "", "latency-critical models: the first 10 bulk neighbours in its own serving process, whose priorities it competes with; empty for bulk models", "computed (policy/protection.py)"),
+    ("best_server_bulk_priority", INT, "", "the effective priority of the highest-priority of them; 0 when none", "computed (policy/protection.py)"),
+    ("best_server_bulk_name", STRING, "", "that model's name (the first on ties); \"\" when none", "computed (policy/protection.py)"),
+    ("bulk_apart", STRINGS, "", "latency-critical models: the first 10 bulk neighbours in other serving processes, which no priority orders against it", "computed (policy/protection.py)"),
+    ("bulk_apart_unlimited", STRINGS, "", "those of them without a compute limit", "computed (policy/protection.py)"),
+    ("arbitration", STRING, "", "latency-critical models: what arbitrates against its bulk neighbours: `alone`, `server`, `compute limits` or `nothing`; \"\" for bulk models", "computed (policy/protection.py)"),
+    ("guaranteed_compute_pct", DOUBLE, "%", "the compute share it keeps when every other process beside it uses its whole limit: min(own limit, 100 − their limits)", "computed (policy/protection.py)"),
 )
 
 GPU = _rows(
@@ -144,6 +156,14 @@ GPU = _rows(
     ("largest_model", STRING, "", "the model taking the most memory here (the first on ties); \"\" when none", "computed"),
     ("largest_gb", DOUBLE, "GiB", "what that model takes here, contexts and reservations included", "computed"),
     ("unknown_memory", STRINGS, "", "models here whose memory is not known", "computed"),
+    # what arbitrates between its latency-critical and bulk models (policy/protection.py, docs/PROTECTION.md)
+    ("bulk_apart", STRINGS, "", "bulk models here in another serving process than a latency-critical one (all of them when the critical ones are in several)", "computed (policy/protection.py)"),
+    ("bulk_apart_unlimited", STRINGS, "", "those of them without a compute limit", "computed (policy/protection.py)"),
+    ("bulk_apart_unpinned", STRINGS, "", "those of them without an MPS pinned memory limit", "computed (policy/protection.py)"),
+    ("arbitration", STRING, "", "what arbitrates between its latency-critical and bulk models: `alone`, `server`, `compute limits` or `nothing`", "computed (policy/protection.py)"),
+    ("compute_limits", STRINGS, "", "each model here with a compute limit, as `<name> <pct> %`", "`models[].caps.compute_pct`"),
+    ("critical_min_compute_pct", DOUBLE, "%", "the least compute share any latency-critical model here is sure of (100 when none)", "computed (policy/protection.py)"),
+    ("critical_min_compute_name", STRING, "", "that model; \"\" when none", "computed (policy/protection.py)"),
     # greedy allocators
     ("greedy_models", STRINGS, "", "models here with a greedy allocator", "computed"),
     ("greedy_default", STRINGS, "", "those whose allocator setting is left at the framework default", "computed"),

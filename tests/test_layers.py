@@ -20,10 +20,10 @@ from conftest import ROOT
 
 #: Lowest first. A module may import modules of its own layer and of the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("bottom", ("policy", "policy.findings", "policy.closest", "policy.settings", "policy.factschema", "policy.errors")),
+    ("bottom", ("policy", "policy.findings", "policy.verdict", "policy.closest", "policy.settings", "policy.factschema", "policy.errors")),
     ("parsing", ("policy.yamlio", "policy.plan", "policy.catalog", "policy.source", "policy.celcompile", "policy.rules", "policy.config", "policy.ignore", "policy.capacity")),
     ("readers", ("policy.readers", "policy.domains")),
-    ("facts", ("policy.facts",)),
+    ("facts", ("policy.facts", "policy.protection")),
     ("report", ("policy.report",)),
     ("engine", ("policy.messages", "policy.rulecompile", "policy.ruleeval", "policy.rulecache", "policy.engine", "policy.ruledocs")),
     ("writers", ("policy.writers",)),
