@@ -65,6 +65,7 @@ MODEL = _rows(
     ("memory_known", BOOL, "", "its memory is known: declared, or a greedy framework taking a fraction of total memory", "computed"),
     ("memory_estimated", BOOL, "", "`gpu_gb` was estimated from model files, not declared", "readers (Triton model files)"),
     ("footprint_gb", DOUBLE, "GiB", "all its instances with their CUDA contexts and greedy reservations, on the GPU where one instance takes the most", "computed; `accounting.cuda_context_gb`"),
+    ("shares_gpu", BOOL, "", "its GPU holds another model, or several of its own instances as separate processes", "computed"),
     # latency
     ("latency_critical", BOOL, "", "the model is latency-critical; the others are bulk", "`models[].latency_critical`"),
     ("has_sla", BOOL, "", "a latency target is given", "`models[].sla_ms`"),
@@ -169,6 +170,9 @@ GPU = _rows(
     ("greedy_default", STRINGS, "", "those whose allocator setting is left at the framework default", "computed"),
     ("greedy_default_detail", STRINGS, "", "the same, each with the setting, its default and the GiB it takes", "computed"),
     ("greedy_fraction_sum", DOUBLE, "fraction", "the fractions of total memory greedy allocators here claim up front (per instance)", "computed"),
+    ("greedy_cannot_start", STRINGS, "", "greedy models whose weights exceed the memory their allocator setting gives them here, each with the figures", "computed"),
+    ("limits_enforced", BOOL, "", "every model here has its memory limit enforced from outside, contexts included (HAMi): judged against the whole device", "`models[].memory_limit_enforced`"),
+    ("limit_share_sum", DOUBLE, "fraction", "those enforced limits given as shares of the device, summed over instances", "computed"),
     # MIG layout
     ("mig", STRINGS, "", "the MIG profiles carved on a GPU; empty for a slice", "`gpus[].mig`"),
     ("mig_supported", BOOL, "", "its product supports MIG", "policy/data/gpus.yaml"),
@@ -224,6 +228,7 @@ PLAN = _rows(
     ("capacity_gpus", INT, "", "devices the capacity source reported on that host", "real capacity"),
     ("capacity_error", STRING, "", "why real capacity could not be read; \"\" when it could", "real capacity"),
     ("strict_capacity", BOOL, "", "a plan that cannot be checked against real capacity fails (`--strict-capacity`)", "`--strict-capacity`"),
+    ("unjudged", STRINGS, "", "objects of the input that hold GPUs but could not be judged, as `<kind> <name>`", "readers (`unjudged`)"),
 )
 
 #: Every fact, by scope (the rule scopes that judge plans).
