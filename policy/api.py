@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .config import ProjectConfig, find_config, load_config
+from .configured import configured, refuse_locked
 from .engine import RuleSet
+from .findings import Finding
 from .readers import ReadResult, read_paths
 from .readers.files import Files
 from .report import Report, RuleInfo
@@ -29,6 +32,8 @@ class Linter:
     ) -> None:
         self.config = config or ProjectConfig()
         self.rules = RuleSet.load([*self.config.rule_paths(), *map(Path, rule_dirs)], self.config.rules)
+        self._specs = {r.id: r.spec for r in self.rules.rules}
+        refuse_locked(self.config.rules, self._specs)
         self._rule_infos = tuple(
             RuleInfo(r.id, r.spec.title, r.spec.description, r.spec.remediation, r.spec.severity, r.spec.scope)
             for r in sorted(self.rules.rules, key=lambda r: r.id)
@@ -48,9 +53,11 @@ class Linter:
     def lint_sources(self, sources: Sequence[PlanSource], read: ReadResult | None = None) -> Report:
         report = Report(rules=list(self.rule_infos()))
         if read is not None:
-            report.input_findings.extend(read.findings)
+            report.input_findings.extend(self.configured(read.findings))
         inventory = self.capacity_provider.inventory() if self.capacity_provider else None
         for source in sources:
+            if source.findings:  # reader-made findings, configured like the rules' own
+                source = dataclasses.replace(source, findings=self.configured(source.findings))
             judged = self.rules.judge(
                 source,
                 self.config.accounting,
@@ -60,6 +67,10 @@ class Linter:
             )
             report.plans.append(judged)
         return report
+
+    def configured(self, findings: Sequence[Finding]) -> list[Finding]:
+        """Findings a reader made, with the project's rule configuration applied (policy.configured)."""
+        return configured(findings, self._specs) if findings else []
 
     def rule_infos(self) -> tuple[RuleInfo, ...]:
         """Metadata of the enabled rules, for writers that describe rules (SARIF, JUnit).

@@ -166,8 +166,12 @@ def _usage(message: str) -> int:
 def _ruleset(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .engine import RuleSet
 
+    from .configured import refuse_locked
+
     config = _config(args)
-    return RuleSet.load([*config.rule_paths(), *map(Path, args.rules)], config.rules)
+    rules = RuleSet.load([*config.rule_paths(), *map(Path, args.rules)], config.rules)
+    refuse_locked(config.rules, {r.id: r.spec for r in rules.rules})
+    return rules
 
 
 def _rules_list(args: argparse.Namespace) -> int:

@@ -31,6 +31,9 @@ def render(specs: list[RuleSpec]) -> str:
             lines += [f"- `{v.expression}`" for v in spec.validations]
             lines.append("")
         lines.append(f"Fix: {spec.remediation}")
+        if spec.locked:
+            lines += ["", "Not configurable:", ""]
+            lines += [f"- `{key}`: {why}" for key, why in spec.locked.items()]
     return "\n".join(lines) + "\n"
 
 

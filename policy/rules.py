@@ -66,6 +66,13 @@ class RuleSpec(_Spec):
     variables: list[Variable] = Field(default_factory=list)
     validations: list[Validation] = Field(default_factory=list)
     enabled: bool = True
+    locked: dict[Literal["enabled", "severity"], str] = Field(
+        default_factory=dict,
+        description=(
+            "Overrides a project config may not make, each with the reason it is refused "
+            "(`enabled: <why it cannot be disabled>`, `severity: <why its severities stand>`)."
+        ),
+    )
 
 
 class RuleOverride(_Spec):

@@ -21,7 +21,7 @@ from conftest import ROOT
 #: Lowest first. A module may import modules of its own layer and of the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("bottom", ("policy", "policy.findings", "policy.verdict", "policy.closest", "policy.settings", "policy.factschema", "policy.errors")),
-    ("parsing", ("policy.yamlio", "policy.plan", "policy.catalog", "policy.source", "policy.celcompile", "policy.rules", "policy.config", "policy.ignore", "policy.capacity")),
+    ("parsing", ("policy.yamlio", "policy.plan", "policy.catalog", "policy.source", "policy.celcompile", "policy.rules", "policy.config", "policy.configured", "policy.ignore", "policy.capacity")),
     ("readers", ("policy.readers", "policy.domains")),
     ("facts", ("policy.facts", "policy.protection")),
     ("report", ("policy.report",)),

@@ -13,7 +13,7 @@ from typing import Any
 
 from policy.api import Linter, gc_paused
 from policy.errors import InputError
-from policy.readers import TOO_DEEP, input_finding, read_documents
+from policy.readers import TOO_DEEP, ReadResult, input_finding, read_documents
 from policy.findings import Finding
 from policy.source import PlanSource
 from policy.verdict import Mode
@@ -102,9 +102,9 @@ def _judge(linter: Linter, review: Review, mode: Mode) -> Answer:
             findings.append(input_finding(InputError(TOO_DEEP, file=file)))
         if not sources and not findings:
             return allow()
-    report = linter.lint_sources(sources)
-    findings.extend(report.findings)
-    return verdict(review.subject, findings, len(sources), mode=mode, fail_on=linter.config.fail_on)
+    # The reading findings go through the linter too: the rule configuration applies to them.
+    report = linter.lint_sources(sources, ReadResult(findings=findings))
+    return verdict(review.subject, report.findings, len(sources), mode=mode, fail_on=linter.config.fail_on)
 
 
 def _file(review: Review) -> str:

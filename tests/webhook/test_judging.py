@@ -21,7 +21,7 @@ from webhook.ruleset import RuleHolder
 class Exploding:
     """A linter that fails the way a bug would."""
 
-    def lint_sources(self, sources: Any) -> Any:
+    def lint_sources(self, sources: Any, read: Any = None) -> Any:
         raise RuntimeError("capacity provider vanished")
 
 
@@ -31,7 +31,7 @@ class Stuck:
     def __init__(self) -> None:
         self.release = threading.Event()
 
-    def lint_sources(self, sources: Any) -> Any:
+    def lint_sources(self, sources: Any, read: Any = None) -> Any:
         self.release.wait(1.0)  # bounded, so the worker thread ends soon after the test
         raise RuntimeError("released")
 

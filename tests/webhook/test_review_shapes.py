@@ -142,10 +142,10 @@ class Slow:
         self.calls = 0
         self.inner: Any = None
 
-    def lint_sources(self, sources: Any) -> Any:
+    def lint_sources(self, sources: Any, read: Any = None) -> Any:
         self.calls += 1
         time.sleep(self.seconds)
-        return self.inner.lint_sources(sources)
+        return self.inner.lint_sources(sources, read)
 
     @property
     def config(self) -> Any:
