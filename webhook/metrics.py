@@ -17,7 +17,7 @@ import time
 from typing import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 #: The text exposition format gpuadmit's metric names fit (all are legacy Prometheus
@@ -115,3 +115,13 @@ class _StateCollector(Collector):
             "When the active rule set was compiled.",
             value=metrics.rules_loaded_at,
         )
+        from policy.ruleeval import FALLBACKS  # the engine's count, kept per process
+
+        fallbacks = CounterMetricFamily(
+            "gpuadmit_rule_fallbacks",
+            "Plans a translated rule handed to cel-cpp (its translation could not vouch for the answer), by rule.",
+            labels=("rule",),
+        )
+        for rule, count in sorted(FALLBACKS.items()):  # rule ids of loaded rules: a bounded set
+            fallbacks.add_metric((rule,), count)
+        yield fallbacks

@@ -29,3 +29,18 @@ def test_real_kinds_keep_their_label() -> None:
         if sample.name == "gpuadmit_reviews_total"
     ]
     assert samples == [({"kind": "ServingPlan", "operation": "CREATE", "decision": "denied"}, 1.0)]
+
+
+def test_rule_fallbacks_to_cel_cpp_are_published_by_rule(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from collections import Counter
+
+    from policy import ruleeval
+
+    monkeypatch.setattr(ruleeval, "FALLBACKS", Counter({"memory-fit": 3}))
+    samples = {
+        sample.labels["rule"]: sample.value
+        for family in text_string_to_metric_families(Metrics().render())
+        for sample in family.samples
+        if sample.name == "gpuadmit_rule_fallbacks_total"
+    }
+    assert samples == {"memory-fit": 3.0}
