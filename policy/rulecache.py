@@ -36,8 +36,9 @@ def cache_dir() -> Path | None:
 
 
 @functools.lru_cache(maxsize=1)
-def package_digest() -> str:
-    """A hash of every code and data file of the gpuadmit package, and of the CEL library build.
+def package_digest(package: Path | None = None) -> str:
+    """A hash of every code and data file of the gpuadmit package (or of the folder
+    `package`), and of the CEL library build. Computed once per process.
 
     The CEL library is identified by its extension modules' names, sizes and times (a
     compiled program is only read back by the build that wrote it); not by
@@ -52,7 +53,7 @@ def package_digest() -> str:
             if entry.is_file():
                 stat = entry.stat()
                 digest.update(f"{entry.name}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
-    here = Path(__file__).parent
+    here = package or Path(__file__).parent
     for path in sorted(here.rglob("*")):
         if path.suffix in _PACKAGE_SUFFIXES and "__pycache__" not in path.parts and path.is_file():
             digest.update(str(path.relative_to(here)).encode() + b"\0")
