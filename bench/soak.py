@@ -98,7 +98,7 @@ def make_cases(plans: int, seed: int = 11) -> dict[str, list[Case]]:
     for i, (uid, body) in enumerate(make_reviews(plans)):
         marked = body.replace(f'"uid": "{uid}"'.encode(), f'"uid": "{UID_MARK}"'.encode(), 1)
         cases["plan"].append(Case("plan", marked, denied if i % 3 == 0 else allowed))
-    for i in range(0, min(plans, 60)):
+    for i in range(min(plans, 60)):
         new, old = make_plan(i, rng), make_plan(i + 1, rng)
         expect = denied if i % 3 == 0 else allowed
         cases["plan-update"].append(Case("plan-update", json.dumps(_review("UPDATE", PLAN_KIND, new, old=old, name=f"plan-{i}")).encode(), expect))

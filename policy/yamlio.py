@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -304,8 +304,8 @@ def _load_json(text: str, file: str) -> Any:
 
 _JSON_SPACE_RE = re.compile(r"[ \t\n\r]*")
 #: The standard library's pure-Python scanner and C string scanner (not in typeshed).
-_py_make_scanner: Any = getattr(json.scanner, "py_make_scanner")
-_scanstring: Any = getattr(json.decoder, "scanstring")
+_py_make_scanner: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009 - typed Any on purpose
+_scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009 - typed Any on purpose
 
 
 def _skip_space(s: str, end: int) -> int:

@@ -11,7 +11,7 @@ skipped where it is absent, and the files are never copied into the project.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest

@@ -72,7 +72,7 @@ def host_from_labels(name: str, labels: dict[str, str]) -> Host:
     if strategy == "single" and "-MIG-" in product:
         return _single(name, labels, product, count, memory_mib)
     pool: dict[str, MigPoolEntry] = {}
-    for key, value in labels.items():
+    for key in labels:
         found = _MIXED.match(key)
         if found and found.group(2) == "count":
             profile = found.group(1)

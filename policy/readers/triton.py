@@ -875,16 +875,16 @@ def _apply_gpuadmit_parameters(model: _RepoModel, params: dict[str, str], parsed
         name = key[len(PARAM_PREFIX) :].replace("-", "_")
         line, column = _param_line(parsed, key)
 
-        def report(message: str, fix: str) -> None:
+        def report(message: str, fix: str) -> None:  # called within this iteration only
             model.findings.append(
                 Finding(
                     rule="schema",
                     severity="error",
-                    message=f"{model.name}: parameter {key}: {message}",
+                    message=f"{model.name}: parameter {key}: {message}",  # noqa: B023
                     model=model.name,
                     file=model.file,
-                    line=line,
-                    column=column,
+                    line=line,  # noqa: B023
+                    column=column,  # noqa: B023
                     fix=fix,
                     plan=plan_name,
                 )

@@ -30,7 +30,7 @@ def judge(*paths: Path) -> Report:
 def models(path: Path) -> dict[str, Model]:
     """Every model read from `path`, by name, as `gpuadmit lint` reads it (with file access)."""
     read = read_paths([path], files=Files())
-    assert not [f for f in read.findings], read.findings
+    assert not read.findings, read.findings
     return {m.name: m for source in read.sources for m in source.plan.models}
 
 
