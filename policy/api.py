@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 from .config import ProjectConfig, find_config, load_config
 from .configured import configured, refuse_locked
 from .engine import RuleSet
+from .domains import Batch
 from .findings import Finding
 from .readers import ReadResult, read_paths
 from .readers.files import Files
@@ -79,11 +80,12 @@ class Linter:
         """
         return self._rule_infos
 
-    def lint_paths(self, paths: Sequence[str | Path]) -> Report:
+    def lint_paths(self, paths: Sequence[str | Path], neighbours: Sequence[Batch] = ()) -> Report:
         """Judge files and folders on this machine, following the model repositories they
-        name (file access is what a caller pointing at paths has; admission has none)."""
+        name (file access is what a caller pointing at paths has; admission has none).
+        `neighbours` (a cluster's objects) join the domains they share."""
         with gc_paused():
-            read = read_paths(paths, ignore=self.config.ignored(), files=Files())
+            read = read_paths(paths, ignore=self.config.ignored(), neighbours=neighbours, files=Files())
             return self.lint_sources(read.sources, read)
 
 

@@ -46,6 +46,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     lint.add_argument("--fail-on", choices=["error", "warning", "never"], default=None, help="severity that fails the run")
     lint.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     lint.add_argument(
+        "--cluster", metavar="FILE",
+        help="a cluster snapshot (kubectl get nodes,deployments,... -o yaml): judge with what it already runs",
+    )
+    lint.add_argument(
         "--changed", action="store_true",
         help="the PATHs are changed files (pre-commit): judge the units they belong to, read from the working directory",
     )
@@ -57,6 +61,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
         add_suggest_arguments(suggest)
     suggest.set_defaults(run=_suggest)
+
+    audit = commands.add_parser("audit", help="judge every sharing domain of a cluster as it runs now")
+    audit.add_argument("--cluster", required=True, metavar="FILE", help="a cluster snapshot (kubectl get nodes,deployments,... -A -o yaml)")
+    audit.add_argument("--format", "-f", default="text", help="text | json | sarif | github | junit | markdown")
+    audit.add_argument("--policy-report", metavar="FILE", help="also write wgpolicyk8s.io/v1alpha2 PolicyReports (a List; - for stdout)")
+    audit.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
+    audit.add_argument("--config", metavar="FILE", help="project config (default: nearest .gpuadmit.yaml)")
+    audit.add_argument("--fail-on", choices=["error", "warning", "never"], default=None, help="severity that fails the run")
+    audit.set_defaults(run=_audit)
 
     rules = commands.add_parser("rules", help="list rules or explain one")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, parser_class=_Parser)
@@ -138,6 +151,10 @@ def _lint(args: argparse.Namespace) -> int:
         from .units import lint_changed
 
         report = lint_changed(linter, args.paths)
+    elif args.cluster:
+        from .cluster import load_snapshot
+
+        report = linter.lint_paths(args.paths, neighbours=[load_snapshot(args.cluster).batch()])
     else:
         report = linter.lint_paths(args.paths)
     color = args.color == "always" or (
@@ -146,6 +163,33 @@ def _lint(args: argparse.Namespace) -> int:
     sys.stdout.write(render(report, args.format, color=color))
     for fmt, file in outputs:
         Path(file).write_text(render(report, fmt), encoding="utf-8")
+    return report.exit_code(config.fail_on)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from .api import Linter
+    from .audit import audit
+    from .cluster import load_snapshot
+    from .writers import FORMATS, render
+
+    config = _config(args)
+    if args.fail_on:
+        config.fail_on = args.fail_on
+    if args.format not in FORMATS:
+        return _usage(f"unknown format {args.format!r}; choose one of {', '.join(FORMATS)}")
+    view = load_snapshot(args.cluster)
+    report, sources = audit(Linter(config, args.rules), view)
+    if args.policy_report:
+        import json
+
+        from .cluster.policyreport import policy_reports
+
+        text = json.dumps(policy_reports(report, sources, view), indent=2) + "\n"
+        if args.policy_report == "-":
+            sys.stdout.write(text)
+            return report.exit_code(config.fail_on)
+        Path(args.policy_report).write_text(text, encoding="utf-8")
+    sys.stdout.write(render(report, args.format))
     return report.exit_code(config.fail_on)
 
 

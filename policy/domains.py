@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .readers.files import Files
 
 #: Kinds whose objects say something about every workload's domain.
-CONTEXT_KINDS = {"PriorityClass", "ConfigMap"}
+CONTEXT_KINDS = {"PriorityClass", "ConfigMap", "Node"}
 BINDING = "gpuadmit.dev/plan"
 
 
@@ -50,6 +50,9 @@ class Batch:
     judged: bool = True
     #: The input order, so plans are reported in the order their files were given.
     order: int = 0
+    #: A cluster's objects: one given for judging with the same kind, namespace and name
+    #: is its next version and takes its place.
+    replaceable: bool = False
 
 
 @dataclass
@@ -72,7 +75,13 @@ def group(
     """
     from .readers import kubernetes
 
-    entries = [(b, batch, doc) for b, batch in enumerate(batches) for doc in batch.docs]
+    given = {identity(doc) for batch in batches if not batch.replaceable for doc in batch.docs}
+    entries = [
+        (b, batch, doc)
+        for b, batch in enumerate(batches)
+        for doc in batch.docs
+        if not (batch.replaceable and identity(doc) in given)
+    ]
     if not entries:
         return list(plans), Grouped()
     placements = kubernetes.placements([doc for _, _, doc in entries])
@@ -121,6 +130,8 @@ def group(
     for members in components.values():
         if not any(entries[i][1].judged for i in members):
             continue
+        # The judged objects first: a domain's GPUs are then positioned at the given file.
+        members.sort(key=lambda i: (not entries[i][1].judged, entries[i][1].order, i))
         docs = [entries[i][2] for i in members]
         batches_in = {entries[i][0] for i in members}
         lead = min(members, key=lambda i: (not entries[i][1].judged, entries[i][1].order))
@@ -146,6 +157,15 @@ def group(
 
     merged = [_bind(source, bound.get(source.plan.metadata.name, []), context, grouped, files) for source in plans]
     return merged, grouped
+
+
+def identity(doc: Document) -> tuple[str, str, str]:
+    """(kind, namespace, name): what makes two objects versions of one. No namespace is `default`,
+    where `kubectl apply` puts an object that names none."""
+    data = doc.data
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    return (_kind(doc), str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
 
 
 def _kind(doc: Document) -> str:

@@ -27,6 +27,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from policy.cluster import load_snapshot
+
 from .config import ServeConfig
 from .judge import describe, judge
 from .limits import REQUEST_STARTED
@@ -55,6 +57,8 @@ class Webhook:
         self.tls = tls
         self.draining = False
         self._reload_lock = asyncio.Lock()
+        #: What the cluster runs (`--cluster FILE`): reviews are judged with their neighbours.
+        self.cluster = load_snapshot(settings.cluster) if settings.cluster else None
 
     # -- reviews -----------------------------------------------------------------------
 
@@ -141,13 +145,13 @@ class Webhook:
         try:
             if size <= self.settings.inline_max_bytes and due - loop.time() > min(INLINE_MIN_BUDGET_S, deadline / 2):
                 # A small review is judged in well under a millisecond: a thread hop costs more.
-                answer = judge(linter, review, mode)
+                answer = judge(linter, review, mode, self.cluster)
                 if loop.time() <= due:
                     return answer
                 # Too late to count: the API server has given up on it, so it is answered
                 # (and logged and counted) as the deadline's answer, like a threaded one.
                 raise asyncio.TimeoutError
-            return await asyncio.wait_for(run_in_threadpool(judge, linter, review, mode), timeout=max(due - loop.time(), 0.0))
+            return await asyncio.wait_for(run_in_threadpool(judge, linter, review, mode, self.cluster), timeout=max(due - loop.time(), 0.0))
         except asyncio.TimeoutError:
             return self._failure(review, f"no verdict within the {deadline:g} s deadline")
         except Exception as exc:  # fail closed (or open, if told), never a traceback to the client

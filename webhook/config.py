@@ -46,6 +46,7 @@ class ServeConfig:
     health_port: int | None = None
     mode: Mode = "enforce"
     capacity: str = "declared"
+    cluster: str | None = None
     rule_dirs: tuple[Path, ...] = ()
     config_file: Path | None = None
     fail_open: bool = False
@@ -82,6 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     judging = parser.add_argument_group("judging")
     judging.add_argument("--mode", choices=["enforce", "audit"], default="enforce", help="audit: always allow, report findings as warnings")
     judging.add_argument("--capacity", default="declared", metavar="declared|nodes|nvml|FILE", help="where real GPU capacity comes from")
+    judging.add_argument(
+        "--cluster", metavar="FILE",
+        help="a cluster snapshot (kubectl get nodes,deployments,... -o yaml): judge each object with what runs beside it",
+    )
     judging.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
     judging.add_argument("--config", metavar="FILE", help="project config (.gpuadmit.yaml)")
     judging.add_argument("--fail-open", action="store_true", help="allow objects gpuadmit could not judge (default: deny)")
@@ -163,6 +168,7 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
         health_port=args.health_port,
         mode=args.mode,
         capacity=args.capacity,
+        cluster=_cluster(args),
         rule_dirs=tuple(Path(d) for d in args.rules),
         config_file=Path(args.config) if args.config else None,
         fail_open=bool(args.fail_open),
@@ -183,3 +189,10 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
 def _port(label: str, port: int) -> None:
     if not 0 < port < 65536:
         raise InputError(f"{label} {port} is not a TCP port (1-65535)")
+
+
+def _cluster(args: argparse.Namespace) -> str | None:
+    cluster = getattr(args, "cluster", None)
+    if cluster is not None and not Path(cluster).is_file():
+        raise InputError("--cluster: no such file", file=str(cluster))
+    return str(cluster) if cluster is not None else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from policy.api import Linter, gc_paused
+from policy.cluster import ClusterView
 from policy.errors import InputError
 from policy.readers import TOO_DEEP, ReadResult, input_finding, read_documents
 from policy.findings import Finding
@@ -28,13 +29,30 @@ JUDGED_OPERATIONS = {"CREATE", "UPDATE"}
 OPERATIONS = JUDGED_OPERATIONS | {"DELETE", "CONNECT"}
 
 
-def judge(linter: Linter, review: Review, mode: Mode = "enforce") -> Answer:
+def judge(linter: Linter, review: Review, mode: Mode = "enforce", cluster: ClusterView | None = None) -> Answer:
     """The answer for one well-formed review (CPU-bound; may run in a worker thread).
 
     Decided by `policy.verdict` with the project config's `fail_on`, as `gpuadmit lint` is.
+    With `cluster`, the object is judged with its neighbours there (webhook.neighbours).
     """
     with gc_paused():
-        return _judge(linter, review, mode)
+        if cluster is not None and review.sub_resource == "scale" and review.operation == "UPDATE":
+            return _judge_scale(linter, review, mode, cluster)
+        return _judge(linter, review, mode, cluster)
+
+
+def _judge_scale(linter: Linter, review: Review, mode: Mode, cluster: ClusterView) -> Answer:
+    from .neighbours import scaled_object
+
+    obj = scaled_object(review, cluster)
+    if obj is None:
+        return allow([warning(f"gpuadmit: {review.resource}/scale of {review.namespace}/{review.name} is not in the cluster view; not judged")])
+    kind = str(obj.get("kind") or review.kind)
+    scaled = Review(
+        uid=review.uid, kind=kind, group="apps", operation="UPDATE", namespace=review.namespace, name=review.name,
+        dry_run=review.dry_run, sub_resource="", object=obj, resource=review.resource,
+    )
+    return _judge(linter, scaled, mode, cluster)
 
 
 def malformed(review: Review) -> Answer | None:
@@ -55,7 +73,7 @@ def _terminating(review: Review) -> bool:
     return review.operation == "UPDATE" and isinstance(metadata, dict) and bool(metadata.get("deletionTimestamp"))
 
 
-def _judge(linter: Linter, review: Review, mode: Mode) -> Answer:
+def _judge(linter: Linter, review: Review, mode: Mode, cluster: ClusterView | None = None) -> Answer:
     bad = malformed(review)
     if bad is not None:
         return bad
@@ -94,7 +112,13 @@ def _judge(linter: Linter, review: Review, mode: Mode) -> Answer:
             return allow([warning(f"gpuadmit: ConfigMap is labelled {PLAN_LABEL}=true but no data key holds a plan")])
     else:
         try:
-            sources = read_documents([Document(obj, file, 0, 1)], file, default_name=review.name or "plan", files=None)
+            if cluster is not None:
+                from .neighbours import read_with_cluster
+
+                sources, grouped = read_with_cluster(review, obj, file, cluster)
+                findings.extend(grouped)
+            else:
+                sources = read_documents([Document(obj, file, 0, 1)], file, default_name=review.name or "plan", files=None)
         except InputError as error:
             error.file = error.file or file
             findings.append(input_finding(error))

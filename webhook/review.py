@@ -50,6 +50,8 @@ class Review:
     sub_resource: str
     object: Any
     timeout_s: float | None = None
+    #: The resource the request is about (`deployments` for `deployments/scale`).
+    resource: str = ""
 
     @property
     def subject(self) -> str:
@@ -99,6 +101,7 @@ def parse_review(data: Any) -> Review:
         name=_text(request.get("name")) or _text(metadata.get("name")) or _text(metadata.get("generateName")),
         dry_run=request.get("dryRun") is True,
         sub_resource=_text(request.get("subResource")),
+        resource=_text(request["resource"].get("resource")) if isinstance(request.get("resource"), dict) else "",
         object=obj,
     )
 

@@ -66,6 +66,8 @@ HAMI_MEM_PCT = "nvidia.com/gpumem-percentage"
 HAMI_CORES = "nvidia.com/gpucores"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
 MEMORY_LABEL = "nvidia.com/gpu.memory"
+SHARING_LABEL = "nvidia.com/gpu.sharing-strategy"
+REPLICAS_LABEL = "nvidia.com/gpu.replicas"
 MIB_PER_GIB = 1024
 
 #: `gpuadmit.dev/<key>` annotations that set a model field: key -> (field path, type).
@@ -167,6 +169,23 @@ class _Context:
     files: Files | None = None
     #: Objects that hold GPUs in fields no reader knows: (kind, name, line).
     unjudged: list[tuple[str, str, int]] = field(default_factory=list)
+    #: GPU nodes in the input (a cluster snapshot): product label -> what their labels say.
+    nodes: dict[str, _NodeGpus] = field(default_factory=dict)
+
+    def product(self, named: str | None) -> str | None:
+        """The product a workload gets: the one it names, else the only GPU product of the nodes."""
+        if named:
+            return named
+        return next(iter(self.nodes)) if len(self.nodes) == 1 else None
+
+
+@dataclass
+class _NodeGpus:
+    """GPU Feature Discovery labels of the nodes of one product."""
+
+    memory_gb: float | None = None
+    sharing: str = "none"  # nvidia.com/gpu.sharing-strategy: none | time-slicing | mps
+    replicas: int = 0  # nvidia.com/gpu.replicas: time-slicing replicas per GPU
 
 
 def read_objects(
@@ -220,7 +239,7 @@ def placements(docs: list[Document]) -> list[Placement]:
                 placement.plan = placement.plan or (str(annotations.pop("plan", "")) or None)
                 if workload.request.mig:
                     continue
-                product = annotations.pop("gpu-product", None) or workload.node_selector.get(PRODUCT_LABEL)
+                product = context.product(annotations.pop("gpu-product", None) or workload.node_selector.get(PRODUCT_LABEL))
                 pool = _pool_of(workload, annotations, product, context)
                 if pool is not None and pool[0] not in placement.pools:
                     placement.pools.append(pool[0])
@@ -258,6 +277,26 @@ def _learn(doc: Document, context: _Context) -> None:
         for text in data["data"].values():
             if isinstance(text, str) and "timeSlicing" in text:
                 _learn_time_slicing(text, doc.file, context)
+    elif kind == "Node":
+        _learn_node(data, context)
+
+
+def _learn_node(data: dict[str, Any], context: _Context) -> None:
+    """A GPU node's GFD labels: its product, memory (MiB), and how its GPUs are shared."""
+    labels = _get(data, "metadata", "labels")
+    product = labels.get(PRODUCT_LABEL) if isinstance(labels, dict) else None
+    if not isinstance(product, str) or not product:
+        return
+    node = context.nodes.setdefault(product, _NodeGpus())
+    node.memory_gb = node.memory_gb or _label_memory(str(labels.get(MEMORY_LABEL) or ""))
+    strategy = str(labels.get(SHARING_LABEL) or "none")
+    if strategy != "none":
+        node.sharing = strategy
+    replicas = str(labels.get(REPLICAS_LABEL) or "")
+    if replicas.isdigit() and int(replicas) > 1:
+        node.replicas = max(node.replicas, int(replicas))
+        if node.sharing == "none":
+            node.sharing = "time-slicing"
 
 
 def _learn_time_slicing(text: str, file: str, context: _Context) -> None:
@@ -548,8 +587,10 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
     for workload in workloads:
         name = _unique(workload.name, taken)
         annotations = _gpuadmit_annotations(workload, context)
-        product = annotations.pop("gpu-product", None) or workload.node_selector.get(PRODUCT_LABEL)
+        product = context.product(annotations.pop("gpu-product", None) or workload.node_selector.get(PRODUCT_LABEL))
         memory_gb = _label_memory(workload.node_selector.get(MEMORY_LABEL))
+        if memory_gb is None and product in context.nodes:
+            memory_gb = context.nodes[product].memory_gb
         request = workload.request
         line = workload.doc.line
         if request.mig:
@@ -690,6 +731,11 @@ def _pool_of(
         or (product or "").upper().endswith("-SHARED")
         or (GPU_SHARED if request.shared_resource else GPU) in context.time_sliced
     )
+    node = context.nodes.get(product or "")
+    if node is not None and node.sharing != "none":  # the nodes of this product share their GPUs
+        time_sliced = True
+        sharing = sharing or ("mps" if node.sharing == "mps" else "")
+        slices = slices or node.replicas
     if sharing == "exclusive" and not explicit:
         return None
     if not (explicit or request.hami or time_sliced or sharing in ("time-slicing", "mps")):

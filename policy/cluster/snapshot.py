@@ -1,0 +1,190 @@
+"""A cluster snapshot file to the objects gpuadmit judges beside the given ones.
+
+- `List` documents (`kubectl get ... -o yaml|json`) are unwrapped into their items.
+- Objects that have an owner (a Deployment's ReplicaSets and Pods, a Job's Pods, ...) are
+  left out: their owner is counted, with all its replicas. Export the owners with the pods.
+- An object given for judging replaces the cluster's object of the same kind, namespace and
+  name: it is that object's next version (an UPDATE, a `kubectl apply` of a change).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..domains import Batch, identity
+from ..errors import InputError
+from ..yamlio import Document, LineList, load_documents, read_text
+
+#: Kinds a snapshot contributes: GPU nodes, cluster-wide settings and workloads.
+KINDS = {
+    "Node", "PriorityClass", "ConfigMap",
+    "Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Pod", "Job", "CronJob",
+    "InferenceService", "LLMInferenceService", "LeaderWorkerSet",
+}
+#: Kinds with a `scale` subresource gpuadmit judges, by resource name.
+SCALABLE = {"deployments": "Deployment", "statefulsets": "StatefulSet", "replicasets": "ReplicaSet"}
+
+
+@dataclass
+class ClusterView:
+    """The objects of one snapshot, by identity."""
+
+    source: str
+    objects: list[Document] = field(default_factory=list)
+    by_identity: dict[tuple[str, str, str], Document] = field(default_factory=dict)
+
+    #: Built on first use: the cluster-wide objects (nodes, priority classes, device-plugin
+    #: configs), and each pool's domain (cluster objects joined through shared pools).
+    _context: list[Document] | None = None
+    _domain_of_pool: dict[str, int] = field(default_factory=dict)
+    _domains: dict[int, list[Document]] = field(default_factory=dict)
+
+    def batch(self, *, judged: bool = False) -> Batch:
+        """The snapshot's objects as neighbours (or, for an audit, as subjects)."""
+        return Batch(self.source, list(self.objects), "cluster", together=False, judged=judged, replaceable=True)
+
+    def neighbours(self, docs: list[Document]) -> Batch:
+        """Only what can share GPUs with `docs`, and the cluster-wide objects: a review's cost
+        then grows with its domain, not with the cluster."""
+        from ..readers import kubernetes
+
+        context = self._index()
+        placements = kubernetes.placements([*context, *docs])[len(context) :]
+        chosen: dict[int, list[Document]] = {}
+        for placement in placements:
+            for pool in placement.pools:
+                domain = self._domain_of_pool.get(pool)
+                if domain is not None:
+                    chosen[domain] = self._domains[domain]
+        picked = [doc for members in chosen.values() for doc in members]
+        return Batch(self.source, [*context, *picked], "cluster", together=False, judged=False, replaceable=True)
+
+    def _index(self) -> list[Document]:
+        if self._context is not None:
+            return self._context
+        from ..domains import CONTEXT_KINDS
+        from ..readers import kubernetes
+
+        placements = kubernetes.placements(self.objects)
+        context: list[Document] = []
+        seen_nodes: set[tuple[str, ...]] = set()
+        parent: dict[int, int] = {}
+
+        def find(i: int) -> int:
+            while parent.setdefault(i, i) != i:
+                i = parent[i]
+            return i
+
+        pool_first: dict[str, int] = {}
+        for n, (doc, placement) in enumerate(zip(self.objects, placements)):
+            if not placement.gpu:
+                if doc.data.get("kind") == "Node":
+                    labels = _labels(doc.data)
+                    key = tuple(str(labels.get(k, "")) for k in _NODE_KEYS)
+                    if not key[0] or key in seen_nodes:
+                        continue  # not a GPU node, or one like a node already kept
+                    seen_nodes.add(key)
+                if doc.data.get("kind") in CONTEXT_KINDS:
+                    context.append(doc)
+                continue
+            find(n)
+            for pool in placement.pools:
+                if pool in pool_first:
+                    parent[find(n)] = find(pool_first[pool])
+                else:
+                    pool_first[pool] = n
+        for pool, n in pool_first.items():
+            self._domain_of_pool[pool] = find(n)
+        for n in parent:
+            if self.objects[n] is not None and any(p in pool_first for p in placements[n].pools):
+                self._domains.setdefault(find(n), []).append(self.objects[n])
+        self._context = context
+        return context
+
+    def find(self, kind: str, namespace: str, name: str) -> Document | None:
+        return self.by_identity.get((kind, namespace or "default", name))
+
+    def scaled(self, resource: str, namespace: str, name: str, replicas: int) -> Document | None:
+        """The cluster's object behind a `<resource>/scale` request, with the new replica count."""
+        kind = SCALABLE.get(resource)
+        found = self.find(kind, namespace, name) if kind else None
+        if found is None or not isinstance(found.data, dict):
+            return None
+        data = copy.deepcopy(found.data)
+        spec = data.setdefault("spec", {})
+        if isinstance(spec, dict):
+            spec["replicas"] = replicas
+        return Document(data, found.file, found.index, found.line)
+
+
+def load_snapshot(path: str | Path) -> ClusterView:
+    """A snapshot file as a ClusterView; an unreadable file is an InputError (exit 2)."""
+    file = str(path)
+    try:
+        text = read_text(Path(path), what="cluster snapshot")
+    except InputError:
+        raise
+    docs = load_documents(text, file)
+    if not docs:
+        raise InputError("empty cluster snapshot; expected `kubectl get nodes,deployments,... -o yaml` output", file=file)
+    return view_of(docs, file)
+
+
+def view_of(docs: list[Document], source: str) -> ClusterView:
+    """The cluster objects among `docs` (List documents unwrapped, owned objects left out)."""
+    items: list[Document] = []
+    for doc in docs:
+        items.extend(_items(doc))
+    uids = {_uid(d.data) for d in items} - {None}
+    view = ClusterView(source)
+    for doc in items:
+        data = doc.data
+        if not isinstance(data, dict) or data.get("kind") not in KINDS:
+            continue
+        if _owned(data, uids):
+            continue
+        view.objects.append(doc)
+        view.by_identity[identity(doc)] = doc
+    return view
+
+
+def _items(doc: Document) -> list[Document]:
+    data = doc.data
+    if isinstance(data, dict) and str(data.get("kind", "")).endswith("List") and isinstance(data.get("items"), list):
+        items = data["items"]
+        lines = items.item_lines if isinstance(items, LineList) else []
+        return [
+            Document(item, doc.file, n, lines[n][0] if n < len(lines) else doc.line)
+            for n, item in enumerate(items)
+            if isinstance(item, dict)
+        ]
+    return [doc]
+
+
+#: The GFD labels that make GPU nodes alike for judging: nodes with the same values add nothing.
+_NODE_KEYS = ("nvidia.com/gpu.product", "nvidia.com/gpu.memory", "nvidia.com/gpu.sharing-strategy", "nvidia.com/gpu.replicas")
+
+
+def _labels(data: dict[str, Any]) -> dict[str, Any]:
+    meta = data.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    return labels if isinstance(labels, dict) else {}
+
+
+def _uid(data: Any) -> str | None:
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    uid = meta.get("uid") if isinstance(meta, dict) else None
+    return uid if isinstance(uid, str) else None
+
+
+def _owned(data: dict[str, Any], uids: set[str | None]) -> bool:
+    """Counted through its owner: a controller owner reference (to an object in the snapshot,
+    or any controller: a Pod's ReplicaSet is rarely exported, its Deployment is)."""
+    meta = data.get("metadata")
+    refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
+    if not isinstance(refs, list):
+        return False
+    return any(isinstance(ref, dict) and (ref.get("controller") is True or ref.get("uid") in uids) for ref in refs)

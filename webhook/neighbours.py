@@ -1,0 +1,55 @@
+"""Judging an admitted object with what the cluster already runs in its sharing domains.
+
+With `gpuadmit serve --cluster FILE`, each reviewed object joins the domains it shares with
+the snapshot's workloads (policy.domains): CREATE adds it, UPDATE replaces the cluster's
+version of it (same kind, namespace and name), and a `deployments/scale` or
+`statefulsets/scale` request is judged as the cluster's object with the new replica count.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from policy.cluster import ClusterView
+from policy.domains import Batch, group
+from policy.findings import Finding
+from policy.readers import read_documents
+from policy.source import PlanSource
+from policy.yamlio import Document
+
+from .review import Review
+
+
+def read_with_cluster(review: Review, obj: dict[str, Any], file: str, cluster: ClusterView) -> tuple[list[PlanSource], list[Finding]]:
+    """The plans of the domains `obj` joins, its neighbours from `cluster` included."""
+    doc = Document(_namespaced(obj, review.namespace), file, 0, 1)
+    objects: list[Document] = []
+    plans = read_documents([doc], file, default_name=review.name or "plan", objects=objects)
+    if not objects:
+        return plans, []
+    given = Batch(file, objects, review.name or "plan", order=1)
+    merged, grouped = group([cluster.neighbours(objects), given], plans)
+    return [*merged, *grouped.sources], grouped.findings
+
+
+def scaled_object(review: Review, cluster: ClusterView) -> dict[str, Any] | None:
+    """The cluster's object behind a scale request, with the requested replicas; None when
+    the request is not a scale of an object in the snapshot."""
+    scale = review.object if isinstance(review.object, dict) else {}
+    spec = scale.get("spec") if isinstance(scale.get("spec"), dict) else {}
+    replicas = spec.get("replicas") if isinstance(spec, dict) else None
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        return None
+    found = cluster.scaled(review.resource, review.namespace, review.name, replicas)
+    return found.data if found is not None and isinstance(found.data, dict) else None
+
+
+def _namespaced(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The object with the review's namespace in its metadata (a CREATE may leave it out)."""
+    meta = obj.get("metadata")
+    if not namespace or (isinstance(meta, dict) and meta.get("namespace")):
+        return obj
+    copied = copy.copy(obj)
+    copied["metadata"] = {**(meta if isinstance(meta, dict) else {}), "namespace": namespace}
+    return copied
