@@ -28,6 +28,10 @@ def read_with_cluster(review: Review, obj: dict[str, Any], file: str, cluster: C
     plans = read_documents([doc], file, default_name=review.name or "plan", objects=objects)
     if not objects:
         return plans, []
+    if len(objects) == 1:  # the common case: one workload beside its domain's kept neighbours
+        beside = cluster.beside(objects[0], review.name or "plan")
+        if beside is not None:
+            return [*plans, beside], []
     given = Batch(file, objects, review.name or "plan", order=1)
     merged, grouped = group([cluster.neighbours(objects), given], plans)
     return [*merged, *grouped.sources], grouped.findings

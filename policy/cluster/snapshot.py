@@ -16,6 +16,7 @@ from typing import Any
 
 from ..domains import Batch, identity
 from ..errors import InputError
+from ..source import PlanSource, Position
 from ..yamlio import Document, LineList, load_documents, read_text
 
 #: Kinds a snapshot contributes: GPU nodes, cluster-wide settings and workloads.
@@ -41,6 +42,66 @@ class ClusterView:
     _context: list[Document] | None = None
     _domain_of_pool: dict[str, int] = field(default_factory=dict)
     _domains: dict[int, list[Document]] = field(default_factory=dict)
+    #: Each domain's neighbours read once: (plan, model names by object identity), or None
+    #: where only a full grouping can say (priority classes rank across the domain).
+    _plans: dict[int, tuple[PlanSource, dict[tuple[str, str, str], list[str]]] | None] = field(default_factory=dict)
+
+    def beside(self, doc: Document, name: str) -> PlanSource | None:
+        """`doc`'s domain as one plan: its neighbours, read once and kept, with `doc`'s models
+        added (and the cluster's version of `doc` left out). None when the full grouping
+        must decide: no neighbours, several domains, a plan binding, or priority classes."""
+        from ..readers import kubernetes
+
+        context = self._index()
+        if _uses_priority_classes(doc.data):
+            return None
+        placement = kubernetes.placements([*context, doc])[-1]
+        if placement.plan is not None or not placement.gpu or not placement.pools:
+            return None
+        domains = {self._domain_of_pool[p] for p in placement.pools if p in self._domain_of_pool}
+        if len(domains) != 1:
+            return None
+        cached = self._domain_plan(domains.pop())
+        if cached is None:
+            return None
+        base, models_of = cached
+        own_sources = kubernetes.read_objects([*context, doc], doc.file, default_name=name)
+        if len(own_sources) != 1:
+            return None
+        own = own_sources[0]
+        base_gpus = {gpu.id for gpu in base.plan.gpus}
+        if any(gpu.id not in base_gpus for gpu in own.plan.gpus):
+            return None
+        return _merged(base, own, set(models_of.get(identity(doc), [])), placement.pools[0])
+
+    def _domain_plan(self, domain: int) -> tuple[PlanSource, dict[tuple[str, str, str], list[str]]] | None:
+        if domain in self._plans:
+            return self._plans[domain]
+        from ..readers import kubernetes
+
+        docs = self._domains.get(domain, [])
+        result: tuple[PlanSource, dict[tuple[str, str, str], list[str]]] | None = None
+        if docs and not any(_uses_priority_classes(d.data) for d in docs):
+            try:
+                built = kubernetes.read_objects([*self._index(), *docs], self.source, default_name="cluster")
+            except InputError:
+                built = []
+            if len(built) == 1:
+                source = built[0]
+                by_line = {(d.file, d.line): identity(d) for d in docs}
+                models_of: dict[tuple[str, str, str], list[str]] = {}
+                positions: dict[tuple[Any, ...], Position] = {}
+                for key, pos in source.positions.items():
+                    positions[key] = pos if len(pos) > 2 else (pos[0], pos[1], source.file or self.source)
+                for model in source.plan.models:
+                    at = positions.get(("model", model.name))
+                    owner = by_line.get((str(at[2]), at[0])) if at is not None and len(at) > 2 else None
+                    if owner is not None:
+                        models_of.setdefault(owner, []).append(model.name)
+                source.positions = positions
+                result = (source, models_of)
+        self._plans[domain] = result
+        return result
 
     def batch(self, *, judged: bool = False) -> Batch:
         """The snapshot's objects as neighbours (or, for an audit, as subjects)."""
@@ -172,6 +233,39 @@ def _labels(data: dict[str, Any]) -> dict[str, Any]:
     meta = data.get("metadata")
     labels = meta.get("labels") if isinstance(meta, dict) else None
     return labels if isinstance(labels, dict) else {}
+
+
+def _uses_priority_classes(data: Any) -> bool:
+    """Whether an object names a priorityClassName anywhere (ranks are relative to the domain)."""
+    if isinstance(data, dict):
+        return "priorityClassName" in data or any(_uses_priority_classes(v) for v in data.values() if isinstance(v, (dict, list)))
+    if isinstance(data, list):
+        return any(_uses_priority_classes(v) for v in data if isinstance(v, (dict, list)))
+    return False
+
+
+def _merged(base: PlanSource, own: PlanSource, replaced: set[str], name: str) -> PlanSource:
+    """The neighbours' plan without `replaced` models, with `own`'s models, GPUs shared."""
+    kept = [m for m in base.plan.models if m.name not in replaced]
+    taken = {m.name for m in kept}
+    positions = {k: v for k, v in base.positions.items() if not (k[0] == "model" and k[1] in replaced)}
+    added = []
+    for model in own.plan.models:
+        new_name = model.name
+        n = 2
+        while new_name in taken:
+            new_name, n = f"{model.name}-{n}", n + 1
+        taken.add(new_name)
+        added.append(model if new_name == model.name else model.model_copy(update={"name": new_name}))
+        for key, pos in own.positions.items():
+            if key[0] == "model" and key[1] == model.name:
+                positions[("model", new_name, *key[2:])] = pos if len(pos) > 2 else (pos[0], pos[1], own.file or "")
+    waivers = [w for w in base.plan.waivers if w.model not in replaced] + list(own.plan.waivers)
+    metadata = base.plan.metadata.model_copy(update={"name": name})
+    plan = base.plan.model_copy(update={"models": [*kept, *added], "waivers": waivers, "metadata": metadata})
+    findings = [f for f in base.findings if f.model not in replaced] + list(own.findings)
+    positions[("plan", name)] = (own.line or 1, 1, own.file or "")
+    return PlanSource(plan=plan, file=own.file, line=own.line, positions=positions, findings=findings)
 
 
 def _uid(data: Any) -> str | None:
