@@ -157,11 +157,13 @@ class ClusterView:
                     parent[find(n)] = find(pool_first[pool])
                 else:
                     pool_first[pool] = n
-        for pool, n in pool_first.items():
-            self._domain_of_pool[pool] = find(n)
+        # Built aside and published at once: reviews in worker threads may ask concurrently.
+        domain_of_pool = {pool: find(n) for pool, n in pool_first.items()}
+        domains: dict[int, list[Document]] = {}
         for n in parent:
-            if self.objects[n] is not None and any(p in pool_first for p in placements[n].pools):
-                self._domains.setdefault(find(n), []).append(self.objects[n])
+            if any(p in pool_first for p in placements[n].pools):
+                domains.setdefault(find(n), []).append(self.objects[n])
+        self._domain_of_pool, self._domains = domain_of_pool, domains
         self._context = context
         return context
 
