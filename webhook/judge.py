@@ -36,9 +36,25 @@ def judge(linter: Linter, review: Review, mode: Mode = "enforce", cluster: Clust
     With `cluster`, the object is judged with its neighbours there (webhook.neighbours).
     """
     with gc_paused():
-        if cluster is not None and review.sub_resource == "scale" and review.operation == "UPDATE":
-            return _judge_scale(linter, review, mode, cluster)
-        return _judge(linter, review, mode, cluster)
+        if cluster is None:
+            if review.sub_resource == "scale" and review.operation == "UPDATE":
+                return allow([warning(f"gpuadmit: replicas of {review.subject} not judged: no cluster view (serve --cluster)")])
+            return _judge(linter, review, mode)
+        from .neighbours import admitted, reservation_seconds
+
+        # One review of the cluster at a time: judged and, when admitted, counted before
+        # the next is judged (docs/DOMAINS.md, "No race").
+        with cluster.lock:
+            cluster.expire()
+            if review.sub_resource == "scale" and review.operation == "UPDATE":
+                answer = _judge_scale(linter, review, mode, cluster)
+            else:
+                answer = _judge(linter, review, mode, cluster)
+            if answer.allowed and not review.dry_run:
+                doc = admitted(review, cluster)
+                if doc is not None:
+                    cluster.reserve(doc, reservation_seconds())
+            return answer
 
 
 def _judge_scale(linter: Linter, review: Review, mode: Mode, cluster: ClusterView) -> Answer:

@@ -49,6 +49,28 @@ def scaled_object(review: Review, cluster: ClusterView) -> dict[str, Any] | None
     return found.data if found is not None and isinstance(found.data, dict) else None
 
 
+#: How long an admitted object counts before the snapshot must show it: a snapshot exported
+#: more often than this keeps every admitted workload counted.
+RESERVATION_SECONDS = 600.0
+
+
+def reservation_seconds() -> float:
+    return RESERVATION_SECONDS
+
+
+def admitted(review: Review, cluster: ClusterView) -> Document | None:
+    """What an allowed CREATE, UPDATE or scale adds to the cluster: its GPU workload, or None."""
+    from policy.readers import kubernetes
+
+    if review.operation not in ("CREATE", "UPDATE"):
+        return None
+    obj = scaled_object(review, cluster) if review.sub_resource == "scale" else review.object
+    if review.sub_resource not in ("", "scale") or not isinstance(obj, dict) or not kubernetes.is_object(obj):
+        return None
+    doc = Document(_namespaced(obj, review.namespace), f"admitted/{review.uid}", 0, 1)
+    return doc if kubernetes.placements([doc])[0].gpu else None
+
+
 def _namespaced(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
     """The object with the review's namespace in its metadata (a CREATE may leave it out)."""
     meta = obj.get("metadata")

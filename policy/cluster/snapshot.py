@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,40 @@ class ClusterView:
     #: Each domain's neighbours read once: (plan, model names by object identity), or None
     #: where only a full grouping can say (priority classes rank across the domain).
     _plans: dict[int, tuple[PlanSource, dict[tuple[str, str, str], list[str]]] | None] = field(default_factory=dict)
+
+    #: Judging and reserving one domain happen under this lock, so two concurrent reviews
+    #: cannot both take the room that only one of them fits in.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Admitted objects the snapshot does not show yet: identity -> (object, expiry, the
+    #: snapshot's own version it replaced, if any).
+    _reserved: dict[tuple[str, str, str], tuple[Document, float, Document | None]] = field(default_factory=dict)
+
+    def reserve(self, doc: Document, seconds: float, now: float | None = None) -> None:
+        """Count an admitted object as running from now on, for `seconds` (or until the
+        snapshot shows it): the next review in its domain sees it."""
+        now = time.monotonic() if now is None else now
+        self.expire(now)
+        key = identity(doc)
+        replaced = self._reserved[key][2] if key in self._reserved else self.by_identity.get(key)
+        self._reserved[key] = (doc, now + seconds, replaced)
+        self._replace(key, doc)
+
+    def expire(self, now: float | None = None) -> None:
+        """Drop reservations past their time; the snapshot's own version comes back."""
+        now = time.monotonic() if now is None else now
+        for key, (_, until, replaced) in list(self._reserved.items()):
+            if until <= now:
+                del self._reserved[key]
+                self._replace(key, replaced)
+
+    def _replace(self, key: tuple[str, str, str], doc: Document | None) -> None:
+        self.objects = [d for d in self.objects if identity(d) != key] + ([doc] if doc is not None else [])
+        if doc is not None:
+            self.by_identity[key] = doc
+        else:
+            self.by_identity.pop(key, None)
+        self._context = None  # the domains are indexed again on the next review
+        self._plans = {}
 
     def beside(self, doc: Document, name: str) -> PlanSource | None:
         """`doc`'s domain as one plan: its neighbours, read once and kept, with `doc`'s models

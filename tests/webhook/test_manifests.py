@@ -61,10 +61,32 @@ def test_every_webhook_is_v1_side_effect_free_fail_closed_and_skips_system_names
         assert hook["sideEffects"] == "None"
         assert hook["failurePolicy"] == "Fail"
         assert hook["timeoutSeconds"] == 5
-        (expression,) = hook["namespaceSelector"]["matchExpressions"]
-        assert expression["operator"] == "NotIn"
-        assert {"kube-system", "gpuadmit-system"} <= set(expression["values"])
+        expressions = {e["key"]: e for e in hook["namespaceSelector"]["matchExpressions"]}
+        names = expressions["kubernetes.io/metadata.name"]
+        assert names["operator"] == "NotIn"
+        assert {"kube-system", "gpuadmit-system"} <= set(names["values"])
+        opt_out = expressions["gpuadmit.dev/admission"]
+        assert (opt_out["operator"], opt_out["values"]) == ("NotIn", ["disabled"])
     assert any(hook.get("matchConditions") for hook in config["webhooks"])
+
+
+def test_every_kind_the_readers_understand_and_the_scale_subresources_are_registered() -> None:
+    from policy.readers.kubernetes import KSERVE_KINDS, WORKLOAD_KINDS
+
+    (config,) = [d for _, d in DOCS if d["kind"] == "ValidatingWebhookConfiguration"]
+    resources = {r for hook in config["webhooks"] for rule in hook["rules"] for r in rule["resources"]}
+    plural = {kind.lower() + "s" for kind in WORKLOAD_KINDS | KSERVE_KINDS}
+    assert plural | {"servingplans", "configmaps"} <= resources, plural - resources
+    assert {"deployments/scale", "statefulsets/scale"} <= resources
+    scale = next(h for h in config["webhooks"] if any("deployments/scale" in r["resources"] for r in h["rules"]))
+    assert [op for rule in scale["rules"] for op in rule["operations"]] == ["UPDATE"]
+
+
+def test_the_webhook_pods_are_critical_and_an_unhealthy_one_never_blocks_a_drain() -> None:
+    (deployment,) = [d for _, d in DOCS if d["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["priorityClassName"] == "system-cluster-critical"
+    (budget,) = [d for _, d in DOCS if d["kind"] == "PodDisruptionBudget"]
+    assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 def test_committed_crd_is_generated_from_the_plan_model() -> None:

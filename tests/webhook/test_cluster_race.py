@@ -1,0 +1,87 @@
+"""No race within a replica: concurrent CREATEs into one domain are judged one at a time,
+and each admitted object counts (as a reservation) before the next is judged."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+from webhook_support import review
+
+from webhook.app import Webhook, build_app
+from webhook.config import ServeConfig
+from webhook.metrics import Metrics
+from webhook.ruleset import RuleHolder
+
+DEPLOYMENT = ("apps", "v1", "Deployment")
+NODES = """\
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Node
+    metadata:
+      name: gpu-a100-1
+      labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB-SHARED, nvidia.com/gpu.memory: "81920"}
+"""
+
+
+def _deployment(name: str, gpu_gb: float = 14.0) -> dict[str, Any]:
+    """One replica of `gpu_gb` + a 0.5 GiB CUDA context: five fit in 76 GiB usable, six do not."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "prod", "annotations": {"gpuadmit.dev/gpu-gb": str(gpu_gb)}},
+        "spec": {
+            "replicas": 1,
+            "template": {
+                "spec": {
+                    "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB-SHARED"},
+                    "containers": [{"name": "c", "image": "server:1", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
+                }
+            },
+        },
+    }
+
+
+def _app(tmp_path: Path) -> Any:
+    snapshot = tmp_path / "snapshot.yaml"
+    snapshot.write_text(NODES, encoding="utf-8")
+    # Every review in a worker thread: they really run at the same time.
+    settings = ServeConfig(plain_http=True, cluster=str(snapshot), inline_max_bytes=0)
+    metrics = Metrics()
+    return build_app(Webhook(settings, RuleHolder(settings, metrics), metrics, None))
+
+
+async def _send(app: Any, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gpuadmit", timeout=60) as http:
+        replies = await asyncio.gather(*(http.post("/validate", json=r) for r in requests))
+    return [reply.json()["response"] for reply in replies]
+
+
+def test_twenty_concurrent_creates_into_room_for_five_admit_exactly_five(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    answers = asyncio.run(_send(app, [review(_deployment(f"svc-{n}"), kind=DEPLOYMENT) for n in range(20)]))
+    allowed = [a for a in answers if a["allowed"]]
+    assert len(allowed) == 5, [a.get("status", {}).get("message", "")[:120] for a in answers]
+    denied = [a for a in answers if not a["allowed"]]
+    assert all("[memory-fit]" in a["status"]["message"] for a in denied)
+
+
+def test_an_update_of_an_admitted_object_replaces_its_reservation(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    first = [review(_deployment(f"svc-{n}"), kind=DEPLOYMENT) for n in range(5)]
+    assert all(a["allowed"] for a in asyncio.run(_send(app, first)))
+    again = review(_deployment("svc-0"), operation="UPDATE", kind=DEPLOYMENT)
+    assert asyncio.run(_send(app, [again]))[0]["allowed"] is True
+    sixth = review(_deployment("svc-5"), kind=DEPLOYMENT)
+    assert asyncio.run(_send(app, [sixth]))[0]["allowed"] is False
+
+
+def test_a_dry_run_reserves_nothing(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    dry = [review(_deployment(f"svc-{n}"), kind=DEPLOYMENT, dry_run=True) for n in range(8)]
+    assert all(a["allowed"] for a in asyncio.run(_send(app, dry)))
