@@ -46,9 +46,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     lint.add_argument("--fail-on", choices=["error", "warning", "never"], default=None, help="severity that fails the run")
     lint.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     lint.add_argument(
-        "--cluster", metavar="FILE",
-        help="a cluster snapshot (kubectl get nodes,deployments,... -o yaml): judge with what it already runs",
+        "--cluster", metavar="kube|FILE",
+        help="what the cluster runs: kube (its API) or a snapshot (kubectl get nodes,deployments,... -o yaml)",
     )
+    lint.add_argument("--kubeconfig", metavar="FILE", help="with --cluster kube (default: service account, $KUBECONFIG)")
     lint.add_argument(
         "--changed", action="store_true",
         help="the PATHs are changed files (pre-commit): judge the units they belong to, read from the working directory",
@@ -63,7 +64,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     suggest.set_defaults(run=_suggest)
 
     audit = commands.add_parser("audit", help="judge every sharing domain of a cluster as it runs now")
-    audit.add_argument("--cluster", required=True, metavar="FILE", help="a cluster snapshot (kubectl get nodes,deployments,... -A -o yaml)")
+    audit.add_argument("--cluster", required=True, metavar="kube|FILE", help="kube (its API) or a snapshot (kubectl get nodes,deployments,... -A -o yaml)")
+    audit.add_argument("--kubeconfig", metavar="FILE", help="with --cluster kube (default: service account, $KUBECONFIG)")
     audit.add_argument("--format", "-f", default="text", help="text | json | sarif | github | junit | markdown")
     audit.add_argument("--policy-report", metavar="FILE", help="also write wgpolicyk8s.io/v1alpha2 PolicyReports (a List; - for stdout)")
     audit.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
@@ -152,9 +154,9 @@ def _lint(args: argparse.Namespace) -> int:
 
         report = lint_changed(linter, args.paths)
     elif args.cluster:
-        from .cluster import load_snapshot
+        from .cluster.kube import open_cluster
 
-        report = linter.lint_paths(args.paths, neighbours=[load_snapshot(args.cluster).batch()])
+        report = linter.lint_paths(args.paths, neighbours=[open_cluster(args.cluster, args.kubeconfig).batch()])
     else:
         report = linter.lint_paths(args.paths)
     color = args.color == "always" or (
@@ -169,7 +171,7 @@ def _lint(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from .api import Linter
     from .audit import audit
-    from .cluster import load_snapshot
+    from .cluster.kube import open_cluster
     from .writers import FORMATS, render
 
     config = _config(args)
@@ -177,7 +179,7 @@ def _audit(args: argparse.Namespace) -> int:
         config.fail_on = args.fail_on
     if args.format not in FORMATS:
         return _usage(f"unknown format {args.format!r}; choose one of {', '.join(FORMATS)}")
-    view = load_snapshot(args.cluster)
+    view = open_cluster(args.cluster, args.kubeconfig)
     report, sources = audit(Linter(config, args.rules), view)
     if args.policy_report:
         import json

@@ -12,6 +12,7 @@ no module-level state, so tests and the benchmark can build as many apps as they
 from __future__ import annotations
 
 import asyncio
+import os
 import contextlib
 import gc
 import json
@@ -27,7 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from policy.cluster import load_snapshot
+from policy.cluster.kube import open_cluster
 
 from .config import ServeConfig
 from .judge import describe, judge
@@ -58,7 +59,9 @@ class Webhook:
         self.draining = False
         self._reload_lock = asyncio.Lock()
         #: What the cluster runs (`--cluster FILE`): reviews are judged with their neighbours.
-        self.cluster = load_snapshot(settings.cluster) if settings.cluster else None
+        self.cluster = open_cluster(settings.cluster, settings.kubeconfig) if settings.cluster else None
+        self._cluster_read = time.monotonic()
+        self._cluster_mtime = _mtime(settings.cluster)
 
     # -- reviews -----------------------------------------------------------------------
 
@@ -216,6 +219,31 @@ class Webhook:
                     await self.reload_rules("file-change")
             if not self.rules.capacity_ready:
                 await asyncio.to_thread(self.rules.check_capacity)
+            if self.cluster is not None:
+                await self.refresh_cluster(now)
+
+    async def refresh_cluster(self, now: float) -> None:
+        """The cluster listed again (`kube`, every --cluster-refresh) or the snapshot read again
+        (when its file changes), reservations kept until it shows them."""
+        settings = self.settings
+        if self.cluster is None or settings.cluster is None:
+            return
+        if settings.cluster == "kube":
+            if now - self._cluster_read < settings.cluster_refresh_s:
+                return
+        else:
+            mtime = _mtime(settings.cluster)
+            if mtime == self._cluster_mtime:
+                return
+            self._cluster_mtime = mtime
+        self._cluster_read = now
+        try:
+            fresh = await asyncio.to_thread(open_cluster, settings.cluster, settings.kubeconfig)
+        except Exception as exc:  # keep judging with the view we have; say so
+            log.warning("cluster view not refreshed", extra={"event": "cluster-refresh", "error": str(exc)})
+            return
+        await asyncio.to_thread(self.cluster.refresh, fresh)
+        log.info("cluster view refreshed", extra={"event": "cluster-refresh", "objects": len(fresh.objects)})
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -268,3 +296,13 @@ def build_health_app(webhook: Webhook) -> Starlette:
     """Health and metrics alone, for a plain-HTTP probe port beside an mTLS webhook port."""
     return Starlette(routes=webhook.health_routes())
 
+
+
+def _mtime(path: str | None) -> float | None:
+    """A snapshot file's modification time (None for `kube`, or a file that vanished)."""
+    if not path or path == "kube":
+        return None
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None

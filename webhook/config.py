@@ -47,6 +47,8 @@ class ServeConfig:
     mode: Mode = "enforce"
     capacity: str = "declared"
     cluster: str | None = None
+    kubeconfig: str | None = None
+    cluster_refresh_s: float = 30.0
     rule_dirs: tuple[Path, ...] = ()
     config_file: Path | None = None
     fail_open: bool = False
@@ -84,9 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     judging.add_argument("--mode", choices=["enforce", "audit"], default="enforce", help="audit: always allow, report findings as warnings")
     judging.add_argument("--capacity", default="declared", metavar="declared|nodes|nvml|FILE", help="where real GPU capacity comes from")
     judging.add_argument(
-        "--cluster", metavar="FILE",
-        help="a cluster snapshot (kubectl get nodes,deployments,... -o yaml): judge each object with what runs beside it",
+        "--cluster", metavar="kube|FILE",
+        help="what the cluster runs: kube (its API, listed again every --cluster-refresh) or a snapshot file (read again when it changes)",
     )
+    judging.add_argument("--kubeconfig", metavar="FILE", help="with --cluster kube (default: the pod's service account)")
+    judging.add_argument("--cluster-refresh", type=float, default=30.0, metavar="SECONDS", help="list the cluster again this often (--cluster kube)")
     judging.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
     judging.add_argument("--config", metavar="FILE", help="project config (.gpuadmit.yaml)")
     judging.add_argument("--fail-open", action="store_true", help="allow objects gpuadmit could not judge (default: deny)")
@@ -169,6 +173,8 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
         mode=args.mode,
         capacity=args.capacity,
         cluster=_cluster(args),
+        kubeconfig=getattr(args, "kubeconfig", None),
+        cluster_refresh_s=max(1.0, float(getattr(args, "cluster_refresh", 30.0))),
         rule_dirs=tuple(Path(d) for d in args.rules),
         config_file=Path(args.config) if args.config else None,
         fail_open=bool(args.fail_open),
@@ -193,6 +199,6 @@ def _port(label: str, port: int) -> None:
 
 def _cluster(args: argparse.Namespace) -> str | None:
     cluster = getattr(args, "cluster", None)
-    if cluster is not None and not Path(cluster).is_file():
+    if cluster is not None and cluster != "kube" and not Path(cluster).is_file():
         raise InputError("--cluster: no such file", file=str(cluster))
     return str(cluster) if cluster is not None else None

@@ -73,6 +73,23 @@ class ClusterView:
                 del self._reserved[key]
                 self._replace(key, replaced)
 
+    def refresh(self, fresh: ClusterView) -> None:
+        """Take `fresh`'s objects (a new list or snapshot) in place, keeping the reservations
+        it does not show yet: an object it lists at the reserved generation or later is
+        counted as listed, and its reservation ends."""
+        with self.lock:
+            self.objects = list(fresh.objects)
+            self.by_identity = dict(fresh.by_identity)
+            self._context = None
+            self._plans = {}
+            for key, (doc, until, _) in list(self._reserved.items()):
+                listed = self.by_identity.get(key)
+                if listed is not None and _generation(listed.data) >= _generation(doc.data):
+                    del self._reserved[key]
+                else:
+                    self._reserved[key] = (doc, until, listed)
+                    self._replace(key, doc)
+
     def _replace(self, key: tuple[str, str, str], doc: Document | None) -> None:
         self.objects = [d for d in self.objects if identity(d) != key] + ([doc] if doc is not None else [])
         if doc is not None:
@@ -271,6 +288,13 @@ def _labels(data: dict[str, Any]) -> dict[str, Any]:
     meta = data.get("metadata")
     labels = meta.get("labels") if isinstance(meta, dict) else None
     return labels if isinstance(labels, dict) else {}
+
+
+def _generation(data: Any) -> int:
+    """`metadata.generation` (the API server counts spec changes; a CREATE's object has none yet)."""
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    value = meta.get("generation") if isinstance(meta, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _uses_priority_classes(data: Any) -> bool:

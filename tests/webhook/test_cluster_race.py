@@ -85,3 +85,26 @@ def test_a_dry_run_reserves_nothing(tmp_path: Path) -> None:
     app = _app(tmp_path)
     dry = [review(_deployment(f"svc-{n}"), kind=DEPLOYMENT, dry_run=True) for n in range(8)]
     assert all(a["allowed"] for a in asyncio.run(_send(app, dry)))
+
+
+def test_a_reservation_ends_when_the_cluster_lists_the_object_and_stays_until_then() -> None:
+    from policy.cluster import view_of
+    from policy.yamlio import Document
+
+    def view(*objects: dict[str, Any]) -> Any:
+        return view_of([Document(o, "cluster", n, n + 1) for n, o in enumerate(objects)], "cluster")
+
+    cluster = view()
+    admitted = _deployment("svc-0")
+    admitted["metadata"]["generation"] = 2
+    cluster.reserve(Document(admitted, "admitted", 0, 1), 600)
+    cluster.refresh(view())  # listed before the API server stored it: still reserved
+    assert [d.data["metadata"]["name"] for d in cluster.objects] == ["svc-0"]
+    older = _deployment("svc-0")
+    older["metadata"]["generation"] = 1
+    cluster.refresh(view(older))  # the previous version: the reservation still counts
+    assert cluster.objects[0].data["metadata"]["generation"] == 2
+    listed = _deployment("svc-0")
+    listed["metadata"]["generation"] = 2
+    cluster.refresh(view(listed))  # listed as admitted: the listing counts, the reservation ends
+    assert cluster.objects[0].file == "cluster" and not cluster._reserved
