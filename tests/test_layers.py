@@ -22,12 +22,12 @@ from conftest import ROOT
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("bottom", ("policy", "policy.findings", "policy.verdict", "policy.closest", "policy.settings", "policy.factschema", "policy.errors")),
     ("parsing", ("policy.yamlio", "policy.plan", "policy.catalog", "policy.source", "policy.celcompile", "policy.rules", "policy.config", "policy.configured", "policy.ignore", "policy.capacity")),
-    ("readers", ("policy.readers", "policy.domains")),
+    ("readers", ("policy.readers", "policy.domains", "policy.cluster")),
     ("facts", ("policy.facts", "policy.protection")),
     ("report", ("policy.report",)),
     ("engine", ("policy.messages", "policy.rulecompile", "policy.ruleeval", "policy.rulecache", "policy.engine", "policy.ruledocs")),
-    ("writers", ("policy.writers",)),
-    ("entry points", ("policy.api", "policy.cli", "policy.ci", "policy.units", "policy.suggest", "webhook")),
+    ("writers", ("policy.writers", "policy.cluster.policyreport")),
+    ("entry points", ("policy.api", "policy.cli", "policy.ci", "policy.units", "policy.audit", "policy.suggest", "webhook")),
 ]
 
 #: Layers that sit above one another but must not use each other all the same.
