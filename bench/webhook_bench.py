@@ -45,19 +45,20 @@ def make_plan(index: int, rng: random.Random) -> dict[str, Any]:
     gpus = [{"id": f"gpu{g}", "product": "H100-SXM-80GB", "sharing": rng.choice(["mps", "time-slicing"])} for g in range(8)]
     models: list[dict[str, Any]] = []
     for m in range(32):
-        critical = m % 4 == 0
+        critical = m < 8  # one latency-critical model on each GPU, three bulk ones beside it
         framework = rng.choice(FRAMEWORKS)
         model: dict[str, Any] = {
             "name": f"model-{index}-{m}",
             "framework": framework,
             "gpu": f"gpu{m % 8}",
             "instances": 1,
-            "gpu_gb": round(rng.uniform(1.0, 14.0), 2),
+            "gpu_gb": round(rng.uniform(1.0, 12.0), 2),
             "latency_critical": critical,
             "sla_ms": rng.choice([50, 100, 200, 500]),
             "priority": 1 if critical else rng.randint(2, 5),
-            "rate_limit": {"max_concurrency": 16, "max_queue": 32, "queue_timeout_ms": 40, "timeout_action": "reject"},
-            "caps": {"max_batch_size": rng.choice([4, 8, 16]), "compute_pct": 20},
+            "rate_limit": {"max_concurrency": 16, "max_queue": 32, "queue_timeout_ms": 20, "timeout_action": "reject"},  # ≤ half the tightest SLA
+            # Limits, not reservations: the critical model keeps min(40, 100 - 3 x 20) = 40 %.
+            "caps": {"max_batch_size": rng.choice([4, 8, 16]), "compute_pct": 40 if critical else 20},
         }
         if framework in ("tensorrt_llm", "vllm"):
             model["memory_fraction"] = round(rng.uniform(0.05, 0.15), 3)
