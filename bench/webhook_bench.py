@@ -62,6 +62,8 @@ def make_plan(index: int, rng: random.Random) -> dict[str, Any]:
         }
         if framework in ("tensorrt_llm", "vllm"):
             model["memory_fraction"] = round(rng.uniform(0.05, 0.15), 3)
+            if framework == "vllm":  # a fraction of total memory: at least its weights, or vLLM cannot start
+                model["memory_fraction"] = round(max(model["memory_fraction"], (model["gpu_gb"] + 1.0) / 79.0), 3)
         if framework == "onnxruntime":
             model["memory_limit_gb"] = round(model["gpu_gb"] + 1, 2)
         if index % 3 == 0 and m % 8 == 1:
