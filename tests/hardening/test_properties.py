@@ -278,7 +278,8 @@ def odd_name_plans(draw: st.DrawFn) -> dict[str, Any]:
     for model, name in zip(plan["models"], names):
         model["name"] = name
     plan["metadata"]["name"] = draw(name_text)
-    plan["waivers"] = [{"rule": "bulk-capped", "model": draw(name_text), "reason": draw(name_text), "expires": "2000-01-01"}]
+    reason = draw(name_text.filter(str.strip))  # a waiver's reason must say something
+    plan["waivers"] = [{"rule": "bulk-capped", "model": draw(name_text), "reason": reason, "expires": "2000-01-01"}]
     return plan
 
 
