@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except InputError as error:
-        sys.stderr.write(f"gpuadmit: {error}\n")
+        sys.stderr.write("".join(f"gpuadmit: {each}\n" for each in error.each()))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -4,7 +4,7 @@ memory accounting, waivers. Found from the working directory upward."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import SkipJsonSchema
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .ignore import IgnoreList
 from .plan import Waiver
 from .rules import RuleOverride
+from .unit_slips import unit_hint
 from .yamlio import load_documents, position, read_text
 
 CONFIG_NAMES = (".gpuadmit.yaml", ".gpuadmit.yml")
@@ -80,9 +81,26 @@ def load_config(path: Path | None) -> ProjectConfig:
     return config
 
 
+#: At most this many errors of one input are reported together.
+MAX_REPORTED_ERRORS = 20
+
+
 def pydantic_input_error(exc: ValidationError, data: object, file: str, model: type[BaseModel]) -> InputError:
-    """The first pydantic error as one line with file, line and field, and a did-you-mean."""
-    error = exc.errors(include_url=False)[0]
+    """Every pydantic error (up to MAX_REPORTED_ERRORS) as one-line errors with file, line and
+    field, a did-you-mean and unit-slip hints: the first, with the others in its `also`."""
+    return input_errors(exc.errors(include_url=False), data, file, model)
+
+
+def input_errors(errors: list[Any], data: object, file: str, model: type[BaseModel]) -> InputError:
+    """`errors` (pydantic's error dicts, locations relative to `model`) as one InputError
+    carrying the others in its `also`."""
+    each = [_input_error(e, data, file, model) for e in errors[:MAX_REPORTED_ERRORS]]
+    each.sort(key=lambda e: (e.line or 0, e.column or 0))  # in input order
+    first, first.also = each[0], each[1:]
+    return first
+
+
+def _input_error(error: Any, data: object, file: str, model: type[BaseModel]) -> InputError:
     loc = tuple(error["loc"])
     line, column = position(data, loc)
     field = _dotted(loc)
@@ -94,6 +112,9 @@ def pydantic_input_error(exc: ValidationError, data: object, file: str, model: t
             message += f"; did you mean {suggestion!r}?"
     elif "input" in error and error["type"] not in {"missing"} and not isinstance(error["input"], (dict, list)):
         message += f" (got {error['input']!r})"
+        hint = unit_hint(field, error["input"])
+        if hint:
+            message += f"; {hint}"
     return InputError(message, file=file, line=line, column=column, field=field or None)
 
 

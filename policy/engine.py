@@ -22,6 +22,7 @@ from .ruleeval import evaluate
 from .rules import RuleOverride, RuleSpec, builtin_rules_dir, load_specs
 from .settings import Accounting
 from .source import PlanSource
+from .unmatched_waivers import unmatched_waivers
 
 if TYPE_CHECKING:
     from .capacity.inventory import Inventory
@@ -37,6 +38,7 @@ class RuleSet:
         self.by_id = {r.id: r for r in rules}
         self._rule_params = {r.id: r.params for r in rules}
         self._fact_keys = fact_keys(self.active)
+        self._scopes = {r.id: r.spec.scope for r in rules}
 
     @classmethod
     def load(
@@ -168,11 +170,16 @@ class RuleSet:
                             file=file,
                             line=line,
                             column=column,
-                            fix=render(rule.spec.remediation, context),
+                            fix=render(_remediation(rule.spec, source, scope, subject), context),
                             plan=plan.metadata.name,
                         )
                     )
         _apply_waivers(report.findings, plan.waivers, facts.plan["today"], n_own=len(source.plan.waivers))
+        for finding in unmatched_waivers(source, source.plan.waivers, facts, report.findings, self._scopes):
+            checker = self.by_id.get(finding.rule)  # its rule file sets severity and on/off
+            if checker is None or checker.spec.enabled:
+                finding.severity = checker.spec.severity if checker else finding.severity
+                report.findings.append(finding)
         return report
 
 
@@ -194,6 +201,17 @@ class _CachedProgram:
 
     def serialize(self) -> bytes:
         return self._serialized
+
+
+def _remediation(spec: RuleSpec, source: PlanSource, scope: Scope, subject: Fact) -> str:
+    """The rule's fix hint in the language of the input the subject was read from."""
+    if not spec.remediations:
+        return spec.remediation
+    dialect = source.dialect_of(scope.position_kind, subject.get(scope.name_key))
+    for name, text in spec.remediations.items():
+        if name == dialect:
+            return text
+    return spec.remediation
 
 
 def _apply_waivers(findings: list[Finding], waivers: Sequence[Waiver], today: str, n_own: int) -> None:

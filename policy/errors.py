@@ -43,6 +43,12 @@ class InputError(GpuadmitError):
         self.line = line
         self.column = column
         self.field = field
+        #: Further errors of the same input, each one line, so one run reports them all.
+        self.also: list[InputError] = []
+
+    def each(self) -> list[InputError]:
+        """This error and the ones found with it, in input order."""
+        return [self, *self.also]
 
     def __str__(self) -> str:
         where = ""

@@ -203,7 +203,8 @@ def check_rule(rule: CompiledRule) -> None:
             samples[name] = _sample_of(cel, returned)
             variable += 1
     templates = [(f"validations[{n}].message", v.message) for n, v in enumerate(spec.validations)]
-    for field_name, template in [*templates, ("remediation", spec.remediation)]:
+    fixes = [("remediation", spec.remediation), *((f"remediations.{d}", t) for d, t in spec.remediations.items())]
+    for field_name, template in [*templates, *fixes]:
         problem = check_template(template, samples)
         if problem is not None:
             where = "message " if field_name.endswith(".message") else ""

@@ -61,6 +61,13 @@ class RuleSpec(_Spec):
     scope: Scope = Field(description="What a finding is about: each model, each GPU, each waiver, the plan, or the input.")
     description: str = Field(min_length=1)
     remediation: str = Field(min_length=1, description="The fix hint; may use the same placeholders as messages.")
+    remediations: dict[Literal["triton", "kubernetes"], str] = Field(
+        default_factory=dict,
+        description=(
+            "The fix hint in the words of the input the subject was read from (a Triton config.pbtxt, a "
+            "Kubernetes manifest), where it differs from `remediation`, which speaks of plan fields."
+        ),
+    )
     params: dict[str, float | int | bool | str | list[str]] = Field(default_factory=dict)
     match: str | None = Field(None, description="CEL precondition: subjects where it is false are not judged.")
     variables: list[Variable] = Field(default_factory=list)

@@ -28,6 +28,15 @@ class PlanSource:
     positions: dict[tuple[Any, ...], Position] = field(default_factory=dict)
     #: Findings the reader made itself (placeholders, estimates, ignored settings).
     findings: list[Finding] = field(default_factory=list)
+    #: The language the input speaks, for fix hints: "plan", "triton" or "kubernetes";
+    #: `dialects` overrides it per subject `(kind, name)` (a Triton repository's models
+    #: beside a plan's own).
+    dialect: str = "plan"
+    dialects: dict[tuple[str, Any], str] = field(default_factory=dict)
+
+    def dialect_of(self, kind: str, name: Any) -> str:
+        """The language the subject was written in."""
+        return self.dialects.get((kind, name), self.dialect) if self.dialects else self.dialect
 
     def locate(self, kind: str, name: Any, field_name: str | None = None) -> tuple[str | None, int | None, int | None]:
         """(file, line, column) of a subject, or of one of its fields when present."""

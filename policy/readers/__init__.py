@@ -95,9 +95,10 @@ def read_paths(
                 if skipped.note:
                     result.findings.append(skipped_finding(skipped))
             except InputError as error:
-                if error.file is None:
-                    error.file = str(target)
-                result.findings.append(input_finding(error))
+                for each in error.each():  # every schema error of the file, in one run
+                    if each.file is None:
+                        each.file = str(target)
+                    result.findings.append(input_finding(each))
             except RecursionError:
                 result.findings.append(input_finding(InputError(TOO_DEEP, file=str(target))))
             except Exception as error:  # noqa: BLE001 - a reader bug must be neither a traceback nor a pass
@@ -132,8 +133,9 @@ def _read_stdin(result: ReadResult, batches: list[Batch], order: list[int], file
         if objects:
             batches.append(Batch(STDIN_NAME, objects, "stdin", order=len(batches)))
     except InputError as error:
-        error.file = error.file or STDIN_NAME
-        result.findings.append(input_finding(error))
+        for each in error.each():
+            each.file = each.file or STDIN_NAME
+            result.findings.append(input_finding(each))
 
 
 STDIN_NAME = "<stdin>"

@@ -53,7 +53,8 @@ from ..errors import InputError
 from ..plan import Gpu, Model, ServingPlan, Waiver
 from ..findings import Finding
 from ..source import PlanSource, Position
-from ..yamlio import Document, LineDict, load_documents
+from ..yamlio import Document, LineDict, LineList, load_documents
+from ..unit_slips import unit_hint
 from . import custom_resources, flags
 from .files import Files, not_followed
 
@@ -153,6 +154,8 @@ class _Workload:
     framework_hint: str | None = None
     concurrency: int | None = None
     concurrency_line: tuple[int, int] | None = None
+    #: Where its GPU is chosen: the GPU product node-selector label (or the nodeSelector).
+    selector_line: tuple[int, int] | None = None
 
 
 @dataclass
@@ -452,6 +455,10 @@ def _pod_workloads(
         selector[PRODUCT_LABEL] = product
     priority_class = pod.get("priorityClassName")
     class_line = pod.key_lines.get("priorityClassName") if isinstance(pod, LineDict) else None
+    raw_selector = pod.get("nodeSelector")
+    selector_line = (
+        raw_selector.key_lines.get(PRODUCT_LABEL) if isinstance(raw_selector, LineDict) else None
+    ) or (pod.key_lines.get("nodeSelector") if isinstance(pod, LineDict) else None)
     result: list[_Workload] = []
     for container, request in gpu_containers:
         label = name if len(gpu_containers) == 1 else f"{name}/{container.get('name', len(result))}"
@@ -469,6 +476,7 @@ def _pod_workloads(
                 priority_class=str(priority_class) if priority_class else None,
                 priority_class_line=class_line,
                 framework_hint=hint,
+                selector_line=selector_line,
             )
         )
     return result
@@ -566,6 +574,7 @@ class _Pool:
     memory_gb: float | None
     size: int = 1
     line: int = 1
+    column: int = 1
     members: list[str] = field(default_factory=list)
     slices: int = 0  # time-slicing replicas per GPU, 0 when unknown
     file: str = ""
@@ -581,6 +590,7 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
     models: list[Model] = []
     waivers: list[Waiver] = []
     positions: dict[tuple[Any, ...], Position] = {}
+    dialects: dict[tuple[str, Any], str] = {}  # subjects not written in Kubernetes terms
     pools: dict[str, _Pool] = {}
     taken: set[str] = set()
     placed: list[tuple[_Workload, str, list[str], int, dict[str, Any]]] = []
@@ -593,6 +603,8 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
             memory_gb = context.nodes[product].memory_gb
         request = workload.request
         line = workload.doc.line
+        # GPU findings point at where the GPU is chosen: the node selector's product label.
+        where = workload.selector_line or (line, 1)
         if request.mig:
             gpu_id = f"{name}-mig"
             profiles = [p for p, n in sorted(request.mig.items()) for _ in range(n)]
@@ -610,13 +622,14 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
                 ids = [f"{name}-gpu{n}" if request.gpus > 1 else f"{name}-gpu" for n in range(max(request.gpus, 1))]
                 for gpu_id in ids:
                     gpus.append(Gpu(id=gpu_id, product=product, memory_gb=memory_gb, sharing="exclusive"))
-                    positions[("gpu", gpu_id)] = _at(workload.doc.file, (line, 1), context)
+                    positions[("gpu", gpu_id)] = _at(workload.doc.file, where, context)
                 targets, instances = ids, 1  # replicas run on their own, identical GPUs
             else:
                 key, sharing, slices = pool
                 if key not in pools:
                     pools[key] = _Pool(
-                        _unique(key, taken), sharing, product, memory_gb, line=line, slices=slices, file=workload.doc.file
+                        _unique(key, taken), sharing, product, memory_gb, line=where[0], column=where[1],
+                        slices=slices, file=workload.doc.file,
                     )
                 entry = pools[key]
                 entry.size = max(entry.size, request.gpus, 1)
@@ -638,7 +651,7 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
         ids = [entry.id] if entry.size == 1 else [f"{entry.id}-{n}" for n in range(entry.size)]
         for gpu_id in ids:
             gpus.append(Gpu.model_validate({"id": gpu_id, "product": entry.product, "memory_gb": entry.memory_gb, "sharing": entry.sharing}))
-            positions[("gpu", gpu_id)] = _at(entry.file, (entry.line, 1), context)
+            positions[("gpu", gpu_id)] = _at(entry.file, (entry.line, entry.column), context)
     capacity = {g.id: _capacity(g) for g in gpus}
     for workload, name, targets, instances, annotations in placed:
         repository = _triton_repository(workload, name, annotations, context)
@@ -653,6 +666,7 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
                 model = model.model_copy(update={"name": _unique(model.name, taken)}) if model.name in taken else model
                 taken.add(model.name)
                 models.append(model)
+                dialects[("model", model.name)] = "triton"  # its fix hints name config.pbtxt
             positions.update(found.positions)
             context.findings.extend(found.findings)
             continue
@@ -678,7 +692,9 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
         raise InputError(f"{'.'.join(map(str, error['loc']))}: {error['msg']}", file=context.file) from None
     starts = [w.doc.line for w in workloads if w.doc.file == context.file] + [n for _, _, n in context.unjudged]
     first_line = min(starts, default=workloads[0].doc.line if workloads else 1)
-    source = PlanSource(plan=plan, file=context.file, line=first_line, positions=positions)
+    source = PlanSource(
+        plan=plan, file=context.file, line=first_line, positions=positions, dialect="kubernetes", dialects=dialects
+    )
     source.positions[("plan", context.plan_name)] = (first_line, 1)
     source.findings.extend(context.findings)
     return source
@@ -781,8 +797,9 @@ def _gpuadmit_annotations(workload: _Workload, context: _Context) -> dict[str, A
                 result[name] = text.lower() if name in ("timeout-action", "framework") else text
         except ValueError:
             expected = "true or false" if kind is bool else "a number"
+            hint = unit_hint(name, raw)  # `gpu-gb: "80GB"`: GiB are a plain number
             raise InputError(
-                f"expected {expected}, got {raw!r}", file=workload.doc.file, line=line, column=column, field=key
+                f"expected {expected}, got {raw!r}{'; ' + hint if hint else ''}", file=workload.doc.file, line=line, column=column, field=key
             ) from None
     return result
 
@@ -916,6 +933,10 @@ def _model(
     doc_line = (workload.doc.line, 1)
 
     fraction: float | None = None
+    fraction_flag = {"vllm": "--gpu-memory-utilization", "sglang": "--mem-fraction-static"}.get(framework)
+    flag_line = _flag_line(workload.container, fraction_flag) if fraction_flag else None
+    if flag_line:  # findings about its memory fraction point at the engine flag
+        lines["memory_fraction"] = flag_line
     if framework == "vllm":
         fraction = _float_flag(values, workload, "--gpu-memory-utilization", "--gpu_memory_utilization")
         kv_bytes = _bytes_flag(values, workload, "--kv-cache-memory", "--kv-cache-memory-bytes", "--kv_cache_memory_bytes")
@@ -1000,6 +1021,18 @@ def _model(
         ) from None
     waivers = _waivers(workload, name, annotations.get("waive"), context)
     return model, waivers, lines
+
+
+def _flag_line(container: dict[str, Any], flag: str) -> tuple[int, int] | None:
+    """The line of an engine flag (`--flag=V` or `--flag V`) in a container's command or args."""
+    for key in ("command", "args"):
+        words = container.get(key)
+        if not isinstance(words, LineList):
+            continue
+        for n, word in enumerate(words):
+            if isinstance(word, str) and (word == flag or word.startswith(flag + "=")) and n < len(words.item_lines):
+                return words.item_lines[n]
+    return None
 
 
 def _float_flag(values: dict[str, list[str]], workload: _Workload, *names: str) -> float | None:

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..config import pydantic_input_error
+from ..config import MAX_REPORTED_ERRORS, input_errors
 from ..errors import InputError
-from ..plan import ServingPlan
+from ..plan import Gpu, Model, ServingPlan, Waiver
 from ..source import PlanSource
 from ..yamlio import Document, LineDict, LineList, load_documents, read_text
 
@@ -54,14 +54,44 @@ def read_plan_document(doc: Document, default_name: str = "plan") -> PlanSource:
     try:
         plan = ServingPlan.model_validate(body)
     except ValidationError as exc:
-        error = pydantic_input_error(exc, _reattach(data, prefix, body), doc.file, ServingPlan)
-        if error.line is None:
-            error.line = doc.line
+        errors = _every_error(exc, body)
+        error = input_errors(errors, _reattach(data, prefix, body), doc.file, ServingPlan)
+        for each in error.each():
+            if each.line is None:
+                each.line = doc.line
         raise error from None
     source = PlanSource(plan=plan, file=doc.file, line=doc.line)
     source.positions.update(positions_of(data[prefix[0]] if prefix else data))
     source.positions[("plan", plan.metadata.name)] = (doc.line, 1)
     return source
+
+
+#: The lists a plan validates item by item, and the model of their items.
+_ITEMS = (("gpus", Gpu), ("models", Model), ("waivers", Waiver))
+
+
+def _every_error(exc: ValidationError, body: dict[str, Any]) -> list[Any]:
+    """Every error of a plan, up to MAX_REPORTED_ERRORS: pydantic stops at the first bad
+    item of each list (so that a hostile list of a million bad items costs little), so
+    the items of those lists are validated one by one here, until enough are found."""
+    errors = list(exc.errors(include_url=False))
+    seen = {tuple(e["loc"]) for e in errors}
+    for key, item_model in _ITEMS:
+        items = body.get(key)
+        if not isinstance(items, list) or not any(e["loc"][:1] == (key,) for e in errors):
+            continue
+        for n, item in enumerate(items):
+            if len(errors) >= MAX_REPORTED_ERRORS:
+                return errors
+            try:
+                item_model.model_validate(item)
+            except ValidationError as item_exc:
+                for error in item_exc.errors(include_url=False):
+                    loc = (key, n, *error["loc"])
+                    if loc not in seen:
+                        seen.add(loc)
+                        errors.append({**error, "loc": loc})
+    return errors[:MAX_REPORTED_ERRORS]
 
 
 def _reattach(original: dict[str, Any], prefix: tuple[str, ...], body: dict[str, Any]) -> Any:

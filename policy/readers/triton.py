@@ -64,6 +64,7 @@ from ..plan import Gpu, Model, ServingPlan, TritonServer
 from ..findings import Finding
 from ..source import PlanSource, Position
 from ..yamlio import load_documents, read_text
+from ..unit_slips import unit_hint
 from . import flags
 from .files import Files, not_followed
 from .triton_config import ParsedConfig, map_key_line, parse
@@ -279,6 +280,8 @@ def expand(
             continue  # a repository model's findings point into its config.pbtxt
         result.positions[key] = pos if len(pos) > 2 or here is None else (pos[0], pos[1], here)
     result.positions.update(found.positions)
+    result.dialect, result.dialects = source.dialect, dict(source.dialects)
+    result.dialects.update({("model", m.name): "triton" for m in found.models})  # fix hints name config.pbtxt
     result.findings = [*source.findings, *found.findings]
     return result
 
@@ -650,7 +653,8 @@ def _validated(fields: dict[str, Any], read_model: _RepoModel, plan_name: str, f
                     rule="schema",
                     severity="error",
                     message=f"{read_model.name}: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
-                    + (f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else ""),
+                    + (f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else "")
+                    + (f"; {hint}" if (hint := unit_hint(str(error["loc"][-1]) if error["loc"] else "", error.get("input"))) else ""),
                     model=read_model.name,
                     file=read_model.file,
                     line=line,
@@ -911,7 +915,11 @@ def _apply_gpuadmit_parameters(model: _RepoModel, params: dict[str, str], parsed
             else:
                 value = text.lower() if name == "timeout_action" else text
         except ValueError:
-            report(f"expected {'true or false' if kind is bool else kind.__name__}, got {raw!r}", "fix the value")
+            hint = unit_hint(name, raw)  # `gpuadmit.gpu_gb: "80GB"`: GiB are a plain number
+            report(
+                f"expected {'true or false' if kind is bool else kind.__name__}, got {raw!r}{'; ' + hint if hint else ''}",
+                hint or "fix the value",
+            )
             continue
         head, _, tail = path.partition(".")
         if tail:

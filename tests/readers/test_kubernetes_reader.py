@@ -60,7 +60,8 @@ def test_sample_vllm_at_default_fraction_beside_embeddings_is_rejected() -> None
     assert (chat.framework, chat.memory_fraction, chat.priority, chat.latency_critical) == ("vllm", 0.9, None, True)
     assert chat.caps is not None and chat.caps["max_batch_size"] == 32
     assert (embeddings.priority, embeddings.instances, embeddings.gpu_gb) == (None, 2, 4)
-    assert greedy.file == str(path) and greedy.line == 18
+    # GPU findings point at where the GPU is chosen: the nvidia.com/gpu.product node selector.
+    assert greedy.file == str(path) and (greedy.line, greedy.column) == (38, 9)
 
 
 def test_vllm_at_0_9_beside_another_model_on_a_time_sliced_gpu_is_greedy(tmp_path: Path) -> None:
