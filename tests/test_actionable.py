@@ -116,3 +116,31 @@ def test_only_the_plans_own_waivers_are_checked(tmp_path: Path) -> None:
     linter = Linter(config=load_config(tmp_path / ".gpuadmit.yaml"))
     report = linter.lint_paths([SAMPLES / "seed-demo-safe.yaml"])
     assert [f for f in report.findings if f.rule == "waiver-unmatched"] == []
+
+
+def test_kubernetes_findings_point_at_the_node_selector_and_the_engine_flag(linter: Linter) -> None:
+    from policy.readers import read_paths
+
+    path = SAMPLES / "k8s" / "chat-and-embeddings.yaml"
+    (greedy,) = [f for f in linter.lint_paths([path]).findings if f.rule == "greedy-allocator"]
+    text = path.read_text(encoding="utf-8").splitlines()
+    assert text[greedy.line - 1].strip().startswith("nvidia.com/gpu.product:")  # type: ignore[operator]
+    source = read_paths([path]).sources[0]
+    line = source.positions[("model", "chat-llm", "memory_fraction")][0]
+    assert text[line - 1].strip() == "- --gpu-memory-utilization"
+
+
+def test_mps_client_limits_are_read_from_the_container_env(tmp_path: Path) -> None:
+    from policy.readers import read_paths
+
+    path = tmp_path / "mps.yaml"
+    path.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: emb\n  annotations: {gpuadmit.dev/sharing: mps}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n        - name: c\n          image: e:1\n"
+        "          env:\n            - {name: CUDA_MPS_ACTIVE_THREAD_PERCENTAGE, value: \"30\"}\n"
+        "            - {name: CUDA_MPS_PINNED_DEVICE_MEM_LIMIT, value: \"0=4G,1=2048M\"}\n"
+        "          resources: {limits: {nvidia.com/gpu: 1}}\n",
+        encoding="utf-8",
+    )
+    (model,) = read_paths([path]).sources[0].plan.models
+    assert model.caps == {"compute_pct": 30.0, "pinned_memory_gb": 4.0}

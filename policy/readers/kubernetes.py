@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -988,6 +989,7 @@ def _model(
             fields["memory_fraction"] = request.mem_pct / 100.0  # capacity unknown: the share itself is judged
     if request.cores_pct is not None and request.cores_pct > 0:
         fields.setdefault("caps", {})["compute_pct"] = request.cores_pct
+    _mps_limits(workload, fields, lines)
 
     if workload.concurrency is not None:
         fields.setdefault("rate_limit", {})["max_concurrency"] = workload.concurrency
@@ -1021,6 +1023,43 @@ def _model(
         ) from None
     waivers = _waivers(workload, name, annotations.get("waive"), context)
     return model, waivers, lines
+
+
+#: MPS client limits a container may set in its environment (docs/PROTECTION.md).
+MPS_THREADS = "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"
+MPS_MEMORY = "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"
+_MEMORY_LIMIT = {"": 1 / 2**30, "k": 1 / 2**20, "kb": 1 / 2**20, "m": 1 / 1024, "mb": 1 / 1024, "g": 1.0, "gb": 1.0, "t": 1024.0, "tb": 1024.0}
+
+
+def _mps_limits(workload: _Workload, fields: dict[str, Any], lines: dict[str, Position]) -> None:
+    """`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE` and `CUDA_MPS_PINNED_DEVICE_MEM_LIMIT` (`0=4G,1=4G`:
+    the largest per-device limit) from the container's env, as `caps`."""
+    env = workload.container.get("env")
+    if not isinstance(env, list):
+        return
+    for n, item in enumerate(env):
+        if not isinstance(item, dict) or item.get("name") not in (MPS_THREADS, MPS_MEMORY):
+            continue
+        value = str(item.get("value") or "").strip()
+        where = env.item_lines[n] if isinstance(env, LineList) and n < len(env.item_lines) else None
+        if item["name"] == MPS_THREADS:
+            try:
+                pct = float(value)
+            except ValueError:
+                continue  # not a number MPS accepts either; nothing is limited
+            if 0 < pct <= 100 and "compute_pct" not in fields.get("caps", {}):
+                fields.setdefault("caps", {})["compute_pct"] = pct
+        else:
+            limits = []
+            for part in value.split(","):
+                amount = part.partition("=")[2] if "=" in part else part
+                match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", amount)
+                if match and match.group(2).lower() in _MEMORY_LIMIT:
+                    limits.append(float(match.group(1)) * _MEMORY_LIMIT[match.group(2).lower()])
+            if limits and max(limits) > 0:
+                fields.setdefault("caps", {})["pinned_memory_gb"] = max(limits)
+        if where:
+            lines["caps"] = where
 
 
 def _flag_line(container: dict[str, Any], flag: str) -> tuple[int, int] | None:
