@@ -43,7 +43,9 @@ def unmatched_waivers(
         problem, fix = _problem(waiver, scopes, models, gpus, gpus_of, findings)
         if problem is None:
             continue
-        file, line, column = source.locate("waiver", n, "rule" if problem.startswith("rule") else None)
+        # Point at the key that is wrong: `rule:`, `model:` or `gpu:`, else the waiver.
+        key = next((k for k in ("rule", "model", "GPU") if problem.startswith(k)), None)
+        file, line, column = source.locate("waiver", n, key.lower() if key else None)
         result.append(
             Finding(
                 rule=RULE,
