@@ -76,24 +76,45 @@ class UnitProtection:
     limit_by_server: dict[str, float] = field(default_factory=dict)
     limit_sum: float = 0.0
     _sides: dict[str, _Side] = field(default_factory=dict)
+    _by_name: list[Any] | None = None  # the bulk models sorted by name
+    _by_server: dict[str, list[Any]] = field(default_factory=dict)
+    _unlimited: list[Any] = field(default_factory=list)  # those without a compute limit
 
     def side(self, server: str) -> _Side:
-        """The bulk models as a model of `server` sees them, computed once per process: O(bulk)."""
+        """The bulk models as a model of `server` sees them, computed once per process.
+
+        All processes together cost O(bulk log bulk + processes × LISTED): the names apart
+        from a process are the first LISTED of the sorted bulk names that are not its own,
+        and skipping its own costs at most its own count.
+        """
         found = self._sides.get(server)
-        if found is None:
-            same = [m for m in self.bulk if m.server == server]
-            apart = [m for m in self.bulk if m.server != server]
-            best = None
-            for m in same:
-                if best is None or m.priority < best.priority:
-                    best = m
-            found = self._sides[server] = _Side(
-                sorted(m.name for m in same)[:LISTED],
-                best,
-                sorted(m.name for m in apart)[:LISTED],
-                sorted(m.name for m in apart if m.compute_pct is None)[:LISTED],
-            )
+        if found is not None:
+            return found
+        if self._by_name is None:
+            self._by_name = sorted(self.bulk, key=lambda m: m.name)
+            self._unlimited = [m for m in self._by_name if m.compute_pct is None]
+            for m in self._by_name:
+                self._by_server.setdefault(m.server, []).append(m)
+        same = self._by_server.get(server, [])
+        best = None
+        for m in same:
+            if best is None or m.priority < best.priority:
+                best = m
+        apart = _first_apart(self._by_name, server)
+        unlimited = _first_apart(self._unlimited, server)
+        found = self._sides[server] = _Side([m.name for m in same[:LISTED]], best, apart, unlimited)
         return found
+
+
+def _first_apart(models: list[Any], server: str) -> list[str]:
+    """The names of the first LISTED of `models` that run in another process than `server`."""
+    names: list[str] = []
+    for m in models:
+        if m.server != server:
+            names.append(m.name)
+            if len(names) == LISTED:
+                break
+    return names
 
 
 def unit_protection(models: Sequence[ModelLike], fact: dict[str, Any]) -> UnitProtection:
