@@ -31,6 +31,8 @@ def render(specs: list[RuleSpec]) -> str:
             lines += [f"- `{v.expression}`" for v in spec.validations]
             lines.append("")
         lines.append(f"Fix: {spec.remediation}")
+        for dialect, text in spec.remediations.items():  # the fix in a Triton or Kubernetes input's words
+            lines += ["", f"Fix ({'Triton' if dialect == 'triton' else 'Kubernetes'}): {text}"]
         if spec.locked:
             lines += ["", "Not configurable:", ""]
             lines += [f"- `{key}`: {why}" for key, why in spec.locked.items()]
