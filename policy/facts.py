@@ -213,7 +213,10 @@ def build_facts(
     _neighbours_across([view for view in views if len(view.gpus) != 1], unit_by_id)
     for view in views:
         protection.model_protection(
-            view, [p for p in (unit_by_id[g].protection for g in view.gpus) if p is not None], view.fact
+            view,
+            [p for p in (unit_by_id[g].protection for g in view.gpus) if p is not None],
+            view.fact,
+            on_mig=bool(view.gpus) and all(unit_by_id[g].kind == "mig-slice" for g in view.gpus),
         )
     waiver_facts = [
         {

@@ -36,7 +36,8 @@ GPU_FACTS = (
 )
 
 #: How a critical model's GPU time is arbitrated against its bulk neighbours.
-ALONE = "alone"  # no bulk model shares its units
+ALONE = "alone"  # no bulk model shares its units (another GPU, or none at all)
+MIG = "MIG"  # alone on MIG slices: whatever runs on the other slices is isolated in hardware
 SERVER = "server"  # every bulk neighbour runs in its own serving process
 LIMITS = "compute limits"  # bulk models in other processes all have a compute limit
 NOTHING = "nothing"  # some bulk model in another process runs without a limit
@@ -166,8 +167,10 @@ def guaranteed_compute_pct(model: ModelLike, agg: UnitProtection) -> float:
     return max(0.0, min(own, 100.0 - others))
 
 
-def model_protection(model: ModelLike, units: Sequence[UnitProtection], fact: dict[str, Any]) -> None:
-    """A model's protection facts over the units it runs on, written into `fact`."""
+def model_protection(
+    model: ModelLike, units: Sequence[UnitProtection], fact: dict[str, Any], *, on_mig: bool = False
+) -> None:
+    """A model's protection facts over the units it runs on (all MIG slices: `on_mig`), written into `fact`."""
     if not model.critical:
         fact["server_bulk"] = []
         fact["best_server_bulk_priority"] = 0
@@ -194,5 +197,6 @@ def model_protection(model: ModelLike, units: Sequence[UnitProtection], fact: di
     fact["best_server_bulk_name"] = best.name if best else ""
     fact["bulk_apart"] = apart
     fact["bulk_apart_unlimited"] = unlimited
-    fact["arbitration"] = ALONE if not same and not apart else NOTHING if unlimited else LIMITS if apart else SERVER
+    alone = MIG if on_mig else ALONE
+    fact["arbitration"] = alone if not same and not apart else NOTHING if unlimited else LIMITS if apart else SERVER
     fact["guaranteed_compute_pct"] = min([guaranteed_compute_pct(model, unit) for unit in units], default=100.0)

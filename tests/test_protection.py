@@ -189,6 +189,18 @@ models:
     assert models["b"]["guaranteed_compute_pct"] == 50.0 and gpus["mps"]["critical_min_compute_pct"] == 50.0
 
 
+def test_a_critical_model_alone_on_its_mig_slice_is_isolated_by_mig() -> None:
+    models, _ = _facts(
+        """
+gpus: [{id: g, product: A100-SXM4-80GB, sharing: mig, mig: [3g.40gb, 3g.40gb]}]
+models:
+  - {name: chat, gpu: "g:0", latency_critical: true, gpu_gb: 20, server: x}
+  - {name: emb, gpu: "g:1", gpu_gb: 2, server: y}
+"""
+    )
+    assert models["chat"]["arbitration"] == "MIG" and models["chat"]["bulk_apart"] == []
+
+
 def test_a_tensor_parallel_critical_model_sees_bulk_processes_on_each_of_its_gpus() -> None:
     models, _ = _facts(
         """
