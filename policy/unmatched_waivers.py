@@ -32,6 +32,8 @@ def unmatched_waivers(
 
     `scopes` maps every known rule id to its scope (model, gpu, waiver, plan, input).
     """
+    if not waivers:
+        return []
     today = facts.plan["today"]
     models = [m["name"] for m in facts.models]
     gpus = [g["id"] for g in facts.gpus]
