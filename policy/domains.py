@@ -227,6 +227,7 @@ def _bind(
     models = list(plan.models)
     positions: dict[tuple[Any, ...], Position] = dict(source.positions)
     findings = list(source.findings)
+    dialects = dict(source.dialects)  # fix hints for bound workloads speak Kubernetes
     replicas = {_name(doc): _replicas(doc) for doc in docs}
     for part in built:
         for model in part.plan.models:
@@ -238,12 +239,16 @@ def _bind(
             placed: dict[str, Any] = {"name": name, "instances": instances, "gpu": None, "gpus": None}
             placed["gpu" if len(targets) == 1 else "gpus"] = targets[0] if len(targets) == 1 else list(targets)
             models.append(Model.model_validate({**model.model_dump(exclude_none=True), **placed}))
+            dialects[("model", name)] = part.dialect_of("model", model.name)
             for key, pos in part.positions.items():
                 if key[0] == "model" and key[1] == model.name:
                     positions[("model", name, *key[2:])] = pos if len(pos) > 2 else (pos[0], pos[1], part.file or "")
         findings.extend(part.findings)
     merged = plan.model_copy(update={"models": models, "waivers": [*plan.waivers, *(w for p in built for w in p.plan.waivers)]})
-    return PlanSource(plan=merged, file=source.file, line=source.line, positions=positions, findings=findings)
+    return PlanSource(
+        plan=merged, file=source.file, line=source.line, positions=positions, findings=findings,
+        dialect=source.dialect, dialects=dialects,
+    )
 
 
 def _name(doc: Document) -> str:
