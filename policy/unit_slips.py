@@ -42,7 +42,7 @@ def _memory_hint(value: object) -> str:
             gib = float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
             return f"give GiB as a number: {_number(gib)}"
         return ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > MAX_GIB and value / 1024 <= MAX_GIB:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and MAX_GIB < value <= MAX_GIB * 1024:
         return f"looks like MiB: {_number(value / 1024)} GiB?"
     return ""
 

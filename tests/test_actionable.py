@@ -38,6 +38,7 @@ def _fix(linter: Linter, path: Path, rule: str) -> str:
         ("sla_ms", "0.2s", "give milliseconds as a number: 200"),
         ("memory_gb", 80, ""),
         ("memory_gb", "eighty", ""),
+        ("memory_gb", 10**400, ""),
         ("name", "80GB", ""),
     ],
 )

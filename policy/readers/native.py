@@ -68,17 +68,21 @@ def read_plan_document(doc: Document, default_name: str = "plan") -> PlanSource:
 
 #: The lists a plan validates item by item, and the model of their items.
 _ITEMS = (("gpus", Gpu), ("models", Model), ("waivers", Waiver))
+#: Lists longer than this are not written by hand: their first error is reported alone,
+#: so a hostile list of a million bad items costs one error, not a second validation.
+ITEMISED_UP_TO = 1000
 
 
 def _every_error(exc: ValidationError, body: dict[str, Any]) -> list[Any]:
     """Every error of a plan, up to MAX_REPORTED_ERRORS: pydantic stops at the first bad
     item of each list (so that a hostile list of a million bad items costs little), so
-    the items of those lists are validated one by one here, until enough are found."""
+    the items of those lists (up to ITEMISED_UP_TO long) are validated one by one here,
+    until enough are found."""
     errors = list(exc.errors(include_url=False))
     seen = {tuple(e["loc"]) for e in errors}
     for key, item_model in _ITEMS:
         items = body.get(key)
-        if not isinstance(items, list) or not any(e["loc"][:1] == (key,) for e in errors):
+        if not isinstance(items, list) or len(items) > ITEMISED_UP_TO or not any(e["loc"][:1] == (key,) for e in errors):
             continue
         for n, item in enumerate(items):
             if len(errors) >= MAX_REPORTED_ERRORS:

@@ -58,7 +58,9 @@ def test_the_same_manifests_piped_to_standard_input_fail_with_stdin_lines() -> N
     proc = lint_stdin(text, "--format", "json")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     fit = [f for f in findings(proc.stdout) if f["rule"] == "memory-fit"]
-    assert len(fit) == 1 and fit[0]["file"] == "<stdin>" and fit[0]["line"] == 4
+    # A GPU finding points at where the GPU is chosen: the first workload's node selector.
+    selector = next(n for n, line in enumerate(text.splitlines(), 1) if "nvidia.com/gpu.product" in line)
+    assert len(fit) == 1 and fit[0]["file"] == "<stdin>" and fit[0]["line"] == selector
 
 
 def test_standard_input_with_one_manifest_passes() -> None:
