@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_text(result.plans))
     if args.write:
+        native = []
         for plan in result.plans:
             if plan.status != "changed":
                 continue
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                     f"gpuadmit: {plan.source.file}: --write edits native plans only; make the changes above where they live\n"
                 )
                 continue
-            write(plan)
-            sys.stderr.write(f"gpuadmit: wrote {plan.source.file}\n")
+            native.append(plan)
+        for file in write(native):
+            sys.stderr.write(f"gpuadmit: wrote {file}\n")
     return result.exit_code()

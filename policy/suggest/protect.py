@@ -128,15 +128,26 @@ def _protect_critical(model: Model, level: int, edits: Edits) -> None:
                 f"{batch}); set throughput_rps from a perf_analyzer run to limit by rate instead",
             )
             limit["max_concurrency"] = concurrency
-    share = TIMEOUT_SHARE[level]
     timeout = limit.get("queue_timeout_ms")
     if model.sla_ms is not None:
-        bound = math.floor(model.sla_ms * share * 10) / 10
+        # With a declared service time the queue may take what computing leaves of the
+        # SLA; without one, a share of it. Higher levels take less.
+        service = getattr(model, "service_ms", None)
+        if isinstance(service, (int, float)) and 0 < service < model.sla_ms:
+            factor = (1.0, 1.0, 0.5, 0.2)[level]
+            bound = math.floor((model.sla_ms - service) * factor * 10) / 10
+            why = (
+                f"its {model.sla_ms:g} ms SLA minus {service:g} ms to compute"
+                + ("" if factor == 1.0 else f", × {factor:g}")
+            )
+        else:
+            share = TIMEOUT_SHARE[level]
+            bound = math.floor(model.sla_ms * share * 10) / 10
+            why = f"{share:.0%} of its {model.sla_ms:g} ms SLA"
         if timeout is None or timeout > (model.sla_ms if level == 0 else bound):
             edits.set(
                 "model", name, "rate_limit.queue_timeout_ms", timeout, bound, rule_q,
-                f"a request may wait at most {bound:g} ms ({share:.0%} of its {model.sla_ms:g} ms SLA), "
-                f"leaving {model.sla_ms - bound:g} ms to compute",
+                f"a request may wait at most {bound:g} ms ({why}), leaving {model.sla_ms - bound:g} ms to compute",
             )
             timeout = bound
     if not limit.get("max_queue"):

@@ -39,14 +39,19 @@ def input_kind(suggestion: PlanSuggestion) -> str:
 
 def edited_text(suggestion: PlanSuggestion) -> tuple[str, str]:
     """(original, edited) text of a native plan's file with the suggestion's changes made."""
-    file = suggestion.source.file
-    if file is None:
+    if suggestion.source.file is None:
         raise InputError("the plan has no file to edit")
+    return edit_file(suggestion.source.file, [suggestion])
+
+
+def edit_file(file: str, suggestions: Sequence[PlanSuggestion]) -> tuple[str, str]:
+    """(original, edited) text of one native plan file with the changes of its plans made."""
     original = read_text(Path(file))
     if original.lstrip().startswith(("{", "[")) and file.lower().endswith(".json"):
         data = json.loads(original)
         body = data.get("spec", data) if data.get("kind") == "ServingPlan" else data
-        _edit(body, suggestion.changes, file, flow=False)
+        for suggestion in suggestions:
+            _edit(body, suggestion.changes, file, flow=False)
         return original, json.dumps(data, indent=2) + "\n"
     from ruamel.yaml import YAML
 
@@ -56,17 +61,19 @@ def edited_text(suggestion: PlanSuggestion) -> tuple[str, str]:
     mapping, sequence, offset = _indentation(original)
     yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     docs = [d for d in yaml.load_all(original) if d is not None]
+    # Each plan is the document that starts on its line in the file as read.
     lines = [d.line for d in load_documents(original, file)]
-    index = lines.index(suggestion.source.line) if suggestion.source.line in lines else 0
-    doc = docs[index]
-    body = doc["spec"] if doc.get("kind") == "ServingPlan" and "spec" in doc else doc
-    _edit(body, suggestion.changes, file, flow=True)
+    for suggestion in suggestions:
+        index = lines.index(suggestion.source.line) if suggestion.source.line in lines else 0
+        doc = docs[index]
+        body = doc["spec"] if doc.get("kind") == "ServingPlan" and "spec" in doc else doc
+        _edit(body, suggestion.changes, file, flow=True)
     stream = io.StringIO()
     if len(docs) > 1 or original.lstrip().startswith("---"):
         yaml.explicit_start = original.lstrip().startswith("---")
         yaml.dump_all(docs, stream)
     else:
-        yaml.dump(doc, stream)
+        yaml.dump(docs[0], stream)
     return original, stream.getvalue()
 
 
@@ -142,8 +149,13 @@ def _mapping(parent: Any, flow: bool) -> Any:
     from ruamel.yaml.comments import CommentedMap
 
     block = CommentedMap()
-    # A nested block is written inline, as the seed's and the samples' blocks are.
-    block.fa.set_flow_style()
+    # A new block takes its model's style: inline inside a flow mapping (the seed's
+    # `{name: ..., ...}`), indented lines inside a block one.
+    fa = getattr(parent, "fa", None)
+    if fa is not None and fa.flow_style():
+        block.fa.set_flow_style()
+    else:
+        block.fa.set_block_style()
     return block
 
 
@@ -157,10 +169,16 @@ def unified_diff(suggestion: PlanSuggestion) -> str:
     )
 
 
-def write(suggestion: PlanSuggestion) -> None:
-    _, edited = edited_text(suggestion)
-    assert suggestion.source.file is not None
-    Path(suggestion.source.file).write_text(edited, encoding="utf-8")
+def write(suggestions: Sequence[PlanSuggestion]) -> list[str]:
+    """Apply the changes of native plans to their files, each file once; the files written."""
+    by_file: dict[str, list[PlanSuggestion]] = {}
+    for suggestion in suggestions:
+        if suggestion.source.file is not None and suggestion.changes:
+            by_file.setdefault(suggestion.source.file, []).append(suggestion)
+    for file, plans in by_file.items():
+        _, edited = edit_file(file, plans)
+        Path(file).write_text(edited, encoding="utf-8")
+    return list(by_file)
 
 
 # -- Triton repositories and Kubernetes manifests: where each change lives ------------------

@@ -132,3 +132,66 @@ def test_time_limit_must_be_positive() -> None:
     run = run_cli("suggest", "--time-limit", "0", str(SAMPLES / "seed-demo.yaml"))
     assert run.code == 2
     assert "--time-limit" in run.stderr
+
+
+BLOCK_PLANS = """\
+# Two nodes in one file.
+apiVersion: gpuadmit.dev/v1alpha1
+kind: ServingPlan
+metadata: {name: node-a}
+gpus:
+  - id: gpu0
+    memory_gb: 40      # the small card
+  - id: gpu1
+    memory_gb: 40
+models:
+  # the chat model stays where it is
+  - name: chat
+    gpu: gpu0
+    gpu_gb: 30
+    latency_critical: true
+    sla_ms: 100
+    priority: 1
+    rate_limit:
+      max_concurrency: 4
+      max_queue: 8
+      queue_timeout_ms: 20
+      timeout_action: reject
+  - name: batch
+    gpu: gpu0
+    gpu_gb: 12   # too big to stay beside chat
+    priority: 2
+    caps:
+      max_batch_size: 4
+---
+apiVersion: gpuadmit.dev/v1alpha1
+kind: ServingPlan
+metadata: {name: node-b}
+spec:
+  gpus:
+    - {id: gpu0, memory_gb: 80}
+  models:
+    - name: guard
+      gpu: gpu0
+      gpu_gb: 2
+      latency_critical: true
+      sla_ms: 20
+"""
+
+
+def test_write_edits_every_plan_of_a_block_style_file_in_place(tmp_path: Path) -> None:
+    plan = tmp_path / "nodes.yaml"
+    plan.write_text(BLOCK_PLANS)
+    run = run_cli("suggest", "--move", "--write", str(plan))
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.stderr.count(f"wrote {plan}") == 1
+    assert run_cli("lint", str(plan)).code == 0
+    text = plan.read_text()
+    for comment in ("# Two nodes in one file.", "# the small card", "# the chat model stays where it is", "# too big to stay beside chat"):
+        assert comment in text
+    assert "    gpu: gpu1\n    gpu_gb: 12   # too big to stay beside chat\n" in text, text
+    docs = list(yaml.safe_load_all(text))
+    assert [d["metadata"]["name"] for d in docs] == ["node-a", "node-b"]
+    guard = docs[1]["spec"]["models"][0]
+    assert guard["priority"] == 1 and guard["rate_limit"]["timeout_action"] == "reject"
+    assert "\n      rate_limit:\n        max_concurrency: 8\n" in text, "new blocks follow the file's block style"
