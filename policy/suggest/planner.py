@@ -311,9 +311,10 @@ def _fraction_reason(problem: Problem, item: Item, fraction: float, capacity: fl
 def _with_fixes(changes: list[Change], failing: list[Finding], plan: ServingPlan) -> list[Change]:
     """Attach to each change the input findings of its rule about its subject (a model, or its GPUs)."""
     units_of = {m.name: set(m.placed_on) | {u.split(":")[0] for u in m.placed_on} for m in plan.models}
+    answered: set[int] = set()  # each finding is named once, on the first change that answers it
     for change in changes:
-        for finding in failing:
-            if finding.rule != change.rule:
+        for n, finding in enumerate(failing):
+            if finding.rule != change.rule or n in answered:
                 continue
             if (
                 (change.kind == "model" and finding.model == change.name)
@@ -328,6 +329,7 @@ def _with_fixes(changes: list[Change], failing: list[Finding], plan: ServingPlan
                 text = f"{finding.rule}: {finding.message}"
                 if text not in change.fixes:
                     change.fixes.append(text)
+                answered.add(n)
     return changes
 
 
