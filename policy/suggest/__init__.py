@@ -68,18 +68,19 @@ def suggest(
     from ..config import ProjectConfig, find_config, load_config
     from ..readers import read_paths
     from ..readers.files import Files
+    from ..verdict import decide
     from .planner import suggest_source
 
     if not isinstance(config, ProjectConfig):
         config = load_config(Path(config) if config is not None else find_config())
     linter = Linter(config, rule_dirs, capacity=capacity)
     with gc_paused():
-        read = read_paths(paths, files=Files())
+        read = read_paths(paths, ignore=config.ignored(), files=Files())
     result = Suggestion(input_findings=list(read.findings))
     if result.unusable_input:
         return result
     for source in read.sources:
-        if any(f.rule == "schema" and f.severity == "error" for f in source.findings):
+        if decide(source.findings).unusable_input:
             result.input_findings.extend(source.findings)
             continue
         result.plans.append(

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..findings import SEVERITY_RANK, Finding
+from ..findings import FailOn, Finding
+from ..verdict import decide
 from ..source import PlanSource
 from .changes import Change, Edits
 from .problem import Item, Problem, build_problem
@@ -71,11 +72,9 @@ class PlanSuggestion:
         }
 
 
-def _failing(report: PlanReport, fail_on: str) -> list[Finding]:
-    if fail_on == "never":
-        return []
-    threshold = SEVERITY_RANK[fail_on]
-    return [f for f in report.findings if f.counts and SEVERITY_RANK[f.severity] >= threshold]
+def _failing(report: PlanReport, fail_on: FailOn) -> list[Finding]:
+    """What fails the plan, decided where every entry point decides (policy.verdict)."""
+    return list(decide(report.findings, fail_on=fail_on).failing)
 
 
 def _committed(report: PlanReport) -> float:
