@@ -217,3 +217,31 @@ def test_triton_changes_name_the_config_field(tmp_path: Path, fmt: str) -> None:
     wheres = {c["field"]: c["where"] for c in plan["changes"]}
     assert any("dynamic_batching { default_queue_policy { max_queue_size:" in w for w in wheres.values()), wheres
     assert all(w.split(":")[0].endswith("config.pbtxt") or "tritonserver" in w for w in wheres.values()), wheres
+
+
+def test_twenty_models_on_four_gpus_are_solved_to_proven_optimality() -> None:
+    import random
+
+    from policy.api import Linter
+    from policy.plan import ServingPlan
+    from policy.source import PlanSource
+    from policy.suggest.planner import suggest_source
+
+    rng = random.Random(11)
+    models = []
+    for m in range(20):
+        model = {"name": f"m{m}", "gpu": f"gpu{rng.randrange(4)}", "gpu_gb": float(rng.randint(4, 24))}
+        if m % 5 == 0:
+            model.update(latency_critical=True, sla_ms=100.0)
+        else:
+            model.update(instances=rng.randint(1, 2), instances_max=3)
+        models.append(model)
+    plan = ServingPlan.model_validate(
+        {"gpus": [{"id": f"gpu{g}", "memory_gb": 80} for g in range(4)], "models": models}
+    )
+    result = suggest_source(PlanSource(plan), Linter(), move=True, time_limit=30)
+    assert result.status == "changed"
+    assert result.solver["status"] == "optimal" and result.solver["gap"] == 0
+    kept = {m.name for m in result.plan.models}
+    assert {m.name for m in plan.models if m.latency_critical} <= kept
+    assert result.committed_gb <= 4 * 76.0
