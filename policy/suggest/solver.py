@@ -7,7 +7,8 @@ always placed, within their instance range; per unit, the memory of every instan
 within its budget and the greedy fractions of total memory within 1; a greedy
 allocator left at its default only alone on its unit; the linter's cuts (sets of models
 that were unsafe together). The objective, in order of weight: load served (where
-models declare throughput and expected load), GiB committed, then fewer changes.
+models declare throughput and expected load), then GiB committed; then, with those at
+their optimum, a short search for the fewest changes.
 
 OR-Tools is imported here only, so `gpuadmit lint` never loads it.
 """
@@ -28,6 +29,8 @@ FRACTION_SCALE = 10_000
 OBJECTIVE_GIB_SCALE = 10
 #: Served load in tenths of a request per second.
 LOAD_SCALE = 10
+#: Time to look for fewer changes once utilization is proven optimal (at least; 5 % of the budget when more).
+CHANGES_SECONDS = 0.5
 
 
 @dataclass
@@ -79,11 +82,13 @@ def solve(problem: Problem, *, time_limit: float = 10.0, workers: int | None = N
     frac_vars: dict[str, list[Any]] = {}
     frac_coefs: dict[str, list[int]] = {}
     alone: list[tuple[Any, int, str]] = []  # (b var, item index, unit) for modes that must be alone
-    obj_vars: list[Any] = []
+    obj_vars: list[Any] = []  # utilization: load served, then GiB committed
     obj_coefs: list[int] = []
+    chg_vars: list[Any] = []  # changes, each with its count (minimized after utilization)
+    chg_coefs: list[int] = []
     choices: dict[int, list[tuple[tuple[str, ...], Mode, Any, Any]]] = {}
     served_terms: list[Any] = []
-    n_changes_max = 3 * len(problem.items)
+    n_changes_max = 4 * len(problem.items)
     mem_weight = n_changes_max + 1
     max_mem = sum(math.floor(b * OBJECTIVE_GIB_SCALE) for b in problem.budget_gb.values()) + 1
     load_weight = mem_weight * (max_mem + 1)
@@ -130,10 +135,11 @@ def solve(problem: Problem, *, time_limit: float = 10.0, workers: int | None = N
                 obj_vars.append(n)
                 obj_coefs.append(mem_weight * scale * round(gib * OBJECTIVE_GIB_SCALE))
             # Changes: another unit, another memory setting.
-            cost = int(mode.changed) + int(set(units) != set(item.current_units))
+            # Moving a latency-critical model counts double: on ties the bulk models move.
+            cost = int(mode.changed) + (2 if item.critical else 1) * int(set(units) != set(item.current_units))
             if cost:
-                obj_vars.append(b)
-                obj_coefs.append(-cost)
+                chg_vars.append(b)
+                chg_coefs.append(-cost)
             picked = chosen_option is not None and chosen_option == (units, mode)
             model.add_hint(b, picked)
             if not fixed_count:
@@ -147,21 +153,21 @@ def solve(problem: Problem, *, time_limit: float = 10.0, workers: int | None = N
         if fixed_count:
             total = cp_model.LinearExpr.weighted_sum(bs, [item.lo] * len(bs))
             if item.instances != item.lo:
-                obj_vars.append(model.new_constant(1))
-                obj_coefs.append(-1)  # placed at lo != instances: always a change
+                chg_vars.append(model.new_constant(1))
+                chg_coefs.append(-1)  # placed at lo != instances: always a change
             elif item.droppable:
                 # An instance count other than the input's is one change: here, only dropping it.
-                obj_vars.extend(bs)
-                obj_coefs.extend([1] * len(bs))
-                obj_vars.append(model.new_constant(1))
-                obj_coefs.append(-1)
+                chg_vars.extend(bs)
+                chg_coefs.extend([1] * len(bs))
+                chg_vars.append(model.new_constant(1))
+                chg_coefs.append(-1)
         else:
             total = model.new_int_var(0, item.hi, f"total{item.index}")
             model.add(total == sum(c[3] for c in item_choices))
             differs = model.new_bool_var(f"d{item.index}")
             model.add(total == item.instances).only_enforce_if(differs.Not())
-            obj_vars.append(differs)
-            obj_coefs.append(-1)
+            chg_vars.append(differs)
+            chg_coefs.append(-1)
         if item.throughput_rps and item.expected_rps is not None:
             cap = math.floor(item.expected_rps * LOAD_SCALE)
             served = model.new_int_var(0, cap, f"s{item.index}")
@@ -190,17 +196,17 @@ def solve(problem: Problem, *, time_limit: float = 10.0, workers: int | None = N
             if len(present) == len(indices):
                 model.add(sum(terms) <= len(indices) - 1)
 
-    # Objective: load served, then memory committed, then fewer changes (lexicographic by weight).
-    model.maximize(cp_model.LinearExpr.weighted_sum(obj_vars, obj_coefs))
-
+    # Objective, lexicographic: load served, then GiB committed (one weighted sum, each
+    # term dominating the next); then, with those fixed at their optimum, fewer changes.
+    utilization = cp_model.LinearExpr.weighted_sum(obj_vars, obj_coefs)
+    model.maximize(utilization)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.05, time_limit - (time.perf_counter() - started))
     solver.parameters.num_workers = workers or max(1, min(8, os.cpu_count() or 1))
     solver.parameters.random_seed = 1
     status = solver.solve(model)
-    seconds = time.perf_counter() - started
     status_names = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible", cp_model.INFEASIBLE: "infeasible"}
-    result = Solution(status=status_names.get(status, "unknown"), seconds=seconds)
+    result = Solution(status=status_names.get(status, "unknown"), seconds=time.perf_counter() - started)
     if status == cp_model.INFEASIBLE and restricted:
         result.status = "unknown"  # infeasible among the options offered, not proven for all
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -211,13 +217,34 @@ def solve(problem: Problem, *, time_limit: float = 10.0, workers: int | None = N
         return result
     result.objective = solver.objective_value
     result.bound = solver.best_objective_bound
+    values = {id(v): solver.value(v) for c in choices.values() for _, _, b, n in c for v in (b, n)}
+    served_values = [solver.value(v) for v in served_terms]
+    left = time_limit - (time.perf_counter() - started)
+    if status == cp_model.OPTIMAL and chg_vars and left > 0.05:
+        model.add(utilization >= round(solver.objective_value))
+        model.clear_hints()  # type: ignore[no-untyped-call]
+        for c in choices.values():
+            for _, _, b, n in c:
+                model.add_hint(b, values[id(b)])
+                if n is not b:
+                    model.add_hint(n, values[id(n)])
+        model.maximize(cp_model.LinearExpr.weighted_sum(chg_vars, chg_coefs))
+        fewer = cp_model.CpSolver()
+        # A tie-breaker: a short search from the optimal plan, not a second full budget.
+        fewer.parameters.max_time_in_seconds = min(left, max(CHANGES_SECONDS, 0.05 * time_limit))
+        fewer.parameters.num_workers = solver.parameters.num_workers
+        fewer.parameters.random_seed = 1
+        if fewer.solve(model) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            values = {id(v): fewer.value(v) for c in choices.values() for _, _, b, n in c for v in (b, n)}
+            served_values = [fewer.value(v) for v in served_terms]
+    result.seconds = seconds = time.perf_counter() - started
     for item in problem.items:
         for units, mode, b, n in choices.get(item.index, []):
-            if solver.boolean_value(b):
-                count = item.lo if item.lo == item.hi else solver.value(n)
+            if values[id(b)]:
+                count = item.lo if item.lo == item.hi else values[id(n)]
                 result.assignments[item.name] = Assignment(units, count, mode)
                 result.committed_gb += sum(count * problem.instance_gb(item, u, mode) for u in units)
-    result.served_rps = sum(solver.value(s) for s in served_terms) / LOAD_SCALE
+    result.served_rps = sum(served_values) / LOAD_SCALE
     if (
         status == cp_model.FEASIBLE
         and not served_terms
@@ -228,7 +255,7 @@ def solve(problem: Problem, *, time_limit: float = 10.0, workers: int | None = N
         return _from_start(problem, start, Solution(status="feasible", seconds=seconds))
     result.bound_gb = memory_bound(problem)
     if not served_terms:
-        result.bound_gb = min(result.bound_gb, (result.bound + n_changes_max) / mem_weight / OBJECTIVE_GIB_SCALE)
+        result.bound_gb = min(result.bound_gb, result.bound / mem_weight / OBJECTIVE_GIB_SCALE)
     if restricted:
         # The bound of the restricted problem does not hold for the whole one: report the
         # gap against a bound that does (memory: every unit full, or every model at its most).
