@@ -55,7 +55,10 @@ def _map_programs(rules: Any) -> tuple[list[Any], Callable[[Any], Any]]:
     facts = cel.Type.List(cel.Type.Map(cel.Type.STRING, cel.Type.DYN))
     env = cel.NewEnv(
         variables={
-            "models": facts, "gpus": facts, "waivers": facts, "plans": facts,
+            "models": facts,
+            "gpus": facts,
+            "waivers": facts,
+            "plans": facts,
             "plan": cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
             "rule_params": cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
         },

@@ -107,10 +107,16 @@ class Worker:
             "documents": (st.tuples(hs.json_values(), styles), self._document),
             "plans": (st.tuples(hs.plans(), styles), lambda args: hs.check_plan_document(self.linter, self.rule_ids, *args)),
             "kubernetes": (st.lists(hs.kubernetes_objects(), min_size=1, max_size=3), self._kubernetes),
-            "triton": (st.tuples(hs.pbtxt_texts(), hs.json_values(6), st.booleans(), st.none() | hs.triton_overlays()), self._triton),
+            "triton": (
+                st.tuples(hs.pbtxt_texts(), hs.json_values(6), st.booleans(), st.none() | hs.triton_overlays()),
+                self._triton,
+            ),
             "webhook-bodies": (st.binary(max_size=512) | hs.json_values().map(self._json_bytes), self._body),
             "webhook-plans": (hs.plans(), self._plan_review),
-            "webhook-kubernetes": (st.tuples(hs.kubernetes_objects(), st.sampled_from(["CREATE", "UPDATE", "DELETE"])), self._kube_review),
+            "webhook-kubernetes": (
+                st.tuples(hs.kubernetes_objects(), st.sampled_from(["CREATE", "UPDATE", "DELETE"])),
+                self._kube_review,
+            ),
         }
         for name in targets:
             self.targets[name] = table[name]
@@ -155,11 +161,19 @@ class Worker:
 
         assert self.admission is not None
         hs = self.hs
-        obj = plan if plan.get("kind") == "ServingPlan" and "spec" in plan else {
-            "apiVersion": "gpuadmit.dev/v1alpha1", "kind": "ServingPlan", "metadata": {"name": "p", "namespace": "ai"},
-            "spec": {k: v for k, v in plan.items() if k not in ("apiVersion", "kind")},
-        }
-        body = json.dumps(hs.admission_review(obj, uid="plan-1", kind=("gpuadmit.dev", "v1alpha1", "ServingPlan")), allow_nan=True)
+        obj = (
+            plan
+            if plan.get("kind") == "ServingPlan" and "spec" in plan
+            else {
+                "apiVersion": "gpuadmit.dev/v1alpha1",
+                "kind": "ServingPlan",
+                "metadata": {"name": "p", "namespace": "ai"},
+                "spec": {k: v for k, v in plan.items() if k not in ("apiVersion", "kind")},
+            }
+        )
+        body = json.dumps(
+            hs.admission_review(obj, uid="plan-1", kind=("gpuadmit.dev", "v1alpha1", "ServingPlan")), allow_nan=True
+        )
         invalid = hs.schema_invalid(obj) or not hs.json_safe(obj)
         hs.check_admission(self.admission, body.encode(), uid="plan-1", schema_invalid=invalid)
 
@@ -182,8 +196,12 @@ class Worker:
 
         @seed(self.seed * 1_000_003 + round_no)
         @settings(
-            max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
-            suppress_health_check=list(HealthCheck), derandomize=False,
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            derandomize=False,
         )
         @given(strategy)
         def one(value: Any) -> None:
@@ -266,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=worker_main, args=(n, share[n], targets, args.input_timeout, args.seed, out)) for n in range(workers)]
+    procs = [
+        ctx.Process(target=worker_main, args=(n, share[n], targets, args.input_timeout, args.seed, out)) for n in range(workers)
+    ]
     started = time.monotonic()
     for proc in procs:
         proc.start()
@@ -302,7 +322,10 @@ def main(argv: list[str] | None = None) -> int:
                 broken = sum(sum(f.values()) for f in failures.values())
                 elapsed = time.monotonic() - started
                 peak = f"  worker peak {max(peaks.values()):,.0f} MiB" if peaks else ""
-                print(f"  {elapsed:7.0f} s  {total:,} inputs  {total / max(elapsed, 1e-9):,.0f}/s  {broken:,} failures{peak}", flush=True)
+                print(
+                    f"  {elapsed:7.0f} s  {total:,} inputs  {total / max(elapsed, 1e-9):,.0f}/s  {broken:,} failures{peak}",
+                    flush=True,
+                )
     except KeyboardInterrupt:
         interrupted = True
         for proc in procs:
@@ -324,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     crashed = [n for n, p in enumerate(procs) if p.exitcode not in (0, None) or n not in finished]
 
     print()
-    print(f"inputs run: {total:,} in {elapsed:,.0f} s ({total / max(elapsed, 1e-9):,.0f}/s){'  (interrupted)' if interrupted else ''}")
+    print(
+        f"inputs run: {total:,} in {elapsed:,.0f} s ({total / max(elapsed, 1e-9):,.0f}/s){'  (interrupted)' if interrupted else ''}"
+    )
     print("per target:")
     for name in targets:
         print(f"  {name:<20} {per_target.get(name, 0):>12,}")

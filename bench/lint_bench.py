@@ -99,7 +99,9 @@ def main() -> None:
     subprocess.run(command, capture_output=True)  # warm the rule cache and the OS file cache
     bare = best_of(args.repeat, lambda: subprocess.run([sys.executable, "-c", "pass"], capture_output=True))
     one_file = best_of(args.repeat, lambda: subprocess.run(command, capture_output=True))
-    print(f"one-file `gpuadmit lint` start to exit: {one_file * 1e3:.0f} ms (bare `python -c pass`: {bare * 1e3:.0f} ms, {one_file / bare:.1f}x)")
+    print(
+        f"one-file `gpuadmit lint` start to exit: {one_file * 1e3:.0f} ms (bare `python -c pass`: {bare * 1e3:.0f} ms, {one_file / bare:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,16 @@ class Case:
     expect: Expect
 
 
-def _review(operation: str, kind: dict[str, str], obj: Any, *, old: Any = None, dry_run: bool = False, uid: str | None = UID_MARK, name: str = "x") -> dict[str, Any]:
+def _review(
+    operation: str,
+    kind: dict[str, str],
+    obj: Any,
+    *,
+    old: Any = None,
+    dry_run: bool = False,
+    uid: str | None = UID_MARK,
+    name: str = "x",
+) -> dict[str, Any]:
     request: dict[str, Any] = {
         "kind": kind,
         "resource": {"group": kind["group"], "version": kind["version"], "resource": kind["kind"].lower() + "s"},
@@ -94,34 +103,77 @@ def make_cases(plans: int, seed: int = 11) -> dict[str, list[Case]]:
     """Every category of the mix with its payloads; ServingPlan i is unsafe when i % 3 == 0."""
     rng = random.Random(seed)
     denied, allowed = Expect(allowed=False, code=403), Expect(allowed=True)
-    cases: dict[str, list[Case]] = {k: [] for k in ("plan", "plan-update", "plan-dry-run", "configmap", "configmap-unlabelled", "delete", "terminating", "other-kind", "no-uid", "no-object", "malformed")}
+    cases: dict[str, list[Case]] = {
+        k: []
+        for k in (
+            "plan",
+            "plan-update",
+            "plan-dry-run",
+            "configmap",
+            "configmap-unlabelled",
+            "delete",
+            "terminating",
+            "other-kind",
+            "no-uid",
+            "no-object",
+            "malformed",
+        )
+    }
     for i, (uid, body) in enumerate(make_reviews(plans)):
         marked = body.replace(f'"uid": "{uid}"'.encode(), f'"uid": "{UID_MARK}"'.encode(), 1)
         cases["plan"].append(Case("plan", marked, denied if i % 3 == 0 else allowed))
     for i in range(min(plans, 60)):
         new, old = make_plan(i, rng), make_plan(i + 1, rng)
         expect = denied if i % 3 == 0 else allowed
-        cases["plan-update"].append(Case("plan-update", json.dumps(_review("UPDATE", PLAN_KIND, new, old=old, name=f"plan-{i}")).encode(), expect))
-        cases["plan-dry-run"].append(Case("plan-dry-run", json.dumps(_review("CREATE", PLAN_KIND, new, dry_run=True, name=f"plan-{i}")).encode(), expect))
-        cases["delete"].append(Case("delete", json.dumps(_review("DELETE", PLAN_KIND, None, old=new, name=f"plan-{i}")).encode(), allowed))
+        cases["plan-update"].append(
+            Case("plan-update", json.dumps(_review("UPDATE", PLAN_KIND, new, old=old, name=f"plan-{i}")).encode(), expect)
+        )
+        cases["plan-dry-run"].append(
+            Case("plan-dry-run", json.dumps(_review("CREATE", PLAN_KIND, new, dry_run=True, name=f"plan-{i}")).encode(), expect)
+        )
+        cases["delete"].append(
+            Case("delete", json.dumps(_review("DELETE", PLAN_KIND, None, old=new, name=f"plan-{i}")).encode(), allowed)
+        )
         # Finalizers coming off an object being deleted: allowed, unsafe or not.
         leaving = {**new, "metadata": {**new.get("metadata", {}), "deletionTimestamp": "2026-01-01T00:00:00Z"}}
-        cases["terminating"].append(Case("terminating", json.dumps(_review("UPDATE", PLAN_KIND, leaving, old=leaving, name=f"plan-{i}")).encode(), allowed))
+        cases["terminating"].append(
+            Case(
+                "terminating", json.dumps(_review("UPDATE", PLAN_KIND, leaving, old=leaving, name=f"plan-{i}")).encode(), allowed
+            )
+        )
     either = Expect()  # either verdict, but a well-formed one
-    for sample, verdict in (("seed-demo.yaml", denied), ("seed-demo-safe.yaml", allowed), ("fleet-mps.yaml", either), ("mig-a100.yaml", either)):
+    for sample, verdict in (
+        ("seed-demo.yaml", denied),
+        ("seed-demo-safe.yaml", allowed),
+        ("fleet-mps.yaml", either),
+        ("mig-a100.yaml", either),
+    ):
         text = (ROOT / "samples" / sample).read_text()
         for labelled in (True, False):
             labels = {"gpuadmit.dev/plan": "true"} if labelled else {"app": "serving"}
-            obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "serving", "namespace": "soak", "labels": labels}, "data": {"plan.yaml": text}}
+            obj = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "serving", "namespace": "soak", "labels": labels},
+                "data": {"plan.yaml": text},
+            }
             category = "configmap" if labelled else "configmap-unlabelled"
             want = verdict if labelled else allowed
-            cases[category].append(Case(category, json.dumps(_review("CREATE", CONFIGMAP_KIND, obj, name="serving")).encode(), want))
+            cases[category].append(
+                Case(category, json.dumps(_review("CREATE", CONFIGMAP_KIND, obj, name="serving")).encode(), want)
+            )
     for i in range(20):
         kind = {"group": "example.com", "version": "v1", "kind": f"Widget{i}"}
         obj = {"apiVersion": "example.com/v1", "kind": f"Widget{i}", "metadata": {"name": f"w{i}"}, "spec": {"size": i}}
         cases["other-kind"].append(Case("other-kind", json.dumps(_review("CREATE", kind, obj, name=f"w{i}")).encode(), allowed))
     plan = make_plan(0, rng)
-    cases["no-uid"].append(Case("no-uid", json.dumps(_review("CREATE", PLAN_KIND, plan, uid=None)).encode(), Expect(allowed=False, code=400, uid_echoed=False)))
+    cases["no-uid"].append(
+        Case(
+            "no-uid",
+            json.dumps(_review("CREATE", PLAN_KIND, plan, uid=None)).encode(),
+            Expect(allowed=False, code=400, uid_echoed=False),
+        )
+    )
     malformed_review = Expect(allowed=False, code=400)  # denied in a review, whatever the mode
     cases["no-object"].append(Case("no-object", json.dumps(_review("CREATE", PLAN_KIND, {})).encode(), malformed_review))
     cases["no-object"].append(Case("no-object", json.dumps(_review("", PLAN_KIND, plan)).encode(), malformed_review))
@@ -141,8 +193,17 @@ def make_cases(plans: int, seed: int = 11) -> dict[str, list[Case]]:
 
 #: Share of each category in the mix, per 100 requests.
 WEIGHTS = {
-    "plan": 50, "plan-update": 8, "plan-dry-run": 8, "configmap": 8, "configmap-unlabelled": 3, "delete": 6, "terminating": 2,
-    "other-kind": 5, "no-uid": 2, "no-object": 2, "malformed": 6,
+    "plan": 50,
+    "plan-update": 8,
+    "plan-dry-run": 8,
+    "configmap": 8,
+    "configmap-unlabelled": 3,
+    "delete": 6,
+    "terminating": 2,
+    "other-kind": 5,
+    "no-uid": 2,
+    "no-object": 2,
+    "malformed": 6,
 }
 
 
@@ -179,7 +240,11 @@ def check(case: Case, uid: str, status: int, payload: bytes) -> str | None:
         response = answer["response"]
     except (ValueError, KeyError, TypeError):
         return "not an AdmissionReview"
-    if answer.get("apiVersion") != "admission.k8s.io/v1" or answer.get("kind") != "AdmissionReview" or not isinstance(response, dict):
+    if (
+        answer.get("apiVersion") != "admission.k8s.io/v1"
+        or answer.get("kind") != "AdmissionReview"
+        or not isinstance(response, dict)
+    ):
         return "not a v1 AdmissionReview"
     if response.get("uid") != (uid if want.uid_echoed else ""):
         return f"uid {response.get('uid')!r}, expected {uid if want.uid_echoed else ''!r}"
@@ -266,7 +331,9 @@ async def exchange(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], body
     return int(parts[1]), await reader.readexactly(length)
 
 
-async def drive_open_loop(port: int, ca_file: str, rate: float, seconds: float, warmup: float, plans: int, connections: int) -> dict[str, Any]:
+async def drive_open_loop(
+    port: int, ca_file: str, rate: float, seconds: float, warmup: float, plans: int, connections: int
+) -> dict[str, Any]:
     """Sends rate × (warmup + seconds) requests, each at its due time; checks every answer."""
     cases = make_cases(plans)
     rng = random.Random(3)
@@ -329,7 +396,13 @@ async def drive_open_loop(port: int, ca_file: str, rate: float, seconds: float, 
     lag = Result(connections, measured.sent, 0, 1.0, measured.lags)
     return {
         "planned": total,
-        "warmup": {"sent": warm.sent, "answered": warm.answered, "errors": warm.errors, "error_kinds": dict(warm.error_kinds), "examples": warm.examples},
+        "warmup": {
+            "sent": warm.sent,
+            "answered": warm.answered,
+            "errors": warm.errors,
+            "error_kinds": dict(warm.error_kinds),
+            "examples": warm.examples,
+        },
         "sent": measured.sent,
         "answered": measured.answered,
         "errors": measured.errors,
@@ -356,7 +429,10 @@ async def drive_open_loop(port: int, ca_file: str, rate: float, seconds: float, 
 def server_counts(port: int, ca_file: str) -> tuple[int, int]:
     """(answers the server counted: reviews + bad requests, series of gpuadmit_reviews_total)."""
     context = ssl.create_default_context(cafile=ca_file)
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
         tls.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         chunks = []
         while chunk := tls.recv(65536):
@@ -376,14 +452,36 @@ def soak(args: argparse.Namespace) -> int:
     ca_file, cert, key = make_tls()
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="soak-server-", suffix=".log", delete=False)
-    server = subprocess.Popen(serve_command(port, cert, key), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    server = subprocess.Popen(
+        serve_command(port, cert, key),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     client: subprocess.Popen[bytes] | None = None
     samples: list[tuple[float, float]] = []
     try:
         wait_healthy(port, str(ca_file), server)
-        command = [sys.executable, str(Path(__file__).resolve()), "--client", "--port", str(port), "--ca", str(ca_file),
-                   "--rate", str(args.rate), "--seconds", str(args.seconds), "--warmup", str(args.warmup),
-                   "--plans", str(args.plans), "--connections", str(args.connections)]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--client",
+            "--port",
+            str(port),
+            "--ca",
+            str(ca_file),
+            "--rate",
+            str(args.rate),
+            "--seconds",
+            str(args.seconds),
+            "--warmup",
+            str(args.warmup),
+            "--plans",
+            str(args.plans),
+            "--connections",
+            str(args.connections),
+        ]
         client = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
         give_up = time.monotonic() + args.warmup + args.seconds + DRAIN_TIMEOUT + 120  # + making the payloads
         while client.poll() is None and time.monotonic() < give_up:
@@ -425,9 +523,13 @@ def soak(args: argparse.Namespace) -> int:
     print(f"  requests sent {report['sent']}, answered {report['answered']}, errors {report['errors']}")
     print(f"  achieved rate {report['answered'] / report['seconds']:.1f} req/s")
     print(f"  latency from due time: p50 {report['p50_ms']:.2f} ms, p99 {report['p99_ms']:.2f} ms, max {report['max_ms']:.2f} ms")
-    print(f"  send lag p99 {report['lag_p99_ms']:.2f} ms, connections at most {report['connections_peak']} (retired idle: {report['connections_retired']})")
+    print(
+        f"  send lag p99 {report['lag_p99_ms']:.2f} ms, connections at most {report['connections_peak']} (retired idle: {report['connections_retired']})"
+    )
     print(f"  server answers counted by its metrics {counted} (all {sent_all} requests), gpuadmit_reviews_total series {series}")
-    print(f"resident memory (MiB, {len(window)} samples, 1 s apart): start {start:.1f}, end {end:.1f}, max {top:.1f}, growth {growth:+.1%} (peak VmHWM {peak:.1f})")
+    print(
+        f"resident memory (MiB, {len(window)} samples, 1 s apart): start {start:.1f}, end {end:.1f}, max {top:.1f}, growth {growth:+.1%} (peak VmHWM {peak:.1f})"
+    )
     for kind, n in {**report["warmup"]["error_kinds"], **report["error_kinds"]}.items():
         print(f"  error {kind}: {n}")
     for example in report["warmup"]["examples"] + report["examples"]:
@@ -451,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (0 < args.rate <= 5000 and 0 < args.seconds <= 3600 and 0 <= args.warmup <= 600 and 1 <= args.connections <= 1024):
         parser.error("--rate 0..5000, --seconds 0..3600, --warmup 0..600, --connections 1..1024")
     if args.client:
-        report = asyncio.run(drive_open_loop(args.port, args.ca, args.rate, args.seconds, args.warmup, args.plans, args.connections))
+        report = asyncio.run(
+            drive_open_loop(args.port, args.ca, args.rate, args.seconds, args.warmup, args.plans, args.connections)
+        )
         sys.stdout.write(json.dumps(report))
         return 0
     return soak(args)

@@ -64,7 +64,11 @@ def generate_fleet(n_models: int, seed: int = 7, shape: str = "small") -> Servin
             "gpu": f"gpu{rng.randrange(n_gpus)}",
         }
         if critical:
-            model.update(gpu_gb=float(rng.randint(10, 40) if large else rng.randint(4, 20)), latency_critical=True, sla_ms=float(rng.choice([50, 200, 500])))
+            model.update(
+                gpu_gb=float(rng.randint(10, 40) if large else rng.randint(4, 20)),
+                latency_critical=True,
+                sla_ms=float(rng.choice([50, 200, 500])),
+            )
         else:
             instances = rng.randint(1, 2)
             size = rng.randint(4, 24) if large else rng.randint(1, 6)
@@ -121,7 +125,9 @@ def main() -> None:
     parser.add_argument("--optimum-limit", type=float, default=120.0, help="time to prove the optimum")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--shape", choices=["small", "large"], default="small",
+        "--shape",
+        choices=["small", "large"],
+        default="small",
         help="small: 1-20 GiB models, 1.1-1.4x oversubscribed; large: 4-40 GiB models, 1.5-3x (64 GPUs at 1,000)",
     )
     args = parser.parse_args()
@@ -130,7 +136,9 @@ def main() -> None:
     from ortools.sat.python import cp_model  # noqa: F401 - paid once per process, reported apart
 
     imported = time.perf_counter() - started
-    print(f"machine: {describe()}; fleet shape: {args.shape}; importing OR-Tools took {imported:.2f} s (once per process, not in the times below)")
+    print(
+        f"machine: {describe()}; fleet shape: {args.shape}; importing OR-Tools took {imported:.2f} s (once per process, not in the times below)"
+    )
     print(
         "| models | GPUs | usable GiB | first-fit-decreasing | FFD time | suggest | suggest time | solver | gap "
         "| optimum (or bound) |"

@@ -56,7 +56,12 @@ def make_plan(index: int, rng: random.Random) -> dict[str, Any]:
             "latency_critical": critical,
             "sla_ms": rng.choice([50, 100, 200, 500]),
             "priority": 1 if critical else rng.randint(2, 5),
-            "rate_limit": {"max_concurrency": 16, "max_queue": 32, "queue_timeout_ms": 20, "timeout_action": "reject"},  # ≤ half the tightest SLA
+            "rate_limit": {
+                "max_concurrency": 16,
+                "max_queue": 32,
+                "queue_timeout_ms": 20,
+                "timeout_action": "reject",
+            },  # ≤ half the tightest SLA
             # Limits, not reservations: the critical model keeps min(40, 100 - 3 x 20) = 40 %.
             "caps": {"max_batch_size": rng.choice([4, 8, 16]), "compute_pct": 40 if critical else 20},
         }
@@ -125,7 +130,11 @@ def bare_app(parser: str = "json") -> Any:
 
     async def validate(request: Request) -> Response:
         review = loads(await request.body())
-        answer = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": review["request"]["uid"], "allowed": True}}
+        answer = {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": {"uid": review["request"]["uid"], "allowed": True},
+        }
         return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
 
     async def healthz(request: Request) -> Response:
@@ -137,7 +146,16 @@ def bare_app(parser: str = "json") -> Any:
 def run_bare(port: int, cert: str, key: str, parser: str) -> None:
     import uvicorn
 
-    uvicorn.run(bare_app(parser), host="127.0.0.1", port=port, ssl_certfile=cert, ssl_keyfile=key, access_log=False, log_level="warning", server_header=False)
+    uvicorn.run(
+        bare_app(parser),
+        host="127.0.0.1",
+        port=port,
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+    )
 
 
 # -- the client -------------------------------------------------------------------------
@@ -160,7 +178,15 @@ class Result:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
-async def _worker(port: int, context: ssl.SSLContext, reviews: list[tuple[str, bytes]], start: int, stop_at: float, out: Result, warmup_until: float) -> None:
+async def _worker(
+    port: int,
+    context: ssl.SSLContext,
+    reviews: list[tuple[str, bytes]],
+    start: int,
+    stop_at: float,
+    out: Result,
+    warmup_until: float,
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="127.0.0.1")
     i = start
     try:
@@ -194,7 +220,9 @@ async def _worker(port: int, context: ssl.SSLContext, reviews: list[tuple[str, b
         writer.close()
 
 
-async def drive(port: int, ca_file: str, reviews: list[tuple[str, bytes]], concurrency: int, seconds: float, warmup: float) -> Result:
+async def drive(
+    port: int, ca_file: str, reviews: list[tuple[str, bytes]], concurrency: int, seconds: float, warmup: float
+) -> Result:
     context = ssl.create_default_context(cafile=ca_file)
     result = Result(concurrency, 0, 0, seconds, [])
     begin = time.perf_counter()
@@ -230,7 +258,25 @@ def make_tls() -> tuple[Path, Path, Path]:
 
 def serve_command(port: int, cert: Path, key: Path, *extra: str) -> list[str]:
     """`gpuadmit serve` on 127.0.0.1 over TLS, no rule watching, warnings only in its log."""
-    return [sys.executable, "-m", "policy.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key), "--watch-interval", "0", "--log-level", "warning", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "policy.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--watch-interval",
+        "0",
+        "--log-level",
+        "warning",
+        *extra,
+    ]
 
 
 def wait_healthy(port: int, ca_file: str, process: subprocess.Popen[bytes]) -> None:
@@ -240,7 +286,10 @@ def wait_healthy(port: int, ca_file: str, process: subprocess.Popen[bytes]) -> N
         if process.poll() is not None:
             raise SystemExit(f"server exited with {process.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as raw, context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=2) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
                 tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 if tls.recv(100).startswith(b"HTTP/1.1 200"):
                     return
@@ -260,9 +309,20 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
 
-def bench_server(label: str, command: list[str], port: int, ca_file: str, reviews: list[tuple[str, bytes]], levels: list[int], seconds: float, warmup: float) -> tuple[dict[int, Result], tuple[float, float]]:
+def bench_server(
+    label: str,
+    command: list[str],
+    port: int,
+    ca_file: str,
+    reviews: list[tuple[str, bytes]],
+    levels: list[int],
+    seconds: float,
+    warmup: float,
+) -> tuple[dict[int, Result], tuple[float, float]]:
     log = tempfile.NamedTemporaryFile(prefix=f"bench-{label}-", suffix=".log", delete=False)
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     try:
         wait_healthy(port, ca_file, process)
         results = {c: asyncio.run(drive(port, ca_file, reviews, c, seconds, warmup)) for c in levels}
@@ -283,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each level")
     parser.add_argument("--levels", default="1,16,64")
     parser.add_argument("--threadpool", action="store_true", help="also run gpuadmit judging every review in a worker thread")
-    parser.add_argument("--bare-json", choices=["json", "orjson"], default="json", help="the bare app's JSON decoder (gpuadmit uses orjson)")
+    parser.add_argument(
+        "--bare-json", choices=["json", "orjson"], default="json", help="the bare app's JSON decoder (gpuadmit uses orjson)"
+    )
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cert", help=argparse.SUPPRESS)
@@ -297,8 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     reviews = make_reviews(args.plans)
     size = statistics.mean(len(b) for _, b in reviews)
     print(f"machine: {describe()}")
-    print(f"payloads: {len(reviews)} distinct ServingPlans, 8 GPUs and 32 models each, {size / 1024:.1f} KiB per review; TLS, HTTP/1.1 keep-alive")
-    print(f"each level: {args.warmup:g} s warm-up, then {args.seconds:g} s measured; the bare app decodes with {args.bare_json}, gpuadmit with orjson\n")
+    print(
+        f"payloads: {len(reviews)} distinct ServingPlans, 8 GPUs and 32 models each, {size / 1024:.1f} KiB per review; TLS, HTTP/1.1 keep-alive"
+    )
+    print(
+        f"each level: {args.warmup:g} s warm-up, then {args.seconds:g} s measured; the bare app decodes with {args.bare_json}, gpuadmit with orjson\n"
+    )
 
     runs: list[tuple[str, list[str], int]] = []
     port = free_port()
@@ -307,7 +373,25 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         runs.append(("a': gpuadmit serve, threadpool", serve_command(port, cert, key, "--inline-max-bytes", "0"), port))
     port = free_port()
-    runs.append(("b: bare Starlette", [sys.executable, str(Path(__file__).resolve()), "--bare", "--bare-json", args.bare_json, "--port", str(port), "--cert", str(cert), "--key", str(key)], port))
+    runs.append(
+        (
+            "b: bare Starlette",
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--bare",
+                "--bare-json",
+                args.bare_json,
+                "--port",
+                str(port),
+                "--cert",
+                str(cert),
+                "--key",
+                str(key),
+            ],
+            port,
+        )
+    )
 
     table: dict[str, tuple[dict[int, Result], tuple[float, float]]] = {}
     for label, command, port in runs:
@@ -341,7 +425,11 @@ def floors(gpuadmit: tuple[dict[int, Result], tuple[float, float]], bare: dict[i
     """One line per floor: the figure, the floor, and whether this run met it."""
     results, (rss, peak) = gpuadmit
     checks = [
-        (f"throughput >= {FLOOR_RATIO:.0%} of bare at {c}", f"{results[c].throughput / bare[c].throughput:.0%}", results[c].throughput / bare[c].throughput >= FLOOR_RATIO)
+        (
+            f"throughput >= {FLOOR_RATIO:.0%} of bare at {c}",
+            f"{results[c].throughput / bare[c].throughput:.0%}",
+            results[c].throughput / bare[c].throughput >= FLOOR_RATIO,
+        )
         for c in results
         if c in bare
     ]

@@ -156,7 +156,9 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_ESCAPE = re.compile(r"\\(?:([abfnrtv\\?\"'`])|[xX]([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2})|([\s\S]))")
+_ESCAPE = re.compile(
+    r"\\(?:([abfnrtv\\?\"'`])|[xX]([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2})|([\s\S]))"
+)
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _RESERVED = frozenset(
     "as break const continue else for function if import let loop package namespace return var void while".split()
@@ -435,11 +437,34 @@ _ARITHMETIC_HELPERS = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div"}
 #: type, functions by name and arity (`.f/n` a method).
 SUBSET = frozenset(
     {
-        "ident", "select", "index", "list", "ternary", "bind",
-        "literal:bool", "literal:int", "literal:double", "literal:string",
-        "unary !", "&&", "||", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/",
-        "macro:filter", "macro:map",
-        "string/1", ".size/0", ".join/1",
+        "ident",
+        "select",
+        "index",
+        "list",
+        "ternary",
+        "bind",
+        "literal:bool",
+        "literal:int",
+        "literal:double",
+        "literal:string",
+        "unary !",
+        "&&",
+        "||",
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "+",
+        "-",
+        "*",
+        "/",
+        "macro:filter",
+        "macro:map",
+        "string/1",
+        ".size/0",
+        ".join/1",
     }
 )
 
@@ -979,8 +1004,22 @@ _RUNTIME: dict[str, Any] = {
     **{
         f.__name__: f
         for f in (
-            _not_bool, _bad_range, _no_field, _lt, _le, _gt, _ge, _eq, _ne, _index,
-            _add, _sub, _mul, _div, _string, _join,
+            _not_bool,
+            _bad_range,
+            _no_field,
+            _lt,
+            _le,
+            _gt,
+            _ge,
+            _eq,
+            _ne,
+            _index,
+            _add,
+            _sub,
+            _mul,
+            _div,
+            _string,
+            _join,
         )
     },
 }

@@ -22,11 +22,24 @@ from .errors import InputError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m policy.ci", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or folders to lint")
-    parser.add_argument("--paths", dest="paths_text", default="", metavar="TEXT", help="more paths, separated by spaces or newlines (quotes allowed)")
+    parser.add_argument(
+        "--paths",
+        dest="paths_text",
+        default="",
+        metavar="TEXT",
+        help="more paths, separated by spaces or newlines (quotes allowed)",
+    )
     parser.add_argument("--format", default="github", help="what goes to stdout (default: github annotations)")
     parser.add_argument("--sarif", metavar="FILE", help="write SARIF here")
-    parser.add_argument("--summary", metavar="FILE", default=os.environ.get("GITHUB_STEP_SUMMARY") or None, help="append the Markdown summary here (default: $GITHUB_STEP_SUMMARY)")
-    parser.add_argument("--fail-on", choices=["error", "warning", "never", ""], default="", help="default: the project config's fail_on (error)")
+    parser.add_argument(
+        "--summary",
+        metavar="FILE",
+        default=os.environ.get("GITHUB_STEP_SUMMARY") or None,
+        help="append the Markdown summary here (default: $GITHUB_STEP_SUMMARY)",
+    )
+    parser.add_argument(
+        "--fail-on", choices=["error", "warning", "never", ""], default="", help="default: the project config's fail_on (error)"
+    )
     parser.add_argument("--config", metavar="FILE", default="", help="project config (default: nearest .gpuadmit.yaml)")
     parser.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
     return parser

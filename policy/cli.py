@@ -36,7 +36,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     lint.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (formats are detected); - reads standard input")
     lint.add_argument("--format", "-f", default="text", help="text | json | sarif | github | junit | markdown")
     lint.add_argument(
-        "--output", "-o", action="append", default=[], metavar="[FORMAT=]FILE",
+        "--output",
+        "-o",
+        action="append",
+        default=[],
+        metavar="[FORMAT=]FILE",
         help="also write a format to a file, e.g. -o sarif=gpuadmit.sarif (repeatable)",
     )
     lint.add_argument("--capacity", default="declared", metavar="declared|nvml|FILE", help="where real GPU capacity comes from")
@@ -46,12 +50,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     lint.add_argument("--fail-on", choices=["error", "warning", "never"], default=None, help="severity that fails the run")
     lint.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     lint.add_argument(
-        "--cluster", metavar="kube|FILE",
+        "--cluster",
+        metavar="kube|FILE",
         help="what the cluster runs: kube (its API) or a snapshot (kubectl get nodes,deployments,... -o yaml)",
     )
     lint.add_argument("--kubeconfig", metavar="FILE", help="with --cluster kube (default: service account, $KUBECONFIG)")
     lint.add_argument(
-        "--changed", action="store_true",
+        "--changed",
+        action="store_true",
         help="the PATHs are changed files (pre-commit): judge the units they belong to, read from the working directory",
     )
     lint.set_defaults(run=_lint)
@@ -64,10 +70,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     suggest.set_defaults(run=_suggest)
 
     audit = commands.add_parser("audit", help="judge every sharing domain of a cluster as it runs now")
-    audit.add_argument("--cluster", required=True, metavar="kube|FILE", help="kube (its API) or a snapshot (kubectl get nodes,deployments,... -A -o yaml)")
+    audit.add_argument(
+        "--cluster",
+        required=True,
+        metavar="kube|FILE",
+        help="kube (its API) or a snapshot (kubectl get nodes,deployments,... -A -o yaml)",
+    )
     audit.add_argument("--kubeconfig", metavar="FILE", help="with --cluster kube (default: service account, $KUBECONFIG)")
     audit.add_argument("--format", "-f", default="text", help="text | json | sarif | github | junit | markdown")
-    audit.add_argument("--policy-report", metavar="FILE", help="also write wgpolicyk8s.io/v1alpha2 PolicyReports (a List; - for stdout)")
+    audit.add_argument(
+        "--policy-report", metavar="FILE", help="also write wgpolicyk8s.io/v1alpha2 PolicyReports (a List; - for stdout)"
+    )
     audit.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
     audit.add_argument("--config", metavar="FILE", help="project config (default: nearest .gpuadmit.yaml)")
     audit.add_argument("--fail-on", choices=["error", "warning", "never"], default=None, help="severity that fails the run")
@@ -271,8 +284,7 @@ def _catalog(args: argparse.Namespace) -> int:
 
     for product in products():
         profiles = (
-            ", ".join(f"{name}×{count} ({product.mig_slice_gb(name):g} GiB)" for name, count in product.mig.items())
-            or "no MIG"
+            ", ".join(f"{name}×{count} ({product.mig_slice_gb(name):g} GiB)" for name, count in product.mig.items()) or "no MIG"
         )
         print(f"{product.name:<12} {product.memory_mib:>7} MiB = {product.memory_gb:6.1f} GiB   {profiles}")
     print("\nNames that fit several products (name the variant):")

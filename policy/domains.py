@@ -195,9 +195,7 @@ def _unbound(doc: Document, plan: str) -> Finding:
     )
 
 
-def _bind(
-    source: PlanSource, docs: list[Document], context: list[Document], grouped: Grouped, files: Files | None
-) -> PlanSource:
+def _bind(source: PlanSource, docs: list[Document], context: list[Document], grouped: Grouped, files: Files | None) -> PlanSource:
     """`source` with the workloads bound to it placed on its GPUs."""
     if not docs:
         return source
@@ -246,8 +244,13 @@ def _bind(
         findings.extend(part.findings)
     merged = plan.model_copy(update={"models": models, "waivers": [*plan.waivers, *(w for p in built for w in p.plan.waivers)]})
     return PlanSource(
-        plan=merged, file=source.file, line=source.line, positions=positions, findings=findings,
-        dialect=source.dialect, dialects=dialects,
+        plan=merged,
+        file=source.file,
+        line=source.line,
+        positions=positions,
+        findings=findings,
+        dialect=source.dialect,
+        dialects=dialects,
     )
 
 

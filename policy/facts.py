@@ -160,9 +160,28 @@ class _ModelView:
     """One model of the plan, read once: its facts, and what its units need to know of it."""
 
     __slots__ = (
-        "fact", "model", "name", "instances", "critical", "server", "priority", "priority_set", "compute_pct",
-        "capped", "memory_known", "weights", "allocator", "fraction", "default_greedy", "fraction_of_total",
-        "gpus", "pinned_memory_gb", "shares_process", "limit_enforced", "limit_share", "fixed_footprint",
+        "fact",
+        "model",
+        "name",
+        "instances",
+        "critical",
+        "server",
+        "priority",
+        "priority_set",
+        "compute_pct",
+        "capped",
+        "memory_known",
+        "weights",
+        "allocator",
+        "fraction",
+        "default_greedy",
+        "fraction_of_total",
+        "gpus",
+        "pinned_memory_gb",
+        "shares_process",
+        "limit_enforced",
+        "limit_share",
+        "fixed_footprint",
         "tensor_parallel",
     )
 
@@ -267,9 +286,7 @@ def _capacity_units(plan: ServingPlan, real: PlanCapacity) -> list[CapacityUnit]
             for n, profile in enumerate(gpu.mig or []):
                 # A slice holds what NVML reports for it, below the number in its name.
                 slice_gb = catalog.mig_slice_gb(profile, product)
-                units.append(
-                    _unit(f"{gpu.id}:{n}", gpu.id, "mig-slice", gpu, product, slice_gb, "mig-slice", real, True)
-                )
+                units.append(_unit(f"{gpu.id}:{n}", gpu.id, "mig-slice", gpu, product, slice_gb, "mig-slice", real, True))
     return units
 
 
@@ -308,25 +325,63 @@ def _unit(
 #: `_MODEL_FACT_TEMPLATE`: `_model_fact` fills in all but the neighbour facts, which
 #: `_neighbours_on` (a model on one unit) or `_neighbours_across` (the others) add.
 MODEL_FACTS = (
-    "idx", "name",
+    "idx",
+    "name",
     # where it runs
-    "gpu", "gpus", "targets", "placed", "unknown_gpus", "mig_parent_gpus",
+    "gpu",
+    "gpus",
+    "targets",
+    "placed",
+    "unknown_gpus",
+    "mig_parent_gpus",
     # what it is and the memory it takes
-    "framework", "server", "instances", "gpu_gb", "memory_known", "memory_estimated", "footprint_gb", "shares_gpu",
+    "framework",
+    "server",
+    "instances",
+    "gpu_gb",
+    "memory_known",
+    "memory_estimated",
+    "footprint_gb",
+    "shares_gpu",
     # latency
-    "latency_critical", "has_sla", "sla_ms", "has_service_time", "service_ms", "has_priority", "priority",
+    "latency_critical",
+    "has_sla",
+    "sla_ms",
+    "has_service_time",
+    "service_ms",
+    "has_priority",
+    "priority",
     "priority_levels",
     # rate limit and queue
-    "rate_limit_declared", "rate_limit_enabled", "rate_limited", "max_rps", "max_concurrency",
-    "has_queue_bound", "max_queue", "has_queue_timeout", "queue_timeout_ms", "timeout_action",
+    "rate_limit_declared",
+    "rate_limit_enabled",
+    "rate_limited",
+    "max_rps",
+    "max_concurrency",
+    "has_queue_bound",
+    "max_queue",
+    "has_queue_timeout",
+    "queue_timeout_ms",
+    "timeout_action",
     # caps
-    "capped", "max_batch_size", "compute_pct", "pinned_memory_gb",
+    "capped",
+    "max_batch_size",
+    "compute_pct",
+    "pinned_memory_gb",
     # greedy allocator
-    "greedy", "greedy_setting", "memory_fraction",
+    "greedy",
+    "greedy_setting",
+    "memory_fraction",
     # who shares its units
-    "neighbours", "critical_neighbours", "bulk_neighbours",
-    "n_neighbours", "n_critical_neighbours", "n_bulk_neighbours",
-    "best_bulk_priority", "best_bulk_name", "best_bulk_priority_set",
+    "neighbours",
+    "critical_neighbours",
+    "bulk_neighbours",
+    "n_neighbours",
+    "n_critical_neighbours",
+    "n_bulk_neighbours",
+    "best_bulk_priority",
+    "best_bulk_name",
+    "best_bulk_priority_set",
     # what arbitrates between a latency-critical model and its bulk neighbours (`protection`)
     *protection.MODEL_FACTS,
 )
@@ -364,9 +419,7 @@ def _model_fact(
     # One CUDA context per process per GPU: the instances of a model with a server run in that process.
     shares = model.instances_share_process
     view.shares_process = bool(model.server) if shares is None else shares and bool(model.server)
-    view.limit_enforced = model.memory_limit_enforced and (
-        model.memory_limit_gb is not None or model.memory_fraction is not None
-    )
+    view.limit_enforced = model.memory_limit_enforced and (model.memory_limit_gb is not None or model.memory_fraction is not None)
     # A share of the device enforced from outside (HAMi gpumem-percentage), for a model that is not greedy.
     view.limit_share = model.memory_fraction if model.memory_limit_enforced and allocator is None else None
     view.fixed_footprint = allocator is not None and (
@@ -576,28 +629,82 @@ def _older_or_same(version: str | None, until: str) -> bool:
 #: Every GPU (and MIG slice) fact, in the order they are shown. Each unit's facts start
 #: as a copy of `_GPU_FACT_TEMPLATE` (which holds the neutral real-capacity facts).
 GPU_FACTS = (
-    "idx", "id", "gpu", "parent", "kind", "product", "product_known", "declared_product", "sharing",
+    "idx",
+    "id",
+    "gpu",
+    "parent",
+    "kind",
+    "product",
+    "product_known",
+    "declared_product",
+    "sharing",
     # how the product name resolved in the catalog (`_catalog_facts`)
-    "product_status", "product_hint", "catalog_capacity_gb", "memory_gb_declared", "capacity_bound_gb",
+    "product_status",
+    "product_hint",
+    "catalog_capacity_gb",
+    "memory_gb_declared",
+    "capacity_bound_gb",
     # memory
-    "capacity_known", "capacity_gb", "usable_gb", "declared_gb", "greedy_gb", "context_gb", "committed_gb",
-    "utilisation_pct", "n_models", "n_processes",
+    "capacity_known",
+    "capacity_gb",
+    "usable_gb",
+    "declared_gb",
+    "greedy_gb",
+    "context_gb",
+    "committed_gb",
+    "utilisation_pct",
+    "n_models",
+    "n_processes",
     # who shares it
-    "models", "critical", "bulk", "servers_apart", "bulk_without_compute_cap", "bulk_uncapped",
-    "compute_pct_sum", "critical_compute_pct_sum", "bulk_compute_pct_sum", "critical_without_compute_pct",
-    "largest_model", "largest_gb", "unknown_memory",
+    "models",
+    "critical",
+    "bulk",
+    "servers_apart",
+    "bulk_without_compute_cap",
+    "bulk_uncapped",
+    "compute_pct_sum",
+    "critical_compute_pct_sum",
+    "bulk_compute_pct_sum",
+    "critical_without_compute_pct",
+    "largest_model",
+    "largest_gb",
+    "unknown_memory",
     # what arbitrates between its latency-critical and bulk models (`protection`)
     *protection.GPU_FACTS,
     # greedy allocators
-    "greedy_models", "greedy_default", "greedy_default_detail", "greedy_fraction_sum", "greedy_cannot_start",
-    "limits_enforced", "limit_share_sum",
+    "greedy_models",
+    "greedy_default",
+    "greedy_default_detail",
+    "greedy_fraction_sum",
+    "greedy_cannot_start",
+    "limits_enforced",
+    "limit_share_sum",
     # MIG layout (`_mig_layout_facts`)
-    "mig", "mig_supported", "mig_unknown_profiles", "mig_over_limit", "mig_compute_used", "mig_compute_total",
-    "mig_memory_used_gb", "mig_memory_slices_used", "mig_memory_slices_total",
+    "mig",
+    "mig_supported",
+    "mig_unknown_profiles",
+    "mig_over_limit",
+    "mig_compute_used",
+    "mig_compute_total",
+    "mig_memory_used_gb",
+    "mig_memory_slices_used",
+    "mig_memory_slices_total",
     # real capacity (`_real_capacity_facts`)
-    "declared_capacity_gb", "verified", "real_found", "real_device", "real_memory_known", "real_memory_gb",
-    "real_product", "product_matches", "real_mig_mode", "real_mig", "real_mig_text", "mig_matches",
-    "other_processes_gb", "other_processes", "capacity_note",
+    "declared_capacity_gb",
+    "verified",
+    "real_found",
+    "real_device",
+    "real_memory_known",
+    "real_memory_gb",
+    "real_product",
+    "product_matches",
+    "real_mig_mode",
+    "real_mig",
+    "real_mig_text",
+    "mig_matches",
+    "other_processes_gb",
+    "other_processes",
+    "capacity_note",
 )
 
 
@@ -875,9 +982,7 @@ def _mig_layout_facts(fact: Fact, unit: CapacityUnit) -> None:
         fact["mig_memory_slices_used"] = 0
 
 
-def _greedy_detail(
-    model: _ModelView, allocator: Allocator, instance_gb: float, fraction: float, capacity: float | None
-) -> str:
+def _greedy_detail(model: _ModelView, allocator: Allocator, instance_gb: float, fraction: float, capacity: float | None) -> str:
     framework = model.model.framework
     if allocator.basis == "arena":
         return f"{model.name} ({framework} {allocator.setting} unset: its arena grows without bound)"

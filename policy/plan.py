@@ -95,8 +95,7 @@ class RateLimit(TypedDict, total=False):
         bool,
         Field(
             description=(
-                "False when the server ignores this limit (tritonserver without --rate-limit=execution_count). "
-                "Default true."
+                "False when the server ignores this limit (tritonserver without --rate-limit=execution_count). Default true."
             )
         ),
     ]
@@ -133,7 +132,9 @@ class Gpu(_Strict):
     """One physical GPU (or a GPU-sized share of one)."""
 
     id: str = Field(min_length=1, max_length=MAX_NAME, description="Name models use in `gpu`/`gpus`.")
-    product: str | None = Field(None, max_length=MAX_NAME, description="Looked up in the GPU catalog (`H100`, `NVIDIA A100-SXM4-80GB`, ...).")
+    product: str | None = Field(
+        None, max_length=MAX_NAME, description="Looked up in the GPU catalog (`H100`, `NVIDIA A100-SXM4-80GB`, ...)."
+    )
     memory_gb: float | None = Field(None, gt=0, le=MAX_GPU_GB, description="Total memory in GiB; overrides the catalog.")
     sharing: Sharing = Field("time-slicing", description="How models on this GPU share it.")
     mig: list[Annotated[str, Field(json_schema_extra={"pattern": MIG_PROFILE_PATTERN, "maxLength": 20})]] | None = Field(
@@ -149,8 +150,7 @@ class Gpu(_Strict):
             if not _is_mig_profile(profile):
                 shown = profile if len(profile) <= 24 else f"{profile[:20]}…({len(profile):,} characters)"
                 raise ValueError(
-                    f"{shown!r} is not a MIG profile such as 3g.40gb (1-{MAX_MIG_COMPUTE} compute slices, "
-                    f"1-{MAX_GPU_GB:g} GiB)"
+                    f"{shown!r} is not a MIG profile such as 3g.40gb (1-{MAX_MIG_COMPUTE} compute slices, 1-{MAX_GPU_GB:g} GiB)"
                 )
         return profiles
 
@@ -405,8 +405,7 @@ class ServingPlan(_Strict):
         models = data.get("models")
         if isinstance(models, list):
             converted["models"] = [
-                {**m, "gpu": "gpu0"} if isinstance(m, dict) and "gpu" not in m and "gpus" not in m else m
-                for m in models
+                {**m, "gpu": "gpu0"} if isinstance(m, dict) and "gpu" not in m and "gpus" not in m else m for m in models
             ]
         return converted
 

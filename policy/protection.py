@@ -26,13 +26,23 @@ from typing import Any, Protocol, Sequence
 
 #: Model facts this module fills in (for latency-critical models; neutral for the others).
 MODEL_FACTS = (
-    "server_bulk", "best_server_bulk_priority", "best_server_bulk_name",
-    "bulk_apart", "bulk_apart_unlimited", "arbitration", "guaranteed_compute_pct",
+    "server_bulk",
+    "best_server_bulk_priority",
+    "best_server_bulk_name",
+    "bulk_apart",
+    "bulk_apart_unlimited",
+    "arbitration",
+    "guaranteed_compute_pct",
 )
 #: GPU (and MIG slice) facts this module fills in.
 GPU_FACTS = (
-    "bulk_apart", "bulk_apart_unlimited", "bulk_apart_unpinned", "arbitration",
-    "compute_limits", "critical_min_compute_pct", "critical_min_compute_name",
+    "bulk_apart",
+    "bulk_apart_unlimited",
+    "bulk_apart_unpinned",
+    "arbitration",
+    "compute_limits",
+    "critical_min_compute_pct",
+    "critical_min_compute_name",
 )
 
 #: How a critical model's GPU time is arbitrated against its bulk neighbours.
@@ -140,9 +150,7 @@ def unit_protection(models: Sequence[ModelLike], fact: dict[str, Any]) -> UnitPr
     fact["bulk_apart"] = [m.name for m in apart]
     fact["bulk_apart_unlimited"] = unlimited
     fact["bulk_apart_unpinned"] = [m.name for m in apart if m.pinned_memory_gb is None]
-    fact["arbitration"] = (
-        ALONE if not critical or not agg.bulk else SERVER if not apart else NOTHING if unlimited else LIMITS
-    )
+    fact["arbitration"] = ALONE if not critical or not agg.bulk else SERVER if not apart else NOTHING if unlimited else LIMITS
     fact["compute_limits"] = limits
     worst, worst_name = 100.0, ""
     for m in critical:
@@ -167,9 +175,7 @@ def guaranteed_compute_pct(model: ModelLike, agg: UnitProtection) -> float:
     return max(0.0, min(own, 100.0 - others))
 
 
-def model_protection(
-    model: ModelLike, units: Sequence[UnitProtection], fact: dict[str, Any], *, on_mig: bool = False
-) -> None:
+def model_protection(model: ModelLike, units: Sequence[UnitProtection], fact: dict[str, Any], *, on_mig: bool = False) -> None:
     """A model's protection facts over the units it runs on (all MIG slices: `on_mig`), written into `fact`."""
     if not model.critical:
         fact["server_bulk"] = []

@@ -91,8 +91,7 @@ def write(key: str, entries: list[dict[str, Any]]) -> None:
     if folder is None:
         return
     payload = [
-        {**entry, "program": base64.b64encode(entry["program"]).decode() if entry["program"] else None}
-        for entry in entries
+        {**entry, "program": base64.b64encode(entry["program"]).decode() if entry["program"] else None} for entry in entries
     ]
     try:
         folder.mkdir(parents=True, exist_ok=True)

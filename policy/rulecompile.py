@@ -188,7 +188,9 @@ def check_rule(rule: CompiledRule) -> None:
     for field_name, expression, kind in expressions(spec):
         for name in _PARAM.findall(_STRING_LITERAL.sub('""', expression)):
             if name not in spec.params:
-                raise RuleError(f"rule has no parameter {name!r}" + did_you_mean(name, spec.params), file=rule.file, field=field_name)
+                raise RuleError(
+                    f"rule has no parameter {name!r}" + did_you_mean(name, spec.params), file=rule.file, field=field_name
+                )
         env = cel.NewEnv(pool, variables=declared, extensions=extensions)
         try:
             compiled = env.compile(expression)

@@ -1,6 +1,6 @@
 """docs/rules.md, generated from the rule files so the documentation cannot drift.
 
-    python -m policy.ruledocs > docs/rules.md
+python -m policy.ruledocs > docs/rules.md
 """
 
 from __future__ import annotations

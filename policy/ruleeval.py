@@ -174,7 +174,10 @@ def to_python(value: Any, null: Any) -> Any:
         return None
     raw = value.value()
     if hasattr(raw, "DESCRIPTOR"):  # a scope's facts as a whole (a variable `m: model`): a fact dict
-        return {field.name: list(getattr(raw, field.name)) if field.label == field.LABEL_REPEATED else getattr(raw, field.name) for field in raw.DESCRIPTOR.fields}
+        return {
+            field.name: list(getattr(raw, field.name)) if field.label == field.LABEL_REPEATED else getattr(raw, field.name)
+            for field in raw.DESCRIPTOR.fields
+        }
     if isinstance(raw, list):
         return [to_python(item, null) for item in raw]
     if isinstance(raw, dict):

@@ -159,13 +159,21 @@ def load_rule_file(path: Path) -> RuleSpec:
     spec = RuleSpec.model_validate(data)
     if spec.id != path.stem:
         line, column = position(data, ("id",))
-        raise RuleError(f"id {spec.id!r} differs from the file name {path.stem!r}", file=file, line=line, column=column, field="id")
+        raise RuleError(
+            f"id {spec.id!r} differs from the file name {path.stem!r}", file=file, line=line, column=column, field="id"
+        )
     names = [v.name for v in spec.variables]
     reserved = {"params", "plan", spec.scope}
     for n, name in enumerate(names):
         if name in names[:n] or name in reserved:
             line, column = position(data, ("variables", n, "name"))
-            raise RuleError(f"variable {name!r} is defined twice or shadows a built-in name", file=file, line=line, column=column, field=f"variables[{n}].name")
+            raise RuleError(
+                f"variable {name!r} is defined twice or shadows a built-in name",
+                file=file,
+                line=line,
+                column=column,
+                field=f"variables[{n}].name",
+            )
     if spec.scope != "input" and not spec.validations:
         raise RuleError("a rule needs at least one validation", file=file, field="validations")
     return spec
@@ -179,7 +187,9 @@ def _schema_validator() -> Any:
 
 
 def _validate_against_schema(data: dict[str, Any], file: str) -> None:
-    errors = sorted(_schema_validator().iter_errors(json.loads(json.dumps(data, default=str))), key=lambda e: list(e.absolute_path))
+    errors = sorted(
+        _schema_validator().iter_errors(json.loads(json.dumps(data, default=str))), key=lambda e: list(e.absolute_path)
+    )
     if not errors:
         return
     error = errors[0]

@@ -11,9 +11,18 @@ import re
 
 #: GiB per unit a memory figure may be written in.
 _MEMORY_UNITS = {
-    "gib": 1.0, "gb": 1.0, "g": 1.0, "gi": 1.0,
-    "mib": 1 / 1024, "mb": 1 / 1024, "mi": 1 / 1024, "m": 1 / 1024,
-    "tib": 1024.0, "tb": 1024.0, "ti": 1024.0, "t": 1024.0,
+    "gib": 1.0,
+    "gb": 1.0,
+    "g": 1.0,
+    "gi": 1.0,
+    "mib": 1 / 1024,
+    "mb": 1 / 1024,
+    "mi": 1 / 1024,
+    "m": 1 / 1024,
+    "tib": 1024.0,
+    "tb": 1024.0,
+    "ti": 1024.0,
+    "t": 1024.0,
 }
 _TIME_UNITS = {"ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001}
 _NUMBER_WITH_UNIT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Zµ]+)\s*$")

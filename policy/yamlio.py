@@ -213,7 +213,9 @@ def read_text(path: Path, *, what: str = "", error: type[InputError] = InputErro
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise error(f"{label}file is {size / 2**20:.0f} MiB; gpuadmit reads files up to {MAX_FILE_BYTES // 2**20} MiB", file=file)
+            raise error(
+                f"{label}file is {size / 2**20:.0f} MiB; gpuadmit reads files up to {MAX_FILE_BYTES // 2**20} MiB", file=file
+            )
         # Read at most one byte past the limit: a pipe or a device has no size to check first.
         with path.open("rb") as stream:
             raw = stream.read(MAX_FILE_BYTES + 1)
@@ -349,7 +351,10 @@ class _PositionedJSONDecoder(json.JSONDecoder):
             if key in data.key_lines:
                 raise InputError(
                     f"duplicate key (first defined on line {data.key_lines[key][0]})",
-                    file=self.file, line=key_at[0], column=key_at[1], field=key,
+                    file=self.file,
+                    line=key_at[0],
+                    column=key_at[1],
+                    field=key,
                 )
             end = _skip_space(s, end)
             if s[end : end + 1] != ":":
@@ -365,7 +370,10 @@ class _PositionedJSONDecoder(json.JSONDecoder):
                 line, column = self._position(end)
                 raise InputError(
                     f"not a number gpuadmit accepts: {shorten(str(err), 80)}",
-                    file=self.file, line=line, column=column, field=key,
+                    file=self.file,
+                    line=line,
+                    column=column,
+                    field=key,
                 ) from None
             data.key_lines[key] = key_at
             data[key] = value
@@ -413,9 +421,7 @@ def check_size(data: Any, file: str) -> None:
         value, depth = stack.pop()
         budget -= 1
         if budget < 0:
-            raise InputError(
-                f"document expands to more than {MAX_VALUES:,} values (YAML alias bomb?)", file=file
-            )
+            raise InputError(f"document expands to more than {MAX_VALUES:,} values (YAML alias bomb?)", file=file)
         if depth > MAX_DEPTH:
             raise InputError(f"nested deeper than {MAX_DEPTH} levels", file=file)
         if isinstance(value, dict):

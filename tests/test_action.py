@@ -74,7 +74,11 @@ class Runner:
         assert step.get("shell") == "bash"
         proc = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-            cwd=self.workspace, env=env, capture_output=True, text=True, timeout=900,
+            cwd=self.workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         outputs = dict(line.split("=", 1) for line in output_file.read_text(encoding="utf-8").splitlines() if "=" in line)
         self.outputs[step.get("id", "")] = outputs
@@ -191,7 +195,9 @@ def test_fail_on_never_reports_but_passes(action_run: ActionRun) -> None:
     assert runner.summary.read_text(encoding="utf-8") == before
 
 
-def test_ci_script_appends_to_an_existing_summary_and_writes_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ci_script_appends_to_an_existing_summary_and_writes_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from policy import ci
 
     monkeypatch.chdir(ROOT)
@@ -199,17 +205,26 @@ def test_ci_script_appends_to_an_existing_summary_and_writes_outputs(tmp_path: P
     summary.write_text("earlier\n", encoding="utf-8")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
-    code = ci.main(["--paths", "samples/seed-demo.yaml 'samples/seed-demo-safe.yaml'", "--sarif", str(tmp_path / "out" / "g.sarif")])
+    code = ci.main(
+        ["--paths", "samples/seed-demo.yaml 'samples/seed-demo-safe.yaml'", "--sarif", str(tmp_path / "out" / "g.sarif")]
+    )
     assert code == 1
     assert summary.read_text(encoding="utf-8").startswith("earlier\n## gpuadmit: 🛑 6 errors")
     written = dict(line.split("=", 1) for line in outputs.read_text(encoding="utf-8").splitlines())
     assert written == {
-        "sarif-file": str(tmp_path / "out" / "g.sarif"), "errors": "6", "warnings": "0", "info": "0", "waived": "0", "exit-code": "1",
+        "sarif-file": str(tmp_path / "out" / "g.sarif"),
+        "errors": "6",
+        "warnings": "0",
+        "info": "0",
+        "waived": "0",
+        "exit-code": "1",
     }
     assert capsys.readouterr().out.count("::error file=samples/seed-demo.yaml,") == 6
 
 
-def test_ci_script_reports_a_broken_config_as_one_annotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ci_script_reports_a_broken_config_as_one_annotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from policy import ci
 
     monkeypatch.chdir(ROOT)
@@ -217,4 +232,7 @@ def test_ci_script_reports_a_broken_config_as_one_annotation(tmp_path: Path, mon
     config = tmp_path / "gpuadmit.yaml"
     config.write_text("rules: {bulk-caped: {enabled: false}}\n", encoding="utf-8")
     assert ci.main(["samples/seed-demo.yaml", "--config", str(config)]) == 2
-    assert capsys.readouterr().out == "::error title=gpuadmit::rules.bulk-caped: no rule 'bulk-caped' to configure; did you mean 'bulk-capped'?\n"
+    assert (
+        capsys.readouterr().out
+        == "::error title=gpuadmit::rules.bulk-caped: no rule 'bulk-caped' to configure; did you mean 'bulk-capped'?\n"
+    )

@@ -60,9 +60,15 @@ def test_every_schema_error_of_a_plan_is_reported_in_one_run(linter: Linter, tmp
     report = linter.lint_paths([path])
     schema = [(f.line, f.message) for f in report.findings if f.rule == "schema"]
     assert schema == [
-        (2, "gpus[0].memory_gb: Input should be a valid number, unable to parse string as a number (got '80GB'); give GiB as a number: 80"),
+        (
+            2,
+            "gpus[0].memory_gb: Input should be a valid number, unable to parse string as a number (got '80GB'); give GiB as a number: 80",
+        ),
         (3, "gpus[1].memory_gb: Input should be less than or equal to 4096 (got 81920); looks like MiB: 80 GiB?"),
-        (5, "models[0].sla_ms: Input should be a valid number, unable to parse string as a number (got '200ms'); give milliseconds as a number: 200"),
+        (
+            5,
+            "models[0].sla_ms: Input should be a valid number, unable to parse string as a number (got '200ms'); give milliseconds as a number: 200",
+        ),
         (6, "models[1].instancez: unknown key; did you mean 'instances'?"),
     ]
     assert report.exit_code() == 2
@@ -138,8 +144,8 @@ def test_mps_client_limits_are_read_from_the_container_env(tmp_path: Path) -> No
     path.write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: emb\n  annotations: {gpuadmit.dev/sharing: mps}\n"
         "spec:\n  template:\n    spec:\n      containers:\n        - name: c\n          image: e:1\n"
-        "          env:\n            - {name: CUDA_MPS_ACTIVE_THREAD_PERCENTAGE, value: \"30\"}\n"
-        "            - {name: CUDA_MPS_PINNED_DEVICE_MEM_LIMIT, value: \"0=4G,1=2048M\"}\n"
+        '          env:\n            - {name: CUDA_MPS_ACTIVE_THREAD_PERCENTAGE, value: "30"}\n'
+        '            - {name: CUDA_MPS_PINNED_DEVICE_MEM_LIMIT, value: "0=4G,1=2048M"}\n'
         "          resources: {limits: {nvidia.com/gpu: 1}}\n",
         encoding="utf-8",
     )

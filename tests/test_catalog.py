@@ -32,7 +32,9 @@ from policy import catalog
 def test_product_names_resolve_to_nvml_memory(name: str, product: str, mib: int) -> None:
     found = catalog.resolve(name)
     assert (found.status, found.product and found.product.name, found.product and found.product.memory_mib) == (
-        "known", product, mib,
+        "known",
+        product,
+        mib,
     )
 
 

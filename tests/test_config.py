@@ -80,9 +80,18 @@ def test_an_empty_config_file_is_the_defaults(tmp_path: Path) -> None:
         ("fail_on: errors\n", ".gpuadmit.yaml:1:1: fail_on: Input should be 'error', 'warning' or 'never' (got 'errors')"),
         ("fail-on: error\n", ".gpuadmit.yaml:1:1: fail-on: unknown key; did you mean 'fail_on'?"),
         ("accounting: {headroom: 10}\n", ".gpuadmit.yaml:1:14: accounting.headroom: unknown key; did you mean 'headroom_pct'?"),
-        ("accounting:\n  headroom_pct: 100\n", ".gpuadmit.yaml:2:3: accounting.headroom_pct: Input should be less than 100 (got 100)"),
-        ("rules:\n  isolation: {enable: false}\n", ".gpuadmit.yaml:2:15: rules.isolation.enable: unknown key; did you mean 'enabled'?"),
-        ("rules:\n  isolation: {severity: fatal}\n", ".gpuadmit.yaml:2:15: rules.isolation.severity: Input should be 'error', 'warning' or 'info' (got 'fatal')"),
+        (
+            "accounting:\n  headroom_pct: 100\n",
+            ".gpuadmit.yaml:2:3: accounting.headroom_pct: Input should be less than 100 (got 100)",
+        ),
+        (
+            "rules:\n  isolation: {enable: false}\n",
+            ".gpuadmit.yaml:2:15: rules.isolation.enable: unknown key; did you mean 'enabled'?",
+        ),
+        (
+            "rules:\n  isolation: {severity: fatal}\n",
+            ".gpuadmit.yaml:2:15: rules.isolation.severity: Input should be 'error', 'warning' or 'info' (got 'fatal')",
+        ),
         ("waivers:\n  - {rule: isolation, gpu: gpu0}\n", ".gpuadmit.yaml:2:5: waivers[0].reason: Field required"),
         ("- fail_on: error\n", ".gpuadmit.yaml: the config file holds one YAML mapping"),
         ("base_dir: /etc\n", ".gpuadmit.yaml:1:1: base_dir: unknown key"),

@@ -121,12 +121,18 @@ def test_gpuadmit_runs_with_the_image_environment_and_no_writable_home(tmp_path:
     cache = tmp_path / "tmp" / "gpuadmit"
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME",)},
-        "HOME": "/nonexistent", "PYTHONDONTWRITEBYTECODE": "1", "GPUADMIT_CACHE_DIR": str(cache),
+        "HOME": "/nonexistent",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "GPUADMIT_CACHE_DIR": str(cache),
         "PYTHONPATH": str(ROOT),
     }
     run = subprocess.run(
         [sys.executable, "-m", "policy.cli", "lint", str(SAMPLES / "seed-demo-safe.yaml")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert not Path("/nonexistent").exists()

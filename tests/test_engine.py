@@ -59,18 +59,54 @@ def test_params_and_severity_are_overridden_by_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutation", "message", "field"),
     [
-        (("expression: model.instances <= params.limit", "expression: model.instances <="), "does not compile", "validations[0].expression"),
-        (("expression: model.instances <= params.limit", "expression: model.instancez <= params.limit"), "model has no fact 'instancez' (docs/facts.md); did you mean 'instances'?", "validations[0].expression"),
-        (("expression: model.instances <= params.limit", 'expression: model.instances > "2"'), "no matching overload for '_>_' applied to '(int, string)'", "validations[0].expression"),
-        (("expression: model.instances <= params.limit", "expression: model.gpu_gb + model.instances < 8.0"), "applied to '(double, int)'", "validations[0].expression"),
-        (("expression: model.instances <= params.limit", "expression: model.instances <= params.limitt"), "rule has no parameter 'limitt'; did you mean 'limit'?", "validations[0].expression"),
-        (("{model.instances} instances", "{model.instancez} instances"), "message placeholder {model.instancez} is not a known value; did you mean 'instances'?", "validations[0].message"),
-        (("{model.instances} instances", "{model.name:.1f} instances"), "message placeholder {model.name}: format '.1f' does not apply", "validations[0].message"),
-        (("{params.limit:g} or fewer", "{params.limt:g} or fewer"), "placeholder {params.limt} is not a known value; did you mean 'limit'?", "remediation"),
+        (
+            ("expression: model.instances <= params.limit", "expression: model.instances <="),
+            "does not compile",
+            "validations[0].expression",
+        ),
+        (
+            ("expression: model.instances <= params.limit", "expression: model.instancez <= params.limit"),
+            "model has no fact 'instancez' (docs/facts.md); did you mean 'instances'?",
+            "validations[0].expression",
+        ),
+        (
+            ("expression: model.instances <= params.limit", 'expression: model.instances > "2"'),
+            "no matching overload for '_>_' applied to '(int, string)'",
+            "validations[0].expression",
+        ),
+        (
+            ("expression: model.instances <= params.limit", "expression: model.gpu_gb + model.instances < 8.0"),
+            "applied to '(double, int)'",
+            "validations[0].expression",
+        ),
+        (
+            ("expression: model.instances <= params.limit", "expression: model.instances <= params.limitt"),
+            "rule has no parameter 'limitt'; did you mean 'limit'?",
+            "validations[0].expression",
+        ),
+        (
+            ("{model.instances} instances", "{model.instancez} instances"),
+            "message placeholder {model.instancez} is not a known value; did you mean 'instances'?",
+            "validations[0].message",
+        ),
+        (
+            ("{model.instances} instances", "{model.name:.1f} instances"),
+            "message placeholder {model.name}: format '.1f' does not apply",
+            "validations[0].message",
+        ),
+        (
+            ("{params.limit:g} or fewer", "{params.limt:g} or fewer"),
+            "placeholder {params.limt} is not a known value; did you mean 'limit'?",
+            "remediation",
+        ),
         (("severity: warning", "severity: fatal"), "'fatal' is not one of", "severity"),
         (("scope: model", "scope: model\nwhen: always"), "unknown key", None),
         (("id: max-instances", "id: other-id"), "differs from the file name", "id"),
-        (("expression: model.instances <= params.limit", "expression: double(model.instances)"), "must evaluate to a boolean, not DOUBLE", "validations[0].expression"),
+        (
+            ("expression: model.instances <= params.limit", "expression: double(model.instances)"),
+            "must evaluate to a boolean, not DOUBLE",
+            "validations[0].expression",
+        ),
     ],
 )
 def test_broken_rule_fails_at_load_with_file_and_field(
@@ -114,9 +150,7 @@ def test_unknown_param_override_suggests_the_right_one() -> None:
 
 def test_rule_that_errors_on_a_plan_fails_closed(tmp_path: Path) -> None:
     # Division by zero only happens on this plan: the rule loads.
-    rule = GOOD_RULE.replace(
-        "model.instances <= params.limit", "model.instances == 0 || 10 / (model.instances - 4) >= 0"
-    )
+    rule = GOOD_RULE.replace("model.instances <= params.limit", "model.instances == 0 || 10 / (model.instances - 4) >= 0")
     plan = tmp_path / "plan.yaml"
     plan.write_text("gpus: [{id: gpu0, memory_gb: 80}]\nmodels: [{name: emb, gpu: gpu0, gpu_gb: 1, instances: 4}]\n")
     report = Linter(rule_dirs=[_rule_dir(tmp_path, rule)]).lint_paths([plan])
@@ -129,8 +163,7 @@ def test_rule_that_errors_on_a_plan_fails_closed(tmp_path: Path) -> None:
 def test_expired_waiver_does_not_waive_and_is_an_error(tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text(
-        (SAMPLES / "seed-demo.yaml").read_text()
-        + "waivers:\n"
+        (SAMPLES / "seed-demo.yaml").read_text() + "waivers:\n"
         "  - {rule: bulk-capped, model: embeddings, reason: nightly only, expires: 2020-01-01}\n"
         "  - {rule: bulk-capped, model: reranker, reason: nightly only}\n"
     )
@@ -144,7 +177,9 @@ def test_expired_waiver_does_not_waive_and_is_an_error(tmp_path: Path) -> None:
 
 def test_waiver_needs_a_reason_and_a_subject(tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
-    plan.write_text((SAMPLES / "seed-demo.yaml").read_text() + "waivers:\n  - {rule: bulk-capped, model: embeddings, reason: ''}\n")
+    plan.write_text(
+        (SAMPLES / "seed-demo.yaml").read_text() + "waivers:\n  - {rule: bulk-capped, model: embeddings, reason: ''}\n"
+    )
     report = Linter().lint_paths([plan])
     assert report.exit_code() == 2
     assert "waivers[0].reason" in report.findings[0].message
@@ -177,11 +212,15 @@ def test_builtin_rules_are_found_in_an_installed_layout(tmp_path: Path) -> None:
 
 def _large_plan(n_models: int) -> str:
     """More subjects than one evaluation chunk, with every kind of risk somewhere."""
-    gpus = "".join(f"  - {{id: gpu{g}, product: H100, sharing: {'mps' if g % 3 else 'time-slicing'}}}\n" for g in range(n_models // 4))
+    gpus = "".join(
+        f"  - {{id: gpu{g}, product: H100, sharing: {'mps' if g % 3 else 'time-slicing'}}}\n" for g in range(n_models // 4)
+    )
     models = []
     for m in range(n_models):
         critical = m % 4 == 0
-        model = f"  - {{name: m{m}, framework: {('vllm', 'pytorch', 'onnxruntime')[m % 3]}, gpu: gpu{m // 4}, gpu_gb: {m % 17 + 1}"
+        model = (
+            f"  - {{name: m{m}, framework: {('vllm', 'pytorch', 'onnxruntime')[m % 3]}, gpu: gpu{m // 4}, gpu_gb: {m % 17 + 1}"
+        )
         if critical:
             model += ", latency_critical: true, sla_ms: 200" + (", priority: 1" if m % 8 else "")
             model += ", rate_limit: {max_concurrency: 4, max_queue: 8, queue_timeout_ms: 300}" if m % 12 else ""

@@ -34,7 +34,10 @@ def test_context_size_is_configurable() -> None:
 
 
 def test_vllm_takes_its_fraction_of_total_memory() -> None:
-    plan = {"gpus": [{"id": "gpu0", "memory_gb": 80}], "models": [{"name": "v", "framework": "vllm", "gpu": "gpu0", "gpu_gb": 16}]}
+    plan = {
+        "gpus": [{"id": "gpu0", "memory_gb": 80}],
+        "models": [{"name": "v", "framework": "vllm", "gpu": "gpu0", "gpu_gb": 16}],
+    }
     gpu = _gpu(plan)
     assert gpu["greedy_gb"] == pytest.approx(0.92 * 80 - 16)  # the current default (docs/SOURCES.md)
     assert gpu["committed_gb"] == pytest.approx(73.6 + 0.5)
@@ -53,7 +56,10 @@ def test_trtllm_takes_its_fraction_of_memory_free_after_weights() -> None:
 
 
 def test_tensorflow_without_a_fraction_takes_the_whole_gpu() -> None:
-    plan = {"gpus": [{"id": "gpu0", "product": "T4"}], "models": [{"name": "tf", "framework": "tensorflow", "gpu": "gpu0", "gpu_gb": 2}]}
+    plan = {
+        "gpus": [{"id": "gpu0", "product": "T4"}],
+        "models": [{"name": "tf", "framework": "tensorflow", "gpu": "gpu0", "gpu_gb": 2}],
+    }
     gpu = _gpu(plan)
     assert gpu["capacity_gb"] == pytest.approx(15360 / 1024)
     assert gpu["declared_gb"] + gpu["greedy_gb"] == pytest.approx(gpu["capacity_gb"])

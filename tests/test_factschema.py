@@ -20,7 +20,9 @@ def _sample_facts() -> list[tuple[str, Facts]]:
     from policy.capacity.providers import open_provider
     from policy.readers import read_paths
 
-    built = [(s.file or "?", build_facts(s.plan)) for s in read_paths([SAMPLES, ROOT / "policy" / "data" / "probe-plan.yaml"]).sources]
+    built = [
+        (s.file or "?", build_facts(s.plan)) for s in read_paths([SAMPLES, ROOT / "policy" / "data" / "probe-plan.yaml"]).sources
+    ]
     for folder in sorted(p for p in (ROOT / "tests" / "rules").iterdir() if p.is_dir()):
         capacity = folder / "capacity.yaml"
         inventory = open_provider(str(capacity)).inventory() if capacity.exists() else None
@@ -48,7 +50,9 @@ def test_the_samples_reach_every_scope_and_verified_capacity() -> None:
 
 
 def test_mismatches_name_the_fact_and_what_to_do() -> None:
-    fact: dict[str, Any] = {f.name: {"int": 0, "double": 0.0, "bool": False, "string": "", "list(string)": []}[f.type] for f in factschema.WAIVER}
+    fact: dict[str, Any] = {
+        f.name: {"int": 0, "double": 0.0, "bool": False, "string": "", "list(string)": []}[f.type] for f in factschema.WAIVER
+    }
     assert factschema.mismatches("waiver", fact) == []
     fact["days_expired"] = 1.5
     fact["owner"] = "team-a"
@@ -84,7 +88,9 @@ def test_the_cel_types_come_from_the_schema(scope: str) -> None:
     env = cel.NewEnv(pool, variables={"s": cel.Type(factschema.message_name(scope))})
     for fact in factschema.SCHEMA[scope]:
         returned = env.compile(f"s.{fact.name}").return_type().name()
-        expected = {"int": "INT", "double": "DOUBLE", "bool": "BOOL", "string": "STRING", "list(string)": "LIST<STRING>"}[fact.type]
+        expected = {"int": "INT", "double": "DOUBLE", "bool": "BOOL", "string": "STRING", "list(string)": "LIST<STRING>"}[
+            fact.type
+        ]
         assert returned == expected, fact
 
 

@@ -20,12 +20,49 @@ from conftest import ROOT
 
 #: Lowest first. A module may import modules of its own layer and of the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("bottom", ("policy", "policy.findings", "policy.verdict", "policy.closest", "policy.settings", "policy.factschema", "policy.errors", "policy.unit_slips")),
-    ("parsing", ("policy.yamlio", "policy.plan", "policy.catalog", "policy.source", "policy.celcompile", "policy.rules", "policy.config", "policy.configured", "policy.ignore", "policy.capacity")),
+    (
+        "bottom",
+        (
+            "policy",
+            "policy.findings",
+            "policy.verdict",
+            "policy.closest",
+            "policy.settings",
+            "policy.factschema",
+            "policy.errors",
+            "policy.unit_slips",
+        ),
+    ),
+    (
+        "parsing",
+        (
+            "policy.yamlio",
+            "policy.plan",
+            "policy.catalog",
+            "policy.source",
+            "policy.celcompile",
+            "policy.rules",
+            "policy.config",
+            "policy.configured",
+            "policy.ignore",
+            "policy.capacity",
+        ),
+    ),
     ("readers", ("policy.readers", "policy.domains", "policy.cluster")),
     ("facts", ("policy.facts", "policy.protection")),
     ("report", ("policy.report",)),
-    ("engine", ("policy.messages", "policy.unmatched_waivers", "policy.rulecompile", "policy.ruleeval", "policy.rulecache", "policy.engine", "policy.ruledocs")),
+    (
+        "engine",
+        (
+            "policy.messages",
+            "policy.unmatched_waivers",
+            "policy.rulecompile",
+            "policy.ruleeval",
+            "policy.rulecache",
+            "policy.engine",
+            "policy.ruledocs",
+        ),
+    ),
     ("writers", ("policy.writers", "policy.cluster.policyreport")),
     ("entry points", ("policy.api", "policy.cli", "policy.ci", "policy.units", "policy.audit", "policy.suggest", "webhook")),
 ]

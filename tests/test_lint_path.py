@@ -24,7 +24,14 @@ print(code, sorted({m.split(".")[0] for m in sys.modules}))
 
 
 def _lint_modules() -> tuple[str, set[str]]:
-    run = subprocess.run([sys.executable, "-c", PROBE, str(SAMPLES / "seed-demo.yaml")], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE, str(SAMPLES / "seed-demo.yaml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     code, _, modules = run.stdout.strip().splitlines()[-1].partition(" ")
     return code, set(eval(modules))  # noqa: S307 - our own probe's printed list
 

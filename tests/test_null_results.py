@@ -61,7 +61,10 @@ def test_a_rule_producing_null_survives_ten_thousand_judgements(tmp_path: Path, 
     plan.write_text("gpus: [{id: gpu0, memory_gb: 80}]\nmodels: [{name: emb, gpu: gpu0, gpu_gb: 1}]\n")
     run = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(JUDGE), str(rules), str(plan), path],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "judged 10000"

@@ -49,7 +49,13 @@ def test_seed_form_and_gpus_together_are_refused() -> None:
 
 @pytest.mark.parametrize(
     ("spelling", "canonical"),
-    [("TRT-LLM", "tensorrt_llm"), (" tensorrtllm ", "tensorrt_llm"), ("Torch", "pytorch"), ("onnx", "onnxruntime"), ("vllm", "vllm")],
+    [
+        ("TRT-LLM", "tensorrt_llm"),
+        (" tensorrtllm ", "tensorrt_llm"),
+        ("Torch", "pytorch"),
+        ("onnx", "onnxruntime"),
+        ("vllm", "vllm"),
+    ],
 )
 def test_framework_spellings_become_one_name(spelling: str, canonical: str) -> None:
     assert Model(name="m", framework=spelling).framework == canonical
@@ -75,7 +81,10 @@ def test_suggest_bounds_must_be_in_order() -> None:
         ({"name": "m", "sla_ms": 0}, "sla_ms: Input should be greater than 0"),
         ({"name": "m", "gpu_gb": float("nan")}, "gpu_gb: Input should be a finite number"),
         ({"name": "m", "rate_limit": {"max_queue": -1}}, "rate_limit.max_queue: Input should be greater than or equal to 0"),
-        ({"name": "m", "rate_limit": {"timeout_action": "wait"}}, "rate_limit.timeout_action: Input should be 'reject' or 'delay'"),
+        (
+            {"name": "m", "rate_limit": {"timeout_action": "wait"}},
+            "rate_limit.timeout_action: Input should be 'reject' or 'delay'",
+        ),
         ({"name": "m", "caps": {"compute_pct": 120}}, "caps.compute_pct: Input should be less than or equal to 100"),
         ({"name": "m", "caps": {"max_batch": 8}}, "caps.max_batch: Extra inputs are not permitted"),
         ({"name": "m", "gpu_gbb": 4}, "gpu_gbb: Extra inputs are not permitted"),
@@ -132,7 +141,20 @@ def test_the_json_schema_is_a_2020_12_schema_of_the_contract_fields() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "gpuadmit ServingPlan"
     model = schema["$defs"]["Model"]["properties"]
-    for field in ("name", "framework", "gpu", "gpus", "instances", "gpu_gb", "latency_critical", "sla_ms", "priority", "rate_limit", "caps", "memory_fraction"):
+    for field in (
+        "name",
+        "framework",
+        "gpu",
+        "gpus",
+        "instances",
+        "gpu_gb",
+        "latency_critical",
+        "sla_ms",
+        "priority",
+        "rate_limit",
+        "caps",
+        "memory_fraction",
+    ):
         assert field in model, field
     json.dumps(schema)  # plain JSON, for editors
 

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP = shutil.ignore_patterns(".git", ".venv", "venv", "__pycache__", "*.pyc", "build", "dist", "*.egg-info", ".*_cache", ".hypothesis")
+SKIP = shutil.ignore_patterns(
+    ".git", ".venv", "venv", "__pycache__", "*.pyc", "build", "dist", "*.egg-info", ".*_cache", ".hypothesis"
+)
 
 
 @dataclass
@@ -40,9 +42,18 @@ class Repo:
 def _env(home: Path) -> dict[str, str]:
     """An isolated git identity and pre-commit cache; no global git config, no PYTHONPATH leaking in."""
     global_config = home / "gitconfig"
-    global_config.write_text("[user]\n\tname = gpuadmit test\n\temail = test@gpuadmit.invalid\n[init]\n\tdefaultBranch = main\n", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"} and not k.startswith("GIT_")}
-    env.update(GIT_CONFIG_GLOBAL=str(global_config), GIT_CONFIG_NOSYSTEM="1", PRE_COMMIT_HOME=str(home / "pre-commit"), PRE_COMMIT_COLOR="never")
+    global_config.write_text(
+        "[user]\n\tname = gpuadmit test\n\temail = test@gpuadmit.invalid\n[init]\n\tdefaultBranch = main\n", encoding="utf-8"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"} and not k.startswith("GIT_")
+    }
+    env.update(
+        GIT_CONFIG_GLOBAL=str(global_config),
+        GIT_CONFIG_NOSYSTEM="1",
+        PRE_COMMIT_HOME=str(home / "pre-commit"),
+        PRE_COMMIT_COLOR="never",
+    )
     return env
 
 
@@ -100,8 +111,12 @@ def test_committing_the_seed_demo_fails_with_its_findings(scratch: Repo) -> None
     assert proc.returncode == 1, shown
     assert "gpuadmit" in shown and "Failed" in shown
     for rule, line in (
-        ("latency-critical-priority", 4), ("latency-critical-rate-limit", 4), ("bulk-capped", 5),
-        ("bulk-capped", 6), ("latency-critical-priority", 7), ("latency-critical-rate-limit", 7),
+        ("latency-critical-priority", 4),
+        ("latency-critical-rate-limit", 4),
+        ("bulk-capped", 5),
+        ("bulk-capped", 6),
+        ("latency-critical-priority", 7),
+        ("latency-critical-rate-limit", 7),
     ):
         assert any(rule in row and f"plans/seed-demo.yaml:{line}:" in row for row in shown.splitlines()), (rule, line, shown)
     assert "6 errors, 0 warnings, 0 info, 0 waived in 1 plan" in shown

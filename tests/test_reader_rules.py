@@ -60,7 +60,10 @@ def test_every_reader_made_rule_id_is_a_rule_file() -> None:
     ("override", "message"),
     [
         ("{enabled: false}", "rules.schema.enabled: schema cannot be disabled: unusable input cannot be waved through"),
-        ("{severity: info}", "rules.schema.severity: schema keeps its own severities: its errors mean the input could not be used"),
+        (
+            "{severity: info}",
+            "rules.schema.severity: schema keeps its own severities: its errors mean the input could not be used",
+        ),
         ("{severity: error}", "rules.schema.severity: schema keeps its own severities"),
     ],
 )
@@ -117,8 +120,12 @@ def test_memory_declared_severity_caps_the_rule_and_leaves_the_note_a_note(tmp_p
 def test_repository_read_severity_override_applies_to_the_readers_finding(tmp_path: Path) -> None:
     manifest = tmp_path / "triton.yaml"
     manifest.write_text(TRITONSERVER % "")
-    assert [s for s, _ in _findings(_config(tmp_path, "  isolation: {enabled: true}\n"), manifest, "repository-read")] == ["warning"]
-    assert [s for s, _ in _findings(_config(tmp_path, "  repository-read: {severity: info}\n"), manifest, "repository-read")] == ["info"]
+    assert [s for s, _ in _findings(_config(tmp_path, "  isolation: {enabled: true}\n"), manifest, "repository-read")] == [
+        "warning"
+    ]
+    assert [s for s, _ in _findings(_config(tmp_path, "  repository-read: {severity: info}\n"), manifest, "repository-read")] == [
+        "info"
+    ]
 
 
 def test_repository_read_lowered_to_warning_admits_an_annotated_repository_with_a_warning(tmp_path: Path) -> None:
@@ -134,21 +141,30 @@ def test_repository_read_lowered_to_warning_admits_an_annotated_repository_with_
         {
             "apiVersion": "admission.k8s.io/v1",
             "kind": "AdmissionReview",
-            "request": {"uid": "u", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"}, "operation": "CREATE", "object": obj},
+            "request": {
+                "uid": "u",
+                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "operation": "CREATE",
+                "object": obj,
+            },
         }
     )
     strict = judge(Linter(), review)
     assert strict.allowed is False and "[repository-read]" in (strict.message or "")
     lowered = judge(Linter(load_config(_config(tmp_path, "  repository-read: {severity: warning}\n"))), review)
     assert lowered.allowed is True
-    assert any(w.startswith("[repository-read] triton: gpuadmit.dev/triton-repository was not followed") for w in lowered.warnings)
+    assert any(
+        w.startswith("[repository-read] triton: gpuadmit.dev/triton-repository was not followed") for w in lowered.warnings
+    )
     sources = read_documents([replace(doc, data=obj)], "deployment/team-a/triton")
     assert [f.severity for s in sources for f in s.findings if f.rule == "repository-read"] == ["error"]
 
 
 def test_disabling_repository_read_is_refused(tmp_path: Path) -> None:
     config = _config(tmp_path, "  repository-read: {enabled: false}\n")
-    with pytest.raises(RuleError, match="rules.repository-read.enabled: repository-read cannot be disabled: a repository that was not read"):
+    with pytest.raises(
+        RuleError, match="rules.repository-read.enabled: repository-read cannot be disabled: a repository that was not read"
+    ):
         Linter(load_config(config))
 
 
@@ -166,4 +182,6 @@ def test_disabling_latency_critical_priority_drops_the_readers_note(tmp_path: Pa
     repo = tmp_path / "repo"
     (note,) = _findings(_config(tmp_path, "  isolation: {enabled: true}\n"), repo, "latency-critical-priority")
     assert note[0] == "info" and "guard: rate_limiter priority 2 is never applied" in note[1]
-    assert _findings(_config(tmp_path, "  latency-critical-priority: {enabled: false}\n"), repo, "latency-critical-priority") == []
+    assert (
+        _findings(_config(tmp_path, "  latency-critical-priority: {enabled: false}\n"), repo, "latency-critical-priority") == []
+    )

@@ -52,22 +52,33 @@ CASES = [
     case("k8s/kubernetes-api/admission.k8s.io.v1.AdmissionReview.json", 0, set(), "API fixture without GPUs"),
     case("k8s/gpu-operator/plugin-config.yaml", 0, set(), "device-plugin config, not a workload"),
     case("k8s/split-gpu-on-k8s/time-slicing-config.yaml", 0, set(), "time-slicing ConfigMap, not a workload"),
-    case("k8s/gpu-operator/plugin-test.yaml", 1, {"memory-declared"},
-         "5 replicas time-sliced on one T4 (Tesla-T4-SHARED) with no memory given: shared, so memory must be known"),
+    case(
+        "k8s/gpu-operator/plugin-test.yaml",
+        1,
+        {"memory-declared"},
+        "5 replicas time-sliced on one T4 (Tesla-T4-SHARED) with no memory given: shared, so memory must be known",
+    ),
     case("k8s/hami/default_use.yaml", 0, set(), "one Pod with a 3000 MiB HAMi limit"),
     case("k8s/hami/vllm_cross_vgpu.yaml", 0, set(), "vLLM tp 2 at 0.95 of a 30 % HAMi share of each GPU"),
     case("k8s/kserve/autoscale_gpu.yaml", 0, set(), "one TensorFlow predictor alone on one GPU"),
     case("k8s/kserve/hf_isvc.yaml", 0, set(), "one Llama-2-7b predictor alone on one whole GPU"),
     case("k8s/kserve/kserve-isvc.yaml", 0, set(), "one vLLM at 0.95 alone on one GPU"),
-    case("k8s/kserve/llm-inference-service-qwen2-7b-gpu-no-scheduler.yaml", 0, set(),
-         "vLLM replicas, one GPU each"),
-    case("k8s/vllm/vllm-deployment.yaml", 0, set(), "Qwen3-235B tp 4 on H100s at 0.92: fits, little headroom",
-         warnings=frozenset({"memory-headroom"})),
+    case("k8s/kserve/llm-inference-service-qwen2-7b-gpu-no-scheduler.yaml", 0, set(), "vLLM replicas, one GPU each"),
+    case(
+        "k8s/vllm/vllm-deployment.yaml",
+        0,
+        set(),
+        "Qwen3-235B tp 4 on H100s at 0.92: fits, little headroom",
+        warnings=frozenset({"memory-headroom"}),
+    ),
     # -- Triton model repositories (realworld/triton) -------------------------------------
-    case("triton/server", 2, {"schema", "memory-declared"},
-         "two deliberately invalid QA configs Triton refuses to load; six models share one GPU with memory unknown"),
-    case("triton/tensorrtllm_backend", 2, {"schema"},
-         "templates with unfilled ${...} placeholders: Triton cannot load them"),
+    case(
+        "triton/server",
+        2,
+        {"schema", "memory-declared"},
+        "two deliberately invalid QA configs Triton refuses to load; six models share one GPU with memory unknown",
+    ),
+    case("triton/tensorrtllm_backend", 2, {"schema"}, "templates with unfilled ${...} placeholders: Triton cannot load them"),
     case("triton/sherpa", 0, set(), "one ONNX encoder, 2 instances in one server, alone on its GPU"),
     case("triton/tutorials", 0, set(), "one ONNX model, 2 instances in one server, alone on its GPU"),
     case("triton/vllm_backend", 0, set(), "one vLLM model at gpu_memory_utilization 0.1"),
@@ -75,8 +86,7 @@ CASES = [
     case("more/aibrix/adapter-base.yaml", 0, set(), "vLLM at the default fraction alone on one GPU per replica"),
     case("more/aibrix/deepseek-coder-7b-l20-deployment.yaml", 0, set(), "vLLM on one L20 per replica"),
     case("more/aibrix/qwen3-32b-tp4-replicas2.yaml", 0, set(), "vLLM tp 4 on 4 GPUs per replica"),
-    case("more/aibrix/deepseek-r1-huggingface.yaml", 0, set(), "RayClusterFleet with 8-GPU Ray workers",
-         judged=True),
+    case("more/aibrix/deepseek-r1-huggingface.yaml", 0, set(), "RayClusterFleet with 8-GPU Ray workers", judged=True),
     case("more/hami/dynamic_mig_example.yaml", 0, set(), "HAMi dynamic MIG: 8000 MiB on each of 2 GPUs"),
     case("more/hami/job-on-hami.yml", 0, set(), "one vLLM bench server within a 50 % HAMi memory limit"),
     case("more/hami/use_memory_fraction.yaml", 0, set(), "one Pod with 50 % of each of 2 GPUs, enforced by HAMi"),
@@ -85,8 +95,7 @@ CASES = [
     case("more/kserve/llmisvc-dp-ep-deepseek-r1.yaml", 0, set(), "DeepSeek-R1 at 0.95, 8 GPUs per pod"),
     case("more/kserve/llmisvc-pd-qwen2-7b-gpu.yaml", 0, set(), "prefill and decode pods, one GPU each"),
     case("more/kserve/tensorflow-gpu.yaml", 0, set(), "one TensorFlow predictor alone on a T4"),
-    case("more/kuberay/ray-service.high-throughput-llm.yaml", 0, set(), "Ray Serve LLM, 1 L4 per worker",
-         judged=True),
+    case("more/kuberay/ray-service.high-throughput-llm.yaml", 0, set(), "Ray Serve LLM, 1 L4 per worker", judged=True),
     case("more/kuberay/ray-service.stable-diffusion.yaml", 0, set(), "Ray Serve, one GPU worker", judged=True),
     case("more/llm-d/llama4-fp8-values.yaml", 0, set(), "Helm values, not a manifest"),
     case("more/llm-d/qwen3-8b-pd-4p4d-singlenode.yaml", 0, set(), "4 prefill + 4 decode pods, one GPU each"),
@@ -99,8 +108,12 @@ CASES = [
     case("more/production-stack/vllmruntime-sample.yaml", 0, set(), "VLLMRuntime at 0.8 on one GPU", judged=True),
     case("more/sglang/k8s-sglang-distributed-sts.yaml", 0, set(), "SGLang tp 16 over 2 pods of 8 GPUs"),
     case("more/sglang/k8s-sglang-service.yaml", 0, set(), "SGLang at its default fraction alone on one GPU"),
-    case("more/triton-server-deploy/gcp-helm-template-deployment.yaml", 0, set(),
-         "an unrendered Helm template: skipped with a note (rendered, it is a Triton Deployment)"),
+    case(
+        "more/triton-server-deploy/gcp-helm-template-deployment.yaml",
+        0,
+        set(),
+        "an unrendered Helm template: skipped with a note (rendered, it is a Triton Deployment)",
+    ),
     case("more/triton-server-deploy/gcp-values.yaml", 0, set(), "Helm values, not a manifest"),
     # -- more/: Triton model repositories -------------------------------------------------
     case("more/python_backend/instance_kind", 0, set(), "Python model on KIND_CPU"),
@@ -109,25 +122,44 @@ CASES = [
     case("more/tensorrtllm_backend/disaggregated", 2, {"schema"}, "template with ${...} placeholders"),
     case("more/tensorrtllm_backend/gpt", 2, {"schema"}, "template with ${engine_dir}"),
     case("more/tensorrtllm_backend/multimodal", 2, {"schema"}, "template with ${...} placeholders"),
-    case("more/tensorrtllm_backend/llmapi", 0, set(), "TinyLlama through the LLM API, alone on its GPU",
-         judged=True),
-    case("more/triton-server-gke/model-store", 1, {"memory-declared"},
-         "four BERT GPU models share one GPU in one server with memory unknown"),
+    case("more/tensorrtllm_backend/llmapi", 0, set(), "TinyLlama through the LLM API, alone on its GPU", judged=True),
+    case(
+        "more/triton-server-gke/model-store",
+        1,
+        {"memory-declared"},
+        "four BERT GPU models share one GPU in one server with memory unknown",
+    ),
     case("more/triton-server-qa/add_sub_gpu", 0, set(), "one small Python model alone on its GPU"),
     case("more/triton-server-qa/cuda_memory_consumer", 0, set(), "one QA model pinned to GPU 0, alone"),
-    case("more/triton-server-qa/default_priority_level1", 2, {"schema"},
-         "default_priority_level 5 > priority_levels 3: Triton refuses the config (its `expected` error)"),
+    case(
+        "more/triton-server-qa/default_priority_level1",
+        2,
+        {"schema"},
+        "default_priority_level 5 > priority_levels 3: Triton refuses the config (its `expected` error)",
+    ),
     case("more/triton-server-qa/jetson_peoplenet", 0, set(), "one TensorRT model, 3 instances in one server"),
     case("more/triton-server-qa/max_priority_level", 0, set(), "identity backend on the CPU"),
     case("more/triton-server-qa/passive_instance", 0, set(), "one model with a passive GPU instance, alone"),
-    case("more/tutorials/hf_transformers", 1, {"memory-declared"},
-         "three HF Python models on the GPU (Triton's default instance, device_map='auto') share it, memory unknown",
-         xfail=TRITON_DEFAULT),
+    case(
+        "more/tutorials/hf_transformers",
+        1,
+        {"memory-declared"},
+        "three HF Python models on the GPU (Triton's default instance, device_map='auto') share it, memory unknown",
+        xfail=TRITON_DEFAULT,
+    ),
     case("more/tutorials/llama2vllm", 0, set(), "one vLLM model at 0.5"),
-    case("more/tutorials/llava1.5/model_repository", 2, {"schema", "memory-declared"},
-         "tensorrt_llm is a template Triton cannot load; three models share the GPU with memory unknown"),
-    case("more/tutorials/part5_ensembles/model_repository", 1, {"memory-declared"},
-         "two ONNX models share one GPU in one server with memory unknown"),
+    case(
+        "more/tutorials/llava1.5/model_repository",
+        2,
+        {"schema", "memory-declared"},
+        "tensorrt_llm is a template Triton cannot load; three models share the GPU with memory unknown",
+    ),
+    case(
+        "more/tutorials/part5_ensembles/model_repository",
+        1,
+        {"memory-declared"},
+        "two ONNX models share one GPU in one server with memory unknown",
+    ),
 ]
 
 #: Files under realworld that are not serving configurations, with why.
@@ -149,10 +181,7 @@ def _judge(path: Path) -> Report:
 
 
 def _params() -> list[object]:
-    return [
-        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else [])
-        for c in CASES
-    ]
+    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else []) for c in CASES]
 
 
 @pytest.mark.parametrize("real", _params())

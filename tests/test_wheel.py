@@ -16,7 +16,10 @@ def test_wheel_installs_and_lints_from_a_fresh_venv(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)],
-        check=True, capture_output=True, text=True, timeout=600,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     (wheel,) = dist.glob("gpuadmit-*.whl")
     env_dir = tmp_path / "venv"
@@ -24,7 +27,10 @@ def test_wheel_installs_and_lints_from_a_fresh_venv(tmp_path: Path) -> None:
     python = env_dir / "bin" / "python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)],
-        check=True, capture_output=True, text=True, timeout=900,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     gpuadmit = env_dir / "bin" / "gpuadmit"
     # Run from an empty folder so nothing can be picked up from the checkout.
@@ -40,6 +46,10 @@ def test_wheel_installs_and_lints_from_a_fresh_venv(tmp_path: Path) -> None:
     assert "builtin_rules" not in listed.stdout and "memory-fit" in listed.stdout
     where = subprocess.run(
         [str(python), "-c", "import policy.rules as r; print(r.builtin_rules_dir())"],
-        cwd=workdir, capture_output=True, text=True, env=env, check=True,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     assert str(env_dir) in where  # the rules come from inside the installed wheel

@@ -85,7 +85,9 @@ class Webhook:
                 close = {"connection": "close"} if error.status == 408 else None
                 return PlainTextResponse(error.message + "\n", status_code=error.status, headers=close)
             if not review.uid:
-                answer = deny(400, "gpuadmit: the AdmissionReview has no request.uid; an answer could not be matched to it", "error")
+                answer = deny(
+                    400, "gpuadmit: the AdmissionReview has no request.uid; an answer could not be matched to it", "error"
+                )
             else:
                 answer = await self._judge(review, len(body), deadline, due)
             seconds = time.perf_counter() - started
@@ -121,7 +123,9 @@ class Webhook:
         try:
             await asyncio.wait_for(read(), timeout=max(budget, 0.0))
         except asyncio.TimeoutError:
-            raise BadRequest(f"request body not received within the {self._deadline(request):g} s deadline ({size} bytes came)", 408) from None
+            raise BadRequest(
+                f"request body not received within the {self._deadline(request):g} s deadline ({size} bytes came)", 408
+            ) from None
         except ClientDisconnect:
             raise BadRequest("the client closed the connection before sending the whole body", 400) from None
         if not size:
@@ -154,7 +158,9 @@ class Webhook:
                 # Too late to count: the API server has given up on it, so it is answered
                 # (and logged and counted) as the deadline's answer, like a threaded one.
                 raise asyncio.TimeoutError
-            return await asyncio.wait_for(run_in_threadpool(judge, linter, review, mode, self.cluster), timeout=max(due - loop.time(), 0.0))
+            return await asyncio.wait_for(
+                run_in_threadpool(judge, linter, review, mode, self.cluster), timeout=max(due - loop.time(), 0.0)
+            )
         except asyncio.TimeoutError:
             return self._failure(review, f"no verdict within the {deadline:g} s deadline")
         except Exception as exc:  # fail closed (or open, if told), never a traceback to the client
@@ -189,7 +195,9 @@ class Webhook:
         if self.draining:
             return PlainTextResponse("draining\n", status_code=503)
         if not self.rules.capacity_ready:
-            return PlainTextResponse(f"not ready: {self.rules.last_error or 'capacity source not checked yet'}\n", status_code=503)
+            return PlainTextResponse(
+                f"not ready: {self.rules.last_error or 'capacity source not checked yet'}\n", status_code=503
+            )
         return PlainTextResponse(f"ready: {self.metrics.rules_count} rules, capacity {self.settings.capacity}\n")
 
     async def metrics_text(self, request: Request) -> Response:
@@ -265,7 +273,15 @@ class Webhook:
         if hup is not None:
             loop.add_signal_handler(hup, on_sighup)
         watcher = loop.create_task(self.watch())
-        log.info("ready to review", extra={"event": "start", "mode": self.settings.mode, "capacity": self.settings.capacity, "rules": self.metrics.rules_count})
+        log.info(
+            "ready to review",
+            extra={
+                "event": "start",
+                "mode": self.settings.mode,
+                "capacity": self.settings.capacity,
+                "rules": self.metrics.rules_count,
+            },
+        )
         try:
             yield
         finally:
@@ -295,7 +311,6 @@ def build_app(webhook: Webhook) -> Starlette:
 def build_health_app(webhook: Webhook) -> Starlette:
     """Health and metrics alone, for a plain-HTTP probe port beside an mTLS webhook port."""
     return Starlette(routes=webhook.health_routes())
-
 
 
 def _mtime(path: str | None) -> float | None:

@@ -79,46 +79,88 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--client-ca", metavar="FILE", help="require client certificates signed by this CA (PEM)")
     net.add_argument("--plain-http", action="store_true", help="serve without TLS (local experiments only)")
     net.add_argument(
-        "--health-port", type=int, metavar="PORT",
+        "--health-port",
+        type=int,
+        metavar="PORT",
         help="also serve /healthz, /readyz and /metrics over plain HTTP on this port (for probes when --client-ca is set)",
     )
     judging = parser.add_argument_group("judging")
-    judging.add_argument("--mode", choices=["enforce", "audit"], default="enforce", help="audit: always allow, report findings as warnings")
-    judging.add_argument("--capacity", default="declared", metavar="declared|nodes|nvml|FILE", help="where real GPU capacity comes from")
     judging.add_argument(
-        "--cluster", metavar="kube|FILE",
+        "--mode", choices=["enforce", "audit"], default="enforce", help="audit: always allow, report findings as warnings"
+    )
+    judging.add_argument(
+        "--capacity", default="declared", metavar="declared|nodes|nvml|FILE", help="where real GPU capacity comes from"
+    )
+    judging.add_argument(
+        "--cluster",
+        metavar="kube|FILE",
         help="what the cluster runs: kube (its API, listed again every --cluster-refresh) or a snapshot file (read again when it changes)",
     )
     judging.add_argument("--kubeconfig", metavar="FILE", help="with --cluster kube (default: the pod's service account)")
-    judging.add_argument("--cluster-refresh", type=float, default=30.0, metavar="SECONDS", help="list the cluster again this often (--cluster kube)")
+    judging.add_argument(
+        "--cluster-refresh",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="list the cluster again this often (--cluster kube)",
+    )
     judging.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
     judging.add_argument("--config", metavar="FILE", help="project config (.gpuadmit.yaml)")
     judging.add_argument("--fail-open", action="store_true", help="allow objects gpuadmit could not judge (default: deny)")
     limits = parser.add_argument_group("limits and operations")
     limits.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY, help="larger reviews get 413 (default 3 MiB)")
     limits.add_argument(
-        "--deadline", type=float, default=DEFAULT_DEADLINE_S, metavar="SECONDS",
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE_S,
+        metavar="SECONDS",
         help="answer every review within this time of its first byte (reading it included); keep it below the webhook's timeoutSeconds",
     )
     limits.add_argument(
-        "--inline-max-bytes", type=int, default=DEFAULT_INLINE_MAX_BYTES, metavar="BYTES",
+        "--inline-max-bytes",
+        type=int,
+        default=DEFAULT_INLINE_MAX_BYTES,
+        metavar="BYTES",
         help="reviews up to this size are judged on the event loop, larger ones in a worker thread",
     )
     limits.add_argument(
-        "--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S, metavar="SECONDS",
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT_S,
+        metavar="SECONDS",
         help="close a connection with no request under way after this long (default 30)",
     )
     limits.add_argument(
-        "--tls-handshake-timeout", type=float, default=DEFAULT_TLS_HANDSHAKE_TIMEOUT_S, metavar="SECONDS",
+        "--tls-handshake-timeout",
+        type=float,
+        default=DEFAULT_TLS_HANDSHAKE_TIMEOUT_S,
+        metavar="SECONDS",
         help="close a connection whose TLS handshake has not finished after this long (default 5)",
     )
     limits.add_argument(
-        "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
         help="close connections beyond this many open at once (default 512)",
     )
-    limits.add_argument("--watch-interval", type=float, default=10.0, metavar="SECONDS", help="check rule folders for changes this often (0: only on SIGHUP)")
-    limits.add_argument("--tls-reload-interval", type=float, default=10.0, metavar="SECONDS", help="check the certificate files for rotation this often")
-    limits.add_argument("--drain-timeout", type=float, default=25.0, metavar="SECONDS", help="on SIGTERM, wait this long for in-flight reviews")
+    limits.add_argument(
+        "--watch-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="check rule folders for changes this often (0: only on SIGHUP)",
+    )
+    limits.add_argument(
+        "--tls-reload-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="check the certificate files for rotation this often",
+    )
+    limits.add_argument(
+        "--drain-timeout", type=float, default=25.0, metavar="SECONDS", help="on SIGTERM, wait this long for in-flight reviews"
+    )
     limits.add_argument("--log-objects", action="store_true", help="include object bodies in logs (off: they may hold secrets)")
     limits.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
 
@@ -130,7 +172,9 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
     key = Path(args.tls_key) if args.tls_key else None
     client_ca = Path(args.client_ca) if args.client_ca else None
     if not plain and (cert is None or key is None):
-        raise InputError("serve needs --tls-cert and --tls-key (the API server only calls webhooks over HTTPS); --plain-http for local use")
+        raise InputError(
+            "serve needs --tls-cert and --tls-key (the API server only calls webhooks over HTTPS); --plain-http for local use"
+        )
     if plain and client_ca is not None:
         raise InputError("--client-ca needs TLS; drop --plain-http")
     for label, path in (("--tls-cert", cert), ("--tls-key", key), ("--client-ca", client_ca)):

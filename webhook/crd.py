@@ -22,8 +22,20 @@ GROUP, VERSION = API_VERSION.split("/")
 PLURAL = "servingplans"
 #: Keys of a JSON Schema node that a structural CRD schema keeps as they are.
 _KEPT = {
-    "type", "description", "enum", "format", "pattern", "minimum", "maximum",
-    "minLength", "maxLength", "minItems", "maxItems", "items", "properties", "required",
+    "type",
+    "description",
+    "enum",
+    "format",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "items",
+    "properties",
+    "required",
 }
 #: Keys of the plan that belong to the object, not its spec.
 _OBJECT_KEYS = {"apiVersion", "kind", "metadata"}
@@ -100,7 +112,13 @@ def crd() -> dict[str, Any]:
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {"kind": "ServingPlan", "listKind": "ServingPlanList", "plural": PLURAL, "singular": "servingplan", "shortNames": ["splan"]},
+            "names": {
+                "kind": "ServingPlan",
+                "listKind": "ServingPlanList",
+                "plural": PLURAL,
+                "singular": "servingplan",
+                "shortNames": ["splan"],
+            },
             "versions": [
                 {
                     "name": VERSION,

@@ -62,11 +62,25 @@ def _judge_scale(linter: Linter, review: Review, mode: Mode, cluster: ClusterVie
 
     obj = scaled_object(review, cluster)
     if obj is None:
-        return allow([warning(f"gpuadmit: {review.resource}/scale of {review.namespace}/{review.name} is not in the cluster view; not judged")])
+        return allow(
+            [
+                warning(
+                    f"gpuadmit: {review.resource}/scale of {review.namespace}/{review.name} is not in the cluster view; not judged"
+                )
+            ]
+        )
     kind = str(obj.get("kind") or review.kind)
     scaled = Review(
-        uid=review.uid, kind=kind, group="apps", operation="UPDATE", namespace=review.namespace, name=review.name,
-        dry_run=review.dry_run, sub_resource="", object=obj, resource=review.resource,
+        uid=review.uid,
+        kind=kind,
+        group="apps",
+        operation="UPDATE",
+        namespace=review.namespace,
+        name=review.name,
+        dry_run=review.dry_run,
+        sub_resource="",
+        object=obj,
+        resource=review.resource,
     )
     return _judge(linter, scaled, mode, cluster)
 
@@ -76,10 +90,16 @@ def malformed(review: Review) -> Answer | None:
     bad input is never allowed, not under `--fail-open` and not in audit mode."""
     if review.operation not in OPERATIONS:
         found = f"operation {review.operation!r}" if review.operation else "no operation"
-        return deny(400, f"gpuadmit: malformed AdmissionReview: {found}; expected one of {', '.join(sorted(OPERATIONS))}", "error")
+        return deny(
+            400, f"gpuadmit: malformed AdmissionReview: {found}; expected one of {', '.join(sorted(OPERATIONS))}", "error"
+        )
     obj = review.object
     if review.operation in JUDGED_OPERATIONS and not review.sub_resource and (not isinstance(obj, dict) or not obj):
-        return deny(400, f"gpuadmit: malformed AdmissionReview: {review.operation} of {review.subject or 'an object'} carries no object to judge", "error")
+        return deny(
+            400,
+            f"gpuadmit: malformed AdmissionReview: {review.operation} of {review.subject or 'an object'} carries no object to judge",
+            "error",
+        )
     return None
 
 

@@ -117,7 +117,9 @@ _TRIMMER = _Trimmer()
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with the clocks and the cap of `Limits`."""
 
-    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any], _loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self, config: Any, server_state: Any, app_state: dict[str, Any], _loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits: Limits = config.limits
         self._refused = False
@@ -128,7 +130,10 @@ class GuardedH11Protocol(H11Protocol):
         if len(self.connections) >= self.limits.max_connections:
             self._refused = True
             self.transport = transport
-            log.warning("connection refused: at the connection limit", extra={"event": "connection-limit", "limit": self.limits.max_connections})
+            log.warning(
+                "connection refused: at the connection limit",
+                extra={"event": "connection-limit", "limit": self.limits.max_connections},
+            )
             transport.abort()
             return
         super().connection_made(transport)

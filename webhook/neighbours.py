@@ -21,7 +21,9 @@ from policy.yamlio import Document
 from .review import Review
 
 
-def read_with_cluster(review: Review, obj: dict[str, Any], file: str, cluster: ClusterView) -> tuple[list[PlanSource], list[Finding]]:
+def read_with_cluster(
+    review: Review, obj: dict[str, Any], file: str, cluster: ClusterView
+) -> tuple[list[PlanSource], list[Finding]]:
     """The plans of the domains `obj` joins, its neighbours from `cluster` included."""
     doc = Document(_namespaced(obj, review.namespace), file, 0, 1)
     objects: list[Document] = []

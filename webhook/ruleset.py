@@ -80,7 +80,10 @@ class RuleHolder:
             self._fingerprint = fingerprint  # do not retry the same broken files every tick
             self.last_error = str(exc)
             self.metrics.reload("rules", "failed")
-            log.error("rules reload failed; keeping the previous rules", extra={"event": "rules-reload", "reason": reason, "error": str(exc)})
+            log.error(
+                "rules reload failed; keeping the previous rules",
+                extra={"event": "rules-reload", "reason": reason, "error": str(exc)},
+            )
             return False
         self._fingerprint = fingerprint
         self.current = linter

@@ -32,7 +32,11 @@ def read_inventory(service_account: Path = SERVICE_ACCOUNT, timeout_s: float = T
         token = (service_account / "token").read_text(encoding="utf-8").strip()
     except OSError as exc:
         return failed("nodes", ORIGIN, f"cannot read the service-account token: {exc.strerror}")
-    context = ssl.create_default_context(cafile=str(service_account / "ca.crt")) if (service_account / "ca.crt").is_file() else ssl.create_default_context()
+    context = (
+        ssl.create_default_context(cafile=str(service_account / "ca.crt"))
+        if (service_account / "ca.crt").is_file()
+        else ssl.create_default_context()
+    )
     selector = urllib.parse.quote("nvidia.com/gpu.product", safe="")
     netloc = f"[{host}]" if ":" in host else host
     request = urllib.request.Request(

@@ -65,7 +65,11 @@ def load_capacity_file(path: Path) -> Inventory:
     else:
         if docs:
             return inventory_from_nodes(nodes, file)
-    if len(docs) == 1 and isinstance(docs[0], dict) and (docs[0].get("kind") == KIND or ("gpus" in docs[0] and "kind" not in docs[0])):
+    if (
+        len(docs) == 1
+        and isinstance(docs[0], dict)
+        and (docs[0].get("kind") == KIND or ("gpus" in docs[0] and "kind" not in docs[0]))
+    ):
         return parse_inventory_document(docs[0], file)
     raise InputError(
         "not a capacity file: expected a GpuInventory (as `gpuadmit inspect` prints) "
@@ -87,9 +91,7 @@ def parse_inventory_document(data: dict[str, Any], file: str) -> Inventory:
     devices: list[Device] = []
     for position, gpu in enumerate(document.gpus):
         used = usage.get(gpu.id) or DeviceUsage(gpu=gpu.id)
-        mig_devices = used.mig_devices or [
-            MigDevice(index=n, profile=profile) for n, profile in enumerate(gpu.mig or [])
-        ]
+        mig_devices = used.mig_devices or [MigDevice(index=n, profile=profile) for n, profile in enumerate(gpu.mig or [])]
         devices.append(
             Device(
                 id=gpu.id,

@@ -57,7 +57,9 @@ class _Worker:
 
     def __init__(self, deadline: float, call_timeout_s: float) -> None:
         self._call_timeout_s = call_timeout_s
-        self._calls: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], queue.Queue[tuple[bool, Any]]]] = queue.Queue()
+        self._calls: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], queue.Queue[tuple[bool, Any]]]] = (
+            queue.Queue()
+        )
         self._deadline = deadline
         self.hung = False
         threading.Thread(target=self._loop, name="gpuadmit-nvml", daemon=True).start()
@@ -135,9 +137,7 @@ def _device(nvml: ModuleType, worker: _Worker, index: int) -> Device:
         raise
     except Exception as exc:
         return Device(id=f"gpu{index}", index=index, error=reason(nvml, exc))
-    held = sum(p.memory_gb or 0.0 for p in processes) + sum(
-        p.memory_gb or 0.0 for m in mig for p in m.processes
-    )
+    held = sum(p.memory_gb or 0.0 for p in processes) + sum(p.memory_gb or 0.0 for m in mig for p in m.processes)
     unattributed = max(0.0, used - held) if used is not None else 0.0
     return Device(
         id=f"gpu{index}",

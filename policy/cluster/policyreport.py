@@ -46,9 +46,15 @@ def policy_reports(report: Report, sources: Sequence[PlanSource], view: ClusterV
         if key not in failing:
             results.setdefault(key[1], []).append(
                 {
-                    "policy": POLICY, "rule": "sharing-domain", "result": "pass", "scored": True,
-                    "message": "no findings in its sharing domain", "source": POLICY, "timestamp": stamp,
-                    "category": "GPU sharing", "resources": [_reference(doc)],
+                    "policy": POLICY,
+                    "rule": "sharing-domain",
+                    "result": "pass",
+                    "scored": True,
+                    "message": "no findings in its sharing domain",
+                    "source": POLICY,
+                    "timestamp": stamp,
+                    "category": "GPU sharing",
+                    "resources": [_reference(doc)],
                 }
             )
     items = [_report(namespace, entries) for namespace, entries in sorted(results.items())]

@@ -23,9 +23,19 @@ from ..yamlio import Document, LineList, load_documents, read_text
 
 #: Kinds a snapshot contributes: GPU nodes, cluster-wide settings and workloads.
 KINDS = {
-    "Node", "PriorityClass", "ConfigMap",
-    "Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Pod", "Job", "CronJob",
-    "InferenceService", "LLMInferenceService", "LeaderWorkerSet",
+    "Node",
+    "PriorityClass",
+    "ConfigMap",
+    "Deployment",
+    "StatefulSet",
+    "ReplicaSet",
+    "DaemonSet",
+    "Pod",
+    "Job",
+    "CronJob",
+    "InferenceService",
+    "LLMInferenceService",
+    "LeaderWorkerSet",
 }
 #: Kinds with a `scale` subresource gpuadmit judges, by resource name.
 SCALABLE = {"deployments": "Deployment", "statefulsets": "StatefulSet", "replicasets": "ReplicaSet"}

@@ -167,9 +167,7 @@ def _nim_service(data: dict[str, Any], file: str) -> list[PodTemplate]:
     if not isinstance(spec, dict):
         return []
     image = spec.get("image")
-    reference = (
-        f"{image.get('repository', '')}:{image.get('tag', '')}" if isinstance(image, dict) else str(image or "")
-    )
+    reference = f"{image.get('repository', '')}:{image.get('tag', '')}" if isinstance(image, dict) else str(image or "")
     container: dict[str, Any] = {"name": "nim", "image": reference}
     for key in ("resources", "env", "command", "args"):
         if key in spec:

@@ -192,9 +192,7 @@ class _NodeGpus:
     replicas: int = 0  # nvidia.com/gpu.replicas: time-slicing replicas per GPU
 
 
-def read_objects(
-    docs: list[Document], file: str, default_name: str = "plan", files: Files | None = None
-) -> list[PlanSource]:
+def read_objects(docs: list[Document], file: str, default_name: str = "plan", files: Files | None = None) -> list[PlanSource]:
     """The GPU workloads among `docs` as one plan (none when no object asks for a GPU).
 
     Without `files`, model repositories the workloads name are not read (admission).
@@ -371,7 +369,9 @@ def _workloads(doc: Document, context: _Context) -> list[_Workload]:
         found = _pod_workloads(name, kind, doc, spec.get("template"), annotations, lines, replicas, "vllm", context)
         for part in custom_resources.llm_inference_service_parts(spec):
             found.extend(
-                _pod_workloads(f"{name}-{part.suffix}", kind, doc, part.pod, annotations, lines, part.replicas, part.framework, context)
+                _pod_workloads(
+                    f"{name}-{part.suffix}", kind, doc, part.pod, annotations, lines, part.replicas, part.framework, context
+                )
             )
         return found
     parts = custom_resources.pod_templates(data, doc.file)
@@ -450,16 +450,18 @@ def _pod_workloads(
     containers = [c for c in (pod.get("containers") or []) if isinstance(c, dict)]
     gpu_containers = [(c, _request(c, doc)) for c in containers]
     gpu_containers = [(c, r) for c, r in gpu_containers if r.wants_gpu]
-    selector = {str(k): str(v) for k, v in (pod.get("nodeSelector") or {}).items()} if isinstance(pod.get("nodeSelector"), dict) else {}
+    selector = (
+        {str(k): str(v) for k, v in (pod.get("nodeSelector") or {}).items()} if isinstance(pod.get("nodeSelector"), dict) else {}
+    )
     product = _affinity_product(pod.get("affinity"))
     if product and PRODUCT_LABEL not in selector:
         selector[PRODUCT_LABEL] = product
     priority_class = pod.get("priorityClassName")
     class_line = pod.key_lines.get("priorityClassName") if isinstance(pod, LineDict) else None
     raw_selector = pod.get("nodeSelector")
-    selector_line = (
-        raw_selector.key_lines.get(PRODUCT_LABEL) if isinstance(raw_selector, LineDict) else None
-    ) or (pod.key_lines.get("nodeSelector") if isinstance(pod, LineDict) else None)
+    selector_line = (raw_selector.key_lines.get(PRODUCT_LABEL) if isinstance(raw_selector, LineDict) else None) or (
+        pod.key_lines.get("nodeSelector") if isinstance(pod, LineDict) else None
+    )
     result: list[_Workload] = []
     for container, request in gpu_containers:
         label = name if len(gpu_containers) == 1 else f"{name}/{container.get('name', len(result))}"
@@ -547,9 +549,7 @@ def _quantity(value: Any, key: str, parent: Any, doc: Document, upper: float | N
     try:
         number = float(text)
     except ValueError:
-        raise InputError(
-            f"expected a whole number, got {value!r}", file=doc.file, line=line, column=column, field=key
-        ) from None
+        raise InputError(f"expected a whole number, got {value!r}", file=doc.file, line=line, column=column, field=key) from None
     if not math.isfinite(number) or number < 0 or (upper is not None and number > upper) or number != int(number):
         expected = f"a whole number from 0 to {upper:g}" if upper is not None else "a whole number ≥ 0"
         raise InputError(f"expected {expected}, got {value!r}", file=doc.file, line=line, column=column, field=key)
@@ -612,7 +612,9 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
             if len(profiles) > MAX_MIG_SLICES:
                 raise InputError(
                     f"{workload.name}: asks for {len(profiles)} MIG slices; a GPU has at most {MAX_MIG_SLICES}",
-                    file=workload.doc.file, line=line, field="resources",
+                    file=workload.doc.file,
+                    line=line,
+                    field="resources",
                 )
             gpus.append(Gpu(id=gpu_id, product=product, sharing="mig", mig=profiles))
             positions[("gpu", gpu_id)] = _at(workload.doc.file, (line, 1), context)
@@ -629,13 +631,21 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
                 key, sharing, slices = pool
                 if key not in pools:
                     pools[key] = _Pool(
-                        _unique(key, taken), sharing, product, memory_gb, line=where[0], column=where[1],
-                        slices=slices, file=workload.doc.file,
+                        _unique(key, taken),
+                        sharing,
+                        product,
+                        memory_gb,
+                        line=where[0],
+                        column=where[1],
+                        slices=slices,
+                        file=workload.doc.file,
                     )
                 entry = pools[key]
                 entry.size = max(entry.size, request.gpus, 1)
                 entry.members.append(name)
-                targets = [entry.id if request.gpus <= 1 and entry.size == 1 else f"{entry.id}-{n}" for n in range(max(request.gpus, 1))]
+                targets = [
+                    entry.id if request.gpus <= 1 and entry.size == 1 else f"{entry.id}-{n}" for n in range(max(request.gpus, 1))
+                ]
                 instances = workload.replicas if not entry.slices else min(workload.replicas, entry.slices)
                 per_device = _hami_per_device(request, product, memory_gb)
                 if per_device is not None:
@@ -651,7 +661,11 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
     for entry in pools.values():
         ids = [entry.id] if entry.size == 1 else [f"{entry.id}-{n}" for n in range(entry.size)]
         for gpu_id in ids:
-            gpus.append(Gpu.model_validate({"id": gpu_id, "product": entry.product, "memory_gb": entry.memory_gb, "sharing": entry.sharing}))
+            gpus.append(
+                Gpu.model_validate(
+                    {"id": gpu_id, "product": entry.product, "memory_gb": entry.memory_gb, "sharing": entry.sharing}
+                )
+            )
             positions[("gpu", gpu_id)] = _at(entry.file, (entry.line, entry.column), context)
     capacity = {g.id: _capacity(g) for g in gpus}
     for workload, name, targets, instances, annotations in placed:
@@ -660,9 +674,7 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
             from . import triton
 
             words = _words(workload.container)
-            found = triton.repository_models(
-                repository, targets, server=name, args=words, plan_name=context.plan_name
-            )
+            found = triton.repository_models(repository, targets, server=name, args=words, plan_name=context.plan_name)
             for model in found.models:
                 model = model.model_copy(update={"name": _unique(model.name, taken)}) if model.name in taken else model
                 taken.add(model.name)
@@ -800,7 +812,11 @@ def _gpuadmit_annotations(workload: _Workload, context: _Context) -> dict[str, A
             expected = "true or false" if kind is bool else "a number"
             hint = unit_hint(name, raw)  # `gpu-gb: "80GB"`: GiB are a plain number
             raise InputError(
-                f"expected {expected}, got {raw!r}{'; ' + hint if hint else ''}", file=workload.doc.file, line=line, column=column, field=key
+                f"expected {expected}, got {raw!r}{'; ' + hint if hint else ''}",
+                file=workload.doc.file,
+                line=line,
+                column=column,
+                field=key,
             ) from None
     return result
 
@@ -869,9 +885,7 @@ def _triton_repository(workload: _Workload, model: str, annotations: dict[str, A
     if _framework(workload, words) != "triton":
         return None
     annotated = "triton-repository" in annotations
-    named = annotations.get("triton-repository") or flags.last(
-        flags.flag_values(words), "--model-repository", "--model-store"
-    )
+    named = annotations.get("triton-repository") or flags.last(flags.flag_values(words), "--model-repository", "--model-store")
     if not named:
         return None
     file = workload.doc.file
@@ -891,7 +905,11 @@ def _triton_repository(workload: _Workload, model: str, annotations: dict[str, A
             f"{workload.name}: {what}",
             f"{reason}; the container is judged as one model and the repository's models were not judged",
             severity="error" if annotated else "warning",
-            file=file, line=line, column=column, plan=context.plan_name, model=model,
+            file=file,
+            line=line,
+            column=column,
+            plan=context.plan_name,
+            model=model,
         )
     )
     return None
@@ -1015,7 +1033,8 @@ def _model(
         head = str(error["loc"][0]) if error["loc"] else "name"
         line, column = lines.get(head, doc_line)[:2]
         raise InputError(
-            f"{name}: {error['msg']}" + (f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else ""),
+            f"{name}: {error['msg']}"
+            + (f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else ""),
             file=workload.doc.file,
             line=line,
             column=column,
@@ -1028,7 +1047,17 @@ def _model(
 #: MPS client limits a container may set in its environment (docs/PROTECTION.md).
 MPS_THREADS = "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"
 MPS_MEMORY = "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT"
-_MEMORY_LIMIT = {"": 1 / 2**30, "k": 1 / 2**20, "kb": 1 / 2**20, "m": 1 / 1024, "mb": 1 / 1024, "g": 1.0, "gb": 1.0, "t": 1024.0, "tb": 1024.0}
+_MEMORY_LIMIT = {
+    "": 1 / 2**30,
+    "k": 1 / 2**20,
+    "kb": 1 / 2**20,
+    "m": 1 / 1024,
+    "mb": 1 / 1024,
+    "g": 1.0,
+    "gb": 1.0,
+    "t": 1024.0,
+    "tb": 1024.0,
+}
 
 
 def _mps_limits(workload: _Workload, fields: dict[str, Any], lines: dict[str, Position]) -> None:
@@ -1113,12 +1142,18 @@ def _waivers(workload: _Workload, model: str, raw: Any, context: _Context) -> li
                 except ValueError:
                     raise InputError(
                         f"expires must be a date YYYY-MM-DD, got {value.strip()!r}",
-                        file=workload.doc.file, line=line, column=column, field=key,
+                        file=workload.doc.file,
+                        line=line,
+                        column=column,
+                        field=key,
                     ) from None
             elif option:
                 raise InputError(
                     f"unknown waiver option {name.strip()!r}; expected `expires=YYYY-MM-DD`",
-                    file=workload.doc.file, line=line, column=column, field=key,
+                    file=workload.doc.file,
+                    line=line,
+                    column=column,
+                    field=key,
                 )
         if not eq or not data["rule"] or not data["reason"]:
             raise InputError(

@@ -200,9 +200,7 @@ def resolve_plan(source: PlanSource, files: Files | None) -> PlanSource:
         return _unread(source, line, column)
     repo = files.resolve(source.file, section.repository)
     if not repo.is_dir():
-        raise InputError(
-            f"no model repository at {repo}", file=source.file, line=line, column=column, field="triton.repository"
-        )
+        raise InputError(f"no model repository at {repo}", file=source.file, line=line, column=column, field="triton.repository")
     return expand(source, repo, section)
 
 
@@ -227,8 +225,13 @@ def _unread(source: PlanSource, line: int, column: int) -> PlanSource:
         findings=[
             *source.findings,
             not_followed(
-                "triton.repository", consequence, severity="error",
-                file=source.file, line=line, column=column, plan=plan.metadata.name,
+                "triton.repository",
+                consequence,
+                severity="error",
+                file=source.file,
+                line=line,
+                column=column,
+                plan=plan.metadata.name,
             ),
         ],
     )
@@ -249,9 +252,7 @@ def expand(
     visible = list(section.gpus) if section.gpus is not None else [g.id for g in plan.gpus]
     server = section.server or f"triton-{repo.resolve().name}"
     overlays = {m.name: m for m in plan.models}
-    found = repository_models(
-        repo, visible, server=server, args=section.args, plan_name=name, only=only, overlays=overlays
-    )
+    found = repository_models(repo, visible, server=server, args=section.args, plan_name=name, only=only, overlays=overlays)
     gpus = list(plan.gpus)
     if not plan.gpus and section.gpus is None:
         # No GPUs declared: the GPUs the configs name, of unknown size.
@@ -522,7 +523,7 @@ def _priority_ignored(model: _RepoModel, priority: int, where: tuple[int, int], 
             line=where[0],
             column=where[1],
             fix=(
-                "in config.pbtxt give the rate_limiter `resources [ { name: \"gpu-slot\", count: 1 } ]` shared with "
+                'in config.pbtxt give the rate_limiter `resources [ { name: "gpu-slot", count: 1 } ]` shared with '
                 "the models it must yield to (or take them over), and start tritonserver with "
                 "--rate-limit=execution_count"
             ),
@@ -531,9 +532,7 @@ def _priority_ignored(model: _RepoModel, priority: int, where: tuple[int, int], 
     )
 
 
-def _place(
-    model: _RepoModel, config: Any, framework: str, params: dict[str, str], engine: dict[str, Any]
-) -> None:
+def _place(model: _RepoModel, config: Any, framework: str, params: dict[str, str], engine: dict[str, Any]) -> None:
     """Where the model's instances run, as Triton GPU indices (see the module docstring)."""
     placement = model.placement
     if framework == "ensemble":
@@ -548,7 +547,9 @@ def _place(
     if vllm_span > MAX_NODE_GPUS:
         raise InputError(
             f"{model.name}: tensor_parallel_size {vllm_span}, but a node has at most {MAX_NODE_GPUS} GPUs",
-            file=model.file, line=model.anchor[0], column=model.anchor[1],
+            file=model.file,
+            line=model.anchor[0],
+            column=model.anchor[1],
         )
     groups = list(config.instance_group) or [None]
     for group in groups:
@@ -574,7 +575,9 @@ def _place(
         what = f"GPU index {beyond[0]}" if beyond else f"a span of {placement.span} GPUs"
         raise InputError(
             f"{model.name}: {what}, but a node has at most {MAX_NODE_GPUS} GPUs",
-            file=model.file, line=model.anchor[0], column=model.anchor[1],
+            file=model.file,
+            line=model.anchor[0],
+            column=model.anchor[1],
         )
 
 
@@ -654,7 +657,11 @@ def _validated(fields: dict[str, Any], read_model: _RepoModel, plan_name: str, f
                     severity="error",
                     message=f"{read_model.name}: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
                     + (f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else "")
-                    + (f"; {hint}" if (hint := unit_hint(str(error["loc"][-1]) if error["loc"] else "", error.get("input"))) else ""),
+                    + (
+                        f"; {hint}"
+                        if (hint := unit_hint(str(error["loc"][-1]) if error["loc"] else "", error.get("input")))
+                        else ""
+                    ),
                     model=read_model.name,
                     file=read_model.file,
                     line=line,
@@ -728,8 +735,13 @@ def _framework(backend: str, platform: str, folder: Path, versions: list[Path], 
     if name.startswith("tensorflow"):
         return "tensorflow"
     if name:
-        return {"tensorrtllm": "tensorrt_llm", "pytorch_libtorch": "pytorch", "onnxruntime_onnx": "onnxruntime",
-                "tensorrt_plan": "tensorrt", "libtorch": "pytorch"}.get(name, name)
+        return {
+            "tensorrtllm": "tensorrt_llm",
+            "pytorch_libtorch": "pytorch",
+            "onnxruntime_onnx": "onnxruntime",
+            "tensorrt_plan": "tensorrt",
+            "libtorch": "pytorch",
+        }.get(name, name)
     for version in versions:  # Triton infers the backend from the model file
         for file_name, framework in DEFAULT_FILES.items():
             if (version / file_name).exists():
@@ -806,9 +818,7 @@ def _llm_api_args(data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _engine_file(
-    folder: Path, versions: list[Path], model: _RepoModel, plan_name: str, name: str
-) -> dict[str, Any] | None:
+def _engine_file(folder: Path, versions: list[Path], model: _RepoModel, plan_name: str, name: str) -> dict[str, Any] | None:
     """An engine-arguments file (`<version>/NAME`, or NAME beside the config); None when absent."""
     for path in [v / name for v in versions] + [folder / name]:
         if not path.is_file():
@@ -836,39 +846,15 @@ def _engine_file(
 
 def _vllm_engine_args(folder: Path, versions: list[Path], model: _RepoModel, plan_name: str) -> dict[str, Any]:
     """vLLM engine arguments from `<version>/model.json` (or `model.json` beside the config)."""
-    candidates = [v / "model.json" for v in versions] + [folder / "model.json"]
-    for path in candidates:
-        if not path.is_file():
-            continue
-        try:
-            # The same guarded loader as plans: size limit, depth limit, duplicate keys.
-            docs = load_documents(read_text(path), str(path))
-            data = docs[0].data if docs else None
-        except InputError as exc:
-            model.findings.append(
-                Finding(
-                    rule="schema",
-                    severity="error",
-                    message=f"{model.name}: model.json is not usable: {exc.message}",
-                    model=model.name,
-                    file=str(path),
-                    line=exc.line,
-                    fix="fix the vLLM engine arguments file",
-                    plan=plan_name,
-                )
-            )
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        result: dict[str, Any] = {}
-        for key in ("gpu_memory_utilization",):
-            if isinstance(data.get(key), (int, float)) and not isinstance(data.get(key), bool):
-                result[key] = float(data[key])
-        for key in ("tensor_parallel_size", "max_num_seqs"):
-            if isinstance(data.get(key), int) and not isinstance(data.get(key), bool):
-                result[key] = data[key]
-        return result
-    return {}
+    data = _engine_file(folder, versions, model, plan_name, "model.json") or {}
+    result: dict[str, Any] = {}
+    for key in ("gpu_memory_utilization",):
+        if isinstance(data.get(key), (int, float)) and not isinstance(data.get(key), bool):
+            result[key] = float(data[key])
+    for key in ("tensor_parallel_size", "max_num_seqs"):
+        if isinstance(data.get(key), int) and not isinstance(data.get(key), bool):
+            result[key] = data[key]
+    return result
 
 
 def _apply_gpuadmit_parameters(model: _RepoModel, params: dict[str, str], parsed: ParsedConfig, plan_name: str) -> None:

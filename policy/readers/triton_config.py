@@ -51,8 +51,7 @@ def model_config_pb2() -> ModuleType:
             module_spec.loader.exec_module(module)
             return module
     raise InputError(
-        "reading Triton configs needs Triton's model_config_pb2 from the `tritonclient` package "
-        "(pip install tritonclient)"
+        "reading Triton configs needs Triton's model_config_pb2 from the `tritonclient` package (pip install tritonclient)"
     )
 
 
@@ -254,8 +253,7 @@ def _triton_checks(config: Any, parsed: ParsedConfig) -> list[ConfigIssue]:
             pos = parsed.line_of("dynamic_batching.default_priority_level", "dynamic_batching.priority_levels")
             issues.append(
                 ConfigIssue(
-                    f"default priority level must be in range [1, {levels}] for {name} "
-                    f"(got {batching.default_priority_level})",
+                    f"default priority level must be in range [1, {levels}] for {name} (got {batching.default_priority_level})",
                     *(pos or (None, None)),
                 )
             )
@@ -266,8 +264,7 @@ def _triton_checks(config: Any, parsed: ParsedConfig) -> list[ConfigIssue]:
                 )
                 issues.append(
                     ConfigIssue(
-                        f"priority queue policy must have priority level in range [1, {levels}] for {name} "
-                        f"(got key {level})",
+                        f"priority queue policy must have priority level in range [1, {levels}] for {name} (got key {level})",
                         *(pos or (None, None)),
                     )
                 )
@@ -278,15 +275,16 @@ def _triton_checks(config: Any, parsed: ParsedConfig) -> list[ConfigIssue]:
                 pos = parsed.line_of("dynamic_batching.preserve_ordering")
                 issues.append(
                     ConfigIssue(
-                        "Queue policy can not have DELAY as timeout action when 'preserve_ordering' is true "
-                        f"for {name}",
+                        f"Queue policy can not have DELAY as timeout action when 'preserve_ordering' is true for {name}",
                         *(pos or (None, None)),
                     )
                 )
     for n, group in enumerate(config.instance_group):
         if group.count < 0:
             pos = parsed.line_of(f"instance_group[{n}].count", f"instance_group[{n}]")
-            issues.append(ConfigIssue(f"instance group count must be >= 0 for {name} (got {group.count})", *(pos or (None, None))))
+            issues.append(
+                ConfigIssue(f"instance group count must be >= 0 for {name} (got {group.count})", *(pos or (None, None)))
+            )
     return issues
 
 

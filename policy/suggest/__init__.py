@@ -83,9 +83,7 @@ def suggest(
         if decide(source.findings).unusable_input:
             result.input_findings.extend(source.findings)
             continue
-        result.plans.append(
-            suggest_source(source, linter, move=move, time_limit=time_limit, optimize=optimize, workers=workers)
-        )
+        result.plans.append(suggest_source(source, linter, move=move, time_limit=time_limit, optimize=optimize, workers=workers))
     return result
 
 

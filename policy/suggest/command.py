@@ -42,8 +42,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     config = load_config(Path(args.config) if args.config else find_config())
     result = suggest(
-        *args.paths, config=config, rule_dirs=args.rules, capacity=args.capacity, move=args.move,
-        time_limit=args.time_limit, optimize=args.optimize,
+        *args.paths,
+        config=config,
+        rule_dirs=args.rules,
+        capacity=args.capacity,
+        move=args.move,
+        time_limit=args.time_limit,
+        optimize=args.optimize,
     )
     if result.unusable_input:
         sys.stderr.write(render_report(Report(input_findings=result.input_findings), "text"))

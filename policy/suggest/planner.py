@@ -230,7 +230,12 @@ def _placement_edits(problem: Problem, solution: Solution) -> Edits:
         if assignment is None:
             if item.allowed or item.current_units:
                 edits.set(
-                    "model", item.name, "removed", False, True, "memory-fit",
+                    "model",
+                    item.name,
+                    "removed",
+                    False,
+                    True,
+                    "memory-fit",
                     f"{item.name} ({model.instances} × {item.weights:g} GiB) is taken off: no GPU it may use has "
                     "room for it beside the latency-critical models and what they need",
                 )
@@ -241,7 +246,11 @@ def _placement_edits(problem: Problem, solution: Solution) -> Edits:
             edits.set("model", item.name, "gpu", old, units[0], "placement", _move_reason(problem, item, units[0], solution))
         if assignment.instances != model.instances:
             edits.set(
-                "model", item.name, "instances", model.instances, assignment.instances,
+                "model",
+                item.name,
+                "instances",
+                model.instances,
+                assignment.instances,
                 "memory-fit" if assignment.instances < model.instances else "utilization",
                 _instances_reason(problem, item, assignment.instances, units),
             )
@@ -251,12 +260,21 @@ def _placement_edits(problem: Problem, solution: Solution) -> Edits:
                 unit = problem.units[units[0]]
                 capacity = unit.capacity_gb or 0.0
                 edits.set(
-                    "model", item.name, "memory_fraction", model.memory_fraction, mode.memory_fraction,
-                    "greedy-allocator", _fraction_reason(problem, item, mode.memory_fraction, capacity, units[0]),
+                    "model",
+                    item.name,
+                    "memory_fraction",
+                    model.memory_fraction,
+                    mode.memory_fraction,
+                    "greedy-allocator",
+                    _fraction_reason(problem, item, mode.memory_fraction, capacity, units[0]),
                 )
             if mode.memory_limit_gb is not None and mode.memory_limit_gb != model.memory_limit_gb:
                 edits.set(
-                    "model", item.name, "memory_limit_gb", model.memory_limit_gb, mode.memory_limit_gb,
+                    "model",
+                    item.name,
+                    "memory_limit_gb",
+                    model.memory_limit_gb,
+                    mode.memory_limit_gb,
                     "greedy-allocator",
                     f"bound {item.framework}'s arena at the {mode.memory_limit_gb:g} GiB one instance declares, "
                     f"so it cannot grow into its neighbours on {units[0]}",
@@ -288,7 +306,9 @@ def _instances_reason(problem: Problem, item: Item, instances: int, units: tuple
             f"{item.instances} → {instances} instance(s) so that {unit_id} fits within its {budget:.1f} GiB usable "
             f"beside the latency-critical models"
         )
-    return f"{item.instances} → {instances} instance(s) (most {item.hi}): {unit_id} has room for them within {budget:.1f} GiB usable"
+    return (
+        f"{item.instances} → {instances} instance(s) (most {item.hi}): {unit_id} has room for them within {budget:.1f} GiB usable"
+    )
 
 
 def _fraction_reason(problem: Problem, item: Item, fraction: float, capacity: float, unit_id: str) -> str:

@@ -66,7 +66,12 @@ def protect(plan: ServingPlan, units: dict[str, Unit], levels: dict[str, int], e
         unit = units[unit_id]
         if levels.get(unit_id, 0) >= 1 and unit.kind == "gpu":
             edits.set(
-                "gpu", unit.parent, "sharing", unit.sharing, "mps", "isolation",
+                "gpu",
+                unit.parent,
+                "sharing",
+                unit.sharing,
+                "mps",
+                "isolation",
                 f"{', '.join(m.name for m in critical)} and bulk {', '.join(m.name for m in bulk)} run in different "
                 "servers: priorities do not arbitrate between processes, so the GPU runs them under MPS with "
                 "compute limits on the bulk models",
@@ -107,14 +112,24 @@ def _protect_critical(model: Model, level: int, edits: Edits) -> None:
     instances = model.instances
     if limit.get("enabled") is False:
         edits.set(
-            "model", name, "rate_limit.enabled", False, True, rule_r,
+            "model",
+            name,
+            "rate_limit.enabled",
+            False,
+            True,
+            rule_r,
             f"{name}'s rate limit is switched off on its server: run tritonserver with --rate-limit=execution_count",
         )
     if limit.get("max_rps") is None and limit.get("max_concurrency") is None:
         if model.throughput_rps:
             rps = round(instances * model.throughput_rps, 1)
             edits.set(
-                "model", name, "rate_limit.max_rps", None, rps, rule_r,
+                "model",
+                name,
+                "rate_limit.max_rps",
+                None,
+                rps,
+                rule_r,
                 f"{name} is latency-critical: admit what its {instances} instance(s) serve "
                 f"({instances} × {model.throughput_rps:g} rps)",
             )
@@ -123,7 +138,12 @@ def _protect_critical(model: Model, level: int, edits: Edits) -> None:
             batch = (model.caps or {}).get("max_batch_size") or CONCURRENCY_PER_INSTANCE
             concurrency = instances * batch
             edits.set(
-                "model", name, "rate_limit.max_concurrency", None, concurrency, rule_r,
+                "model",
+                name,
+                "rate_limit.max_concurrency",
+                None,
+                concurrency,
+                rule_r,
                 f"{name} is latency-critical: at most {concurrency} requests at once ({instances} instance(s) × "
                 f"{batch}); set throughput_rps from a perf_analyzer run to limit by rate instead",
             )
@@ -136,17 +156,19 @@ def _protect_critical(model: Model, level: int, edits: Edits) -> None:
         if isinstance(service, (int, float)) and 0 < service < model.sla_ms:
             factor = (1.0, 1.0, 0.5, 0.2)[level]
             bound = math.floor((model.sla_ms - service) * factor * 10) / 10
-            why = (
-                f"its {model.sla_ms:g} ms SLA minus {service:g} ms to compute"
-                + ("" if factor == 1.0 else f", × {factor:g}")
-            )
+            why = f"its {model.sla_ms:g} ms SLA minus {service:g} ms to compute" + ("" if factor == 1.0 else f", × {factor:g}")
         else:
             share = TIMEOUT_SHARE[level]
             bound = math.floor(model.sla_ms * share * 10) / 10
             why = f"{share:.0%} of its {model.sla_ms:g} ms SLA"
         if timeout is None or timeout > (model.sla_ms if level == 0 else bound):
             edits.set(
-                "model", name, "rate_limit.queue_timeout_ms", timeout, bound, rule_q,
+                "model",
+                name,
+                "rate_limit.queue_timeout_ms",
+                timeout,
+                bound,
+                rule_q,
                 f"a request may wait at most {bound:g} ms ({why}), leaving {model.sla_ms - bound:g} ms to compute",
             )
             timeout = bound
@@ -159,12 +181,22 @@ def _protect_critical(model: Model, level: int, edits: Edits) -> None:
             depth = QUEUE_PER_CONCURRENCY * concurrency
             why = f"{QUEUE_PER_CONCURRENCY} × its concurrency of {concurrency}"
         edits.set(
-            "model", name, "rate_limit.max_queue", limit.get("max_queue"), depth, rule_q,
+            "model",
+            name,
+            "rate_limit.max_queue",
+            limit.get("max_queue"),
+            depth,
+            rule_q,
             f"bound {name}'s queue at {depth} requests ({why}); 0 or unset is unbounded",
         )
     if limit.get("timeout_action") != "reject":
         edits.set(
-            "model", name, "rate_limit.timeout_action", limit.get("timeout_action"), "reject", rule_q,
+            "model",
+            name,
+            "rate_limit.timeout_action",
+            limit.get("timeout_action"),
+            "reject",
+            rule_q,
             "reject at the queue timeout: a delayed request may wait indefinitely and miss the SLA anyway",
         )
 
@@ -174,17 +206,25 @@ def _cap_bulk(model: Model, critical: list[Model], edits: Edits) -> None:
     worst = max(effective_priority(m, edits) for m in critical)
     if effective_priority(model, edits) <= worst:
         edits.set(
-            "model", name, "priority", model.priority, worst + 1, "latency-critical-priority",
+            "model",
+            name,
+            "priority",
+            model.priority,
+            worst + 1,
+            "latency-critical-priority",
             f"bulk {name} below latency-critical {', '.join(m.name for m in critical)} (priority {worst})",
         )
     caps = model.caps or {}
     limit = model.rate_limit or {}
-    rate_limited = limit.get("enabled", True) and (
-        limit.get("max_rps") is not None or limit.get("max_concurrency") is not None
-    )
+    rate_limited = limit.get("enabled", True) and (limit.get("max_rps") is not None or limit.get("max_concurrency") is not None)
     if caps.get("max_batch_size") is None and caps.get("compute_pct") is None and not rate_limited:
         edits.set(
-            "model", name, "caps.max_batch_size", None, BULK_MAX_BATCH_SIZE, "bulk-capped",
+            "model",
+            name,
+            "caps.max_batch_size",
+            None,
+            BULK_MAX_BATCH_SIZE,
+            "bulk-capped",
             f"bulk {name} shares a GPU with latency-critical {', '.join(m.name for m in critical)}: a batch of at "
             f"most {BULK_MAX_BATCH_SIZE} bounds how long it holds the GPU",
         )
@@ -205,7 +245,12 @@ def _compute_shares(unit_id: str, models: list[Model], level: int, edits: Edits)
         current = edits.models.get(model.name, {}).get("caps.compute_pct", (model.caps or {}).get("compute_pct"))
         if current is None or current > share:
             edits.set(
-                "model", model.name, "caps.compute_pct", (model.caps or {}).get("compute_pct"), share, "compute-share",
+                "model",
+                model.name,
+                "caps.compute_pct",
+                (model.caps or {}).get("compute_pct"),
+                share,
+                "compute-share",
                 f"on {unit_id} the bulk models {', '.join(m.name for m in bulk)} get {share:g} % of compute each "
                 f"(MPS active thread percentage), leaving {', '.join(m.name for m in critical)} "
                 f"{100 - share * len(bulk):g} %",

@@ -98,9 +98,20 @@ def _indentation(text: str) -> tuple[int, int, int]:
 
 #: The order new keys take in a block, as the plan schema lists them.
 _KEY_ORDER = [
-    "gpu", "instances", "memory_fraction", "memory_limit_gb", "priority",
-    "rate_limit.max_rps", "rate_limit.max_concurrency", "rate_limit.max_queue", "rate_limit.queue_timeout_ms",
-    "rate_limit.timeout_action", "rate_limit.enabled", "caps.max_batch_size", "caps.compute_pct", "sharing",
+    "gpu",
+    "instances",
+    "memory_fraction",
+    "memory_limit_gb",
+    "priority",
+    "rate_limit.max_rps",
+    "rate_limit.max_concurrency",
+    "rate_limit.max_queue",
+    "rate_limit.queue_timeout_ms",
+    "rate_limit.timeout_action",
+    "rate_limit.enabled",
+    "caps.max_batch_size",
+    "caps.compute_pct",
+    "sharing",
 ]
 
 
@@ -163,9 +174,7 @@ def unified_diff(suggestion: PlanSuggestion) -> str:
     original, edited = edited_text(suggestion)
     file = suggestion.source.file or "plan"
     return "".join(
-        difflib.unified_diff(
-            original.splitlines(keepends=True), edited.splitlines(keepends=True), file, f"{file} (suggested)"
-        )
+        difflib.unified_diff(original.splitlines(keepends=True), edited.splitlines(keepends=True), file, f"{file} (suggested)")
     )
 
 
@@ -191,7 +200,7 @@ _TRITON_FRACTION = {
 _K8S_FRACTION = {
     "vllm": "engine flag --gpu-memory-utilization={v}",
     "sglang": "engine flag --mem-fraction-static={v}",
-    "tensorrt_llm": "annotation gpuadmit.dev/memory-fraction: \"{v}\" (TensorRT-LLM kv_cache_free_gpu_mem_fraction)",
+    "tensorrt_llm": 'annotation gpuadmit.dev/memory-fraction: "{v}" (TensorRT-LLM kv_cache_free_gpu_mem_fraction)',
 }
 
 
@@ -210,9 +219,7 @@ def where_triton(change: Change, framework: str) -> str:
     if path == "rate_limit.max_queue":
         return f"dynamic_batching {{ default_queue_policy {{ max_queue_size: {v} }} }}"
     if path == "rate_limit.queue_timeout_ms":
-        return (
-            f"dynamic_batching {{ default_queue_policy {{ default_timeout_microseconds: {round(float(v) * 1000)} }} }}"
-        )
+        return f"dynamic_batching {{ default_queue_policy {{ default_timeout_microseconds: {round(float(v) * 1000)} }} }}"
     if path == "rate_limit.timeout_action":
         return "dynamic_batching { default_queue_policy { timeout_action: REJECT } }"
     if path == "rate_limit.enabled":
@@ -230,7 +237,9 @@ def where_triton(change: Change, framework: str) -> str:
     if path == "gpu":
         return f"instance_group [ {{ kind: KIND_GPU gpus: [ {v} ] }} ] (the Triton index of {v})"
     if path == "memory_fraction":
-        template = _TRITON_FRACTION.get(framework, 'parameters { key: "gpuadmit.memory_fraction" value: { string_value: "{v}" } }')
+        template = _TRITON_FRACTION.get(
+            framework, 'parameters { key: "gpuadmit.memory_fraction" value: { string_value: "{v}" } }'
+        )
         return template.replace("{v}", f"{v:g}")
     if path == "memory_limit_gb":
         return f'parameters {{ key: "gpu_mem_limit" value: {{ string_value: "{round(float(v) * 2**30)}" }} }}'

@@ -17,10 +17,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             {
                 "name": plan.name,
                 "file": plan.file,
-                "gpus": [
-                    {**asdict(gpu), "models": [{"name": n, "gb": gb} for n, gb in gpu.models]}
-                    for gpu in plan.gpus
-                ],
+                "gpus": [{**asdict(gpu), "models": [{"name": n, "gb": gb} for n, gb in gpu.models]} for gpu in plan.gpus],
             }
             for plan in report.plans
         ],

@@ -96,7 +96,12 @@ def _case(suite: str, rule: str, subject: str, finding: Finding | None) -> ET.El
 def _describe(finding: Finding) -> str:
     where = ""
     if finding.file:
-        where = finding.file + (f":{finding.line}" if finding.line else "") + (f":{finding.column}" if finding.line and finding.column else "") + ": "
+        where = (
+            finding.file
+            + (f":{finding.line}" if finding.line else "")
+            + (f":{finding.column}" if finding.line and finding.column else "")
+            + ": "
+        )
     text = f"{finding.severity}: {where}{finding.message}"
     if finding.fix:
         text += f"\nfix: {finding.fix}"

@@ -24,10 +24,20 @@ DATA = Path(__file__).parent / "data"
 
 def _machine(fake: Any) -> None:
     fake.gpus = [
-        FakeGpu(name="NVIDIA H100 80GB HBM3", uuid="GPU-h100-0", total_mib=81559, reserved_mib=520,
-                used_mib=20480, processes=[(4242, 20480)]),
-        FakeGpu(name="NVIDIA A100-SXM4-80GB", uuid="GPU-a100-1", total_mib=81920,
-                mig=[FakeMig("3g.40gb", "MIG-a", 40192), FakeMig("3g.40gb", "MIG-b", 40192)]),
+        FakeGpu(
+            name="NVIDIA H100 80GB HBM3",
+            uuid="GPU-h100-0",
+            total_mib=81559,
+            reserved_mib=520,
+            used_mib=20480,
+            processes=[(4242, 20480)],
+        ),
+        FakeGpu(
+            name="NVIDIA A100-SXM4-80GB",
+            uuid="GPU-a100-1",
+            total_mib=81920,
+            mig=[FakeMig("3g.40gb", "MIG-a", 40192), FakeMig("3g.40gb", "MIG-b", 40192)],
+        ),
     ]
 
 
@@ -49,8 +59,15 @@ def test_inspect_prints_a_gpus_fragment_that_pastes_into_a_plan(fake_nvml: Any, 
     assert document["kind"] == "GpuInventory"
     assert document["gpus"] == [
         {"id": "gpu0", "index": 0, "uuid": "GPU-h100-0", "product": "NVIDIA H100 80GB HBM3", "memory_gb": 79.65},
-        {"id": "gpu1", "index": 1, "uuid": "GPU-a100-1", "product": "NVIDIA A100-SXM4-80GB", "memory_gb": 80.0,
-         "sharing": "mig", "mig": ["3g.40gb", "3g.40gb"]},
+        {
+            "id": "gpu1",
+            "index": 1,
+            "uuid": "GPU-a100-1",
+            "product": "NVIDIA A100-SXM4-80GB",
+            "memory_gb": 80.0,
+            "sharing": "mig",
+            "mig": ["3g.40gb", "3g.40gb"],
+        },
     ]
     assert document["usage"][0] == {"gpu": "gpu0", "free_gb": 59.14, "processes": [{"pid": 4242, "memory_gb": 20.0}]}
     plan = ServingPlan.model_validate({"gpus": document["gpus"], "models": []})
@@ -129,7 +146,9 @@ def test_a_missing_capacity_file_is_a_usage_error(capsys: pytest.CaptureFixture[
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "policy.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "policy.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_inspect_on_this_machine_without_an_nvidia_driver_exits_2_with_one_line() -> None:

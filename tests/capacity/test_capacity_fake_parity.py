@@ -26,13 +26,17 @@ def test_error_codes_build_the_same_error_classes() -> None:
         value = getattr(real, code)
         assert getattr(fake, code) == value
         assert type(fake.NVMLError(value)).__name__ == type(real.NVMLError(value)).__name__
-    for name in ("NVMLError_LibraryNotFound", "NVMLError_DriverNotLoaded", "NVMLError_NoPermission", "NVMLError_GpuIsLost", "NVMLError_Timeout"):
+    for name in (
+        "NVMLError_LibraryNotFound",
+        "NVMLError_DriverNotLoaded",
+        "NVMLError_NoPermission",
+        "NVMLError_GpuIsLost",
+        "NVMLError_Timeout",
+    ):
         assert issubclass(getattr(fake, name), fake.NVMLError) and issubclass(getattr(real, name), real.NVMLError)
 
 
-@pytest.mark.parametrize(
-    "structure", ["c_nvmlMemory_t", "c_nvmlMemory_v2_t", "c_nvmlProcessInfo_t", "c_nvmlDeviceAttributes"]
-)
+@pytest.mark.parametrize("structure", ["c_nvmlMemory_t", "c_nvmlMemory_v2_t", "c_nvmlProcessInfo_t", "c_nvmlDeviceAttributes"])
 def test_structures_have_the_same_fields(structure: str) -> None:
     assert [f[0] for f in getattr(fake, structure)._fields_] == [f[0] for f in getattr(real, structure)._fields_]
 

@@ -75,7 +75,12 @@ def test_a_plan_matching_the_node_passes() -> None:
 def test_a_third_gpu_on_a_two_gpu_node_does_not_exist() -> None:
     plan = {"gpus": [{"id": "a"}, {"id": "b"}, {"id": "c"}], "models": [{"name": "m", "gpu": "c", "gpu_gb": 1}]}
     assert _capacity(str(DATA / "nodes-plain.json"), plan) == [
-        ("error", "c: declared, but gpu-node-a has 2 GPUs (" + str(DATA / "nodes-plain.json") + ") and none matches it by uuid, index, id or position")
+        (
+            "error",
+            "c: declared, but gpu-node-a has 2 GPUs ("
+            + str(DATA / "nodes-plain.json")
+            + ") and none matches it by uuid, index, id or position",
+        )
     ]
 
 
@@ -94,15 +99,20 @@ def test_mixed_mig_slices_are_compared_per_node() -> None:
         "models": [{"name": "a", "gpu": "gpu0:0", "gpu_gb": 20}],
     }
     assert _capacity(mixed, other) == [
-        ("error", "gpu0: declares MIG 7g.80gb, but the device reports 1g.10gb ×7, 3g.40gb ×2 on node mig-mixed-node "
-                  "(labels do not say which GPU holds which)")
+        (
+            "error",
+            "gpu0: declares MIG 7g.80gb, but the device reports 1g.10gb ×7, 3g.40gb ×2 on node mig-mixed-node "
+            "(labels do not say which GPU holds which)",
+        )
     ]
 
 
 def test_single_strategy_slices_get_the_labelled_memory() -> None:
     plan = {
-        "gpus": [{"id": "gpu0", "product": "A100-40GB", "sharing": "mig", "mig": ["1g.5gb"] * 7},
-                 {"id": "gpu1", "product": "A100-40GB", "sharing": "mig", "mig": ["1g.5gb"] * 7}],
+        "gpus": [
+            {"id": "gpu0", "product": "A100-40GB", "sharing": "mig", "mig": ["1g.5gb"] * 7},
+            {"id": "gpu1", "product": "A100-40GB", "sharing": "mig", "mig": ["1g.5gb"] * 7},
+        ],
         "models": [{"name": "a", "gpu": "gpu0:0", "gpu_gb": 4.5}],
     }
     report = Linter(capacity=str(DATA / "nodes-mig-single.json")).lint_sources(
@@ -114,7 +124,10 @@ def test_single_strategy_slices_get_the_labelled_memory() -> None:
 
 
 def test_a_malformed_label_is_a_reason_not_a_crash() -> None:
-    node = {"kind": "Node", "metadata": {"name": "n", "labels": {"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.memory": "lots"}}}
+    node = {
+        "kind": "Node",
+        "metadata": {"name": "n", "labels": {"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.memory": "lots"}},
+    }
     inventory = inventory_from_nodes([node], "nodes.json")
     assert inventory.error == "node n: label nvidia.com/gpu.memory='lots' is not a whole number"
 
@@ -124,13 +137,22 @@ def test_nodes_without_gfd_labels_cannot_verify_anything(tmp_path: Path) -> None
     path.write_text(json.dumps({"kind": "List", "items": [{"kind": "Node", "metadata": {"name": "cpu"}}]}))
     plan = {"gpus": [{"id": "gpu0", "memory_gb": 24}], "models": []}
     assert _capacity(str(path), plan) == [
-        ("warning", f"gpu0: capacity could not be verified: no node in {path} carries GPU Feature Discovery labels (nvidia.com/gpu.product)")
+        (
+            "warning",
+            f"gpu0: capacity could not be verified: no node in {path} carries GPU Feature Discovery labels (nvidia.com/gpu.product)",
+        )
     ]
 
 
 def test_several_different_nodes_need_a_plan_named_after_one(tmp_path: Path) -> None:
     nodes = json.loads((DATA / "nodes-plain.json").read_text())
-    l4 = {"kind": "Node", "metadata": {"name": "gpu-node-b", "labels": {"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.memory": "23034", "nvidia.com/gpu.count": "1"}}}
+    l4 = {
+        "kind": "Node",
+        "metadata": {
+            "name": "gpu-node-b",
+            "labels": {"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.memory": "23034", "nvidia.com/gpu.count": "1"},
+        },
+    }
     nodes["items"].append(l4)
     path = tmp_path / "nodes.json"
     path.write_text(json.dumps(nodes))
@@ -138,8 +160,11 @@ def test_several_different_nodes_need_a_plan_named_after_one(tmp_path: Path) -> 
     assert _capacity(str(path), named) == [("error", "gpu0: declares 40.0 GiB, but index 0 NVIDIA-L4 has 22.5 GiB")]
     unnamed = {"gpus": [{"id": "gpu0", "memory_gb": 40}], "models": []}
     assert _capacity(str(path), unnamed) == [
-        ("warning", f"gpu0: capacity could not be verified: 2 GPU nodes with different GPUs in {path} and none is named "
-                    "'plan'; name the plan (metadata.name) after its node")
+        (
+            "warning",
+            f"gpu0: capacity could not be verified: 2 GPU nodes with different GPUs in {path} and none is named "
+            "'plan'; name the plan (metadata.name) after its node",
+        )
     ]
 
 

@@ -64,7 +64,9 @@ def test_without_memory_info_v2_the_driver_reserve_is_not_mistaken_for_a_process
 def test_mig_mode_lists_mig_devices_with_memory_and_processes(fake_nvml: Any) -> None:
     fake_nvml.gpus = [
         FakeGpu(
-            name=A100_80, uuid="GPU-a100", total_mib=81920,
+            name=A100_80,
+            uuid="GPU-a100",
+            total_mib=81920,
             mig=[
                 FakeMig("3g.40gb", "MIG-0", 40192, used_mib=10240, processes=[(4242, 10240)]),
                 FakeMig("3g.40gb", "MIG-1", 40192),
@@ -91,12 +93,18 @@ def test_a_gpu_without_mig_support_is_a_whole_gpu(fake_nvml: Any) -> None:
 @pytest.mark.parametrize(
     ("code", "words"),
     [
-        ("NVML_ERROR_LIBRARY_NOT_FOUND", "the NVML library (libnvidia-ml.so.1) is not installed: no NVIDIA driver on this machine (NVMLError_LibraryNotFound)"),
+        (
+            "NVML_ERROR_LIBRARY_NOT_FOUND",
+            "the NVML library (libnvidia-ml.so.1) is not installed: no NVIDIA driver on this machine (NVMLError_LibraryNotFound)",
+        ),
         ("NVML_ERROR_DRIVER_NOT_LOADED", "the NVIDIA driver is not loaded (NVMLError_DriverNotLoaded)"),
         ("NVML_ERROR_NO_PERMISSION", "no permission to query the GPU through NVML (NVMLError_NoPermission)"),
         ("NVML_ERROR_GPU_IS_LOST", "the GPU is lost (it fell off the bus or needs a reset) (NVMLError_GpuIsLost)"),
         ("NVML_ERROR_TIMEOUT", "NVML timed out (NVMLError_Timeout)"),
-        ("NVML_ERROR_LIB_RM_VERSION_MISMATCH", "the NVML library and the kernel driver versions differ (NVMLError_LibRmVersionMismatch)"),
+        (
+            "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
+            "the NVML library and the kernel driver versions differ (NVMLError_LibRmVersionMismatch)",
+        ),
         ("NVML_ERROR_UNKNOWN", "NVML reported an unknown error (NVMLError_Unknown)"),
         ("NVML_ERROR_IRQ_ISSUE", "NVML error: NVML Error with code 11 (NVMLError_IrqIssue)"),
     ],
@@ -115,7 +123,8 @@ def test_an_error_while_counting_gpus_is_the_reason(fake_nvml: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "function", ["nvmlDeviceGetHandleByIndex", "nvmlDeviceGetName", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetComputeRunningProcesses"]
+    "function",
+    ["nvmlDeviceGetHandleByIndex", "nvmlDeviceGetName", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetComputeRunningProcesses"],
 )
 def test_a_lost_gpu_is_recorded_on_that_device_and_the_others_are_read(fake_nvml: Any, function: str) -> None:
     pynvml = sys.modules["pynvml"]
@@ -126,7 +135,9 @@ def test_a_lost_gpu_is_recorded_on_that_device_and_the_others_are_read(fake_nvml
     assert lost.error == "the GPU is lost (it fell off the bus or needs a reset) (NVMLError_GpuIsLost)"
 
 
-@pytest.mark.parametrize("function", ["nvmlInit", "nvmlDeviceGetCount", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetMigDeviceHandleByIndex"])
+@pytest.mark.parametrize(
+    "function", ["nvmlInit", "nvmlDeviceGetCount", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetMigDeviceHandleByIndex"]
+)
 def test_a_hanging_nvml_call_is_given_up_on(fake_nvml: Any, function: str) -> None:
     fake_nvml.gpus = [FakeGpu(name=A100_80, uuid="GPU-a100", total_mib=81920, mig=[FakeMig("7g.80gb", "MIG-0", 81152)])]
     fake_nvml.hang[function] = threading.Event()  # released when the test ends
@@ -166,7 +177,10 @@ def test_a_lost_gpu_is_could_not_be_verified_for_the_plan_gpu_on_it(fake_nvml: A
         "models": [{"name": "a", "gpu": "gpu0", "gpu_gb": 10}, {"name": "b", "gpu": "gpu1", "gpu_gb": 10}],
     }
     assert _capacity(_lint(plan)) == [
-        ("warning", "gpu1: capacity could not be verified: index 1: the GPU is lost (it fell off the bus or needs a reset) (NVMLError_GpuIsLost)")
+        (
+            "warning",
+            "gpu1: capacity could not be verified: index 1: the GPU is lost (it fell off the bus or needs a reset) (NVMLError_GpuIsLost)",
+        )
     ]
 
 
@@ -174,9 +188,7 @@ def test_a_plan_declaring_more_memory_than_the_card_has_gets_capacity_match(fake
     fake_nvml.gpus = [FakeGpu(name="NVIDIA A100-SXM4-40GB", uuid="GPU-a40", total_mib=40960)]
     plan = {"gpus": [{"id": "gpu0", "memory_gb": 80}], "models": [{"name": "a", "gpu": "gpu0", "gpu_gb": 50}]}
     findings = _lint(plan)
-    assert _capacity(findings) == [
-        ("error", "gpu0: declares 80.0 GiB, but index 0 NVIDIA A100-SXM4-40GB, GPU-a40 has 40.0 GiB")
-    ]
+    assert _capacity(findings) == [("error", "gpu0: declares 80.0 GiB, but index 0 NVIDIA A100-SXM4-40GB, GPU-a40 has 40.0 GiB")]
     # memory-fit judges the real card: 50.5 GiB does not fit in 40 GiB less headroom.
     assert [f.message for f in findings if f.rule == "memory-fit"] == [
         "gpu0: 50.5 GiB committed > 38.0 GiB usable (40.0 GiB − 5 % headroom); largest: a 50.5 GiB"
@@ -201,7 +213,9 @@ def test_memory_other_processes_hold_counts_against_the_plan(fake_nvml: Any) -> 
 def test_processes_on_a_mig_device_count_against_its_slice(fake_nvml: Any) -> None:
     fake_nvml.gpus = [
         FakeGpu(
-            name=A100_80, uuid="GPU-a100", total_mib=81920,
+            name=A100_80,
+            uuid="GPU-a100",
+            total_mib=81920,
             mig=[FakeMig("3g.40gb", "MIG-0", 40192), FakeMig("3g.40gb", "MIG-1", 40192, processes=[(99, 8192)])],
         )
     ]
@@ -224,9 +238,7 @@ def test_a_mig_layout_other_than_the_devices_is_reported(fake_nvml: Any) -> None
         "gpus": [{"id": "gpu0", "product": "A100-80GB", "sharing": "mig", "mig": ["3g.40gb", "3g.40gb"]}],
         "models": [{"name": "a", "gpu": "gpu0:0", "gpu_gb": 10}],
     }
-    assert _capacity(_lint(plan)) == [
-        ("error", "gpu0: declares MIG 3g.40gb, 3g.40gb, but the device reports 7g.80gb")
-    ]
+    assert _capacity(_lint(plan)) == [("error", "gpu0: declares MIG 3g.40gb, 3g.40gb, but the device reports 7g.80gb")]
 
 
 def test_mig_enabled_on_a_gpu_the_plan_time_slices_is_reported(fake_nvml: Any) -> None:
@@ -238,13 +250,23 @@ def test_mig_enabled_on_a_gpu_the_plan_time_slices_is_reported(fake_nvml: Any) -
 
 
 ERROR_CODES = [
-    "NVML_ERROR_LIBRARY_NOT_FOUND", "NVML_ERROR_DRIVER_NOT_LOADED", "NVML_ERROR_NO_PERMISSION",
-    "NVML_ERROR_GPU_IS_LOST", "NVML_ERROR_TIMEOUT", "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
-    "NVML_ERROR_UNKNOWN", "NVML_ERROR_NOT_SUPPORTED",
+    "NVML_ERROR_LIBRARY_NOT_FOUND",
+    "NVML_ERROR_DRIVER_NOT_LOADED",
+    "NVML_ERROR_NO_PERMISSION",
+    "NVML_ERROR_GPU_IS_LOST",
+    "NVML_ERROR_TIMEOUT",
+    "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
+    "NVML_ERROR_UNKNOWN",
+    "NVML_ERROR_NOT_SUPPORTED",
 ]
 DEVICE_CALLS = [
-    "nvmlDeviceGetHandleByIndex", "nvmlDeviceGetName", "nvmlDeviceGetUUID", "nvmlDeviceGetMemoryInfo",
-    "nvmlDeviceGetMigMode", "nvmlDeviceGetMaxMigDeviceCount", "nvmlDeviceGetMigDeviceHandleByIndex",
+    "nvmlDeviceGetHandleByIndex",
+    "nvmlDeviceGetName",
+    "nvmlDeviceGetUUID",
+    "nvmlDeviceGetMemoryInfo",
+    "nvmlDeviceGetMigMode",
+    "nvmlDeviceGetMaxMigDeviceCount",
+    "nvmlDeviceGetMigDeviceHandleByIndex",
     "nvmlDeviceGetComputeRunningProcesses",
 ]
 
@@ -256,7 +278,10 @@ def test_every_nvml_error_on_every_device_call_stays_on_that_device(fake_nvml: A
     full, and the plan is still judged (with a finding when the failing GPU is unverified)."""
     pynvml = sys.modules["pynvml"]
     broken = FakeGpu(
-        name=A100_80, uuid="GPU-a100", total_mib=81920, mig=[FakeMig("7g.80gb", "MIG-0", 81152)],
+        name=A100_80,
+        uuid="GPU-a100",
+        total_mib=81920,
+        mig=[FakeMig("7g.80gb", "MIG-0", 81152)],
         errors={function: getattr(pynvml, code)},
     )
     fake_nvml.gpus = [_h100(0), broken]

@@ -53,7 +53,9 @@ class FakeApiServer:
                     self.end_headers()
                     return
                 kind = next(k for k, p in PATHS.items() if p == path)
-                body = json.dumps({"apiVersion": "v1", "kind": f"{kind}List", "metadata": {"resourceVersion": "7"}, "items": items})
+                body = json.dumps(
+                    {"apiVersion": "v1", "kind": f"{kind}List", "metadata": {"resourceVersion": "7"}, "items": items}
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -75,7 +77,9 @@ class FakeApiServer:
         path.write_text(
             yaml.safe_dump(
                 {
-                    "apiVersion": "v1", "kind": "Config", "current-context": "test",
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "test",
                     "clusters": [{"name": "test", "cluster": {"server": self.url}}],
                     "users": [{"name": "test", "user": {"token": "t"}}],
                     "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
@@ -98,7 +102,9 @@ def api(tmp_path: Path) -> Iterator[tuple[FakeApiServer, Path]]:
 
 def test_a_deployment_that_overflows_beside_what_the_api_lists_fails(api: tuple[FakeApiServer, Path]) -> None:
     server, kubeconfig = api
-    run = run_cli("lint", "--cluster", "kube", "--kubeconfig", str(kubeconfig), str(DATA / "new-embeddings.yaml"), "--format", "json")
+    run = run_cli(
+        "lint", "--cluster", "kube", "--kubeconfig", str(kubeconfig), str(DATA / "new-embeddings.yaml"), "--format", "json"
+    )
     assert run.code == 1, run.stdout + run.stderr
     found = json.loads(run.stdout)
     assert any(f["rule"] == "memory-fit" for f in found["findings"])
@@ -124,7 +130,9 @@ def test_an_unreachable_api_server_is_one_line_and_exit_2(tmp_path: Path) -> Non
     server.server.server_close()  # nothing listens there any more
     run = run_cli("lint", "--cluster", "kube", "--kubeconfig", str(kubeconfig), str(DATA / "new-embeddings-small.yaml"))
     assert run.code == 2
-    assert run.stderr.startswith("gpuadmit: --cluster kube: the API server could not be reached") and "Traceback" not in run.stderr
+    assert (
+        run.stderr.startswith("gpuadmit: --cluster kube: the API server could not be reached") and "Traceback" not in run.stderr
+    )
 
 
 def test_the_webhook_judges_with_the_listed_cluster(api: tuple[FakeApiServer, Path]) -> None:
@@ -143,11 +151,16 @@ def test_the_webhook_judges_with_the_listed_cluster(api: tuple[FakeApiServer, Pa
     app = build_app(Webhook(settings, RuleHolder(settings, metrics), metrics, None))
     obj = yaml.safe_load((DATA / "new-embeddings.yaml").read_text(encoding="utf-8"))
     request = {
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
         "request": {
-            "uid": "u1", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "uid": "u1",
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
             "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
-            "namespace": "prod", "name": "embeddings", "operation": "CREATE", "object": obj,
+            "namespace": "prod",
+            "name": "embeddings",
+            "operation": "CREATE",
+            "object": obj,
         },
     }
 

@@ -95,7 +95,9 @@ def test_audit_reports_every_domain_of_the_cluster(tmp_path: Path) -> None:
     code, found = report("audit", "--cluster", str(_overcommitted_cluster(tmp_path)))
     assert code == 1
     assert sorted(p["name"] for p in found["plans"]) == ["shared-nvidia-a100-sxm4-80gb", "trainer"]
-    rules = {name: {f["rule"] for f in found["findings"] if f["plan"] == name} for name in ("trainer", "shared-nvidia-a100-sxm4-80gb")}
+    rules = {
+        name: {f["rule"] for f in found["findings"] if f["plan"] == name} for name in ("trainer", "shared-nvidia-a100-sxm4-80gb")
+    }
     assert rules["trainer"] == set()
     assert rules["shared-nvidia-a100-sxm4-80gb"] >= {"memory-fit", "greedy-allocator"}
 
@@ -129,7 +131,12 @@ def test_policy_reports_validate_against_the_crd_schema(tmp_path: Path) -> None:
 def test_the_schema_refuses_what_it_should() -> None:
     """The fixture schema is strict enough to catch a wrong result value."""
     schema = _policy_report_schema()
-    bad = {"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport", "metadata": {}, "results": [{"policy": "p", "result": "failed"}]}
+    bad = {
+        "apiVersion": "wgpolicyk8s.io/v1alpha2",
+        "kind": "PolicyReport",
+        "metadata": {},
+        "results": [{"policy": "p", "result": "failed"}],
+    }
     try:
         jsonschema.validate(bad, schema)
     except jsonschema.ValidationError as error:

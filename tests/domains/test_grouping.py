@@ -19,7 +19,11 @@ BOUND = DATA / "bound"
 def lint_stdin(text: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "policy.cli", "lint", *args, "-"],
-        input=text, cwd=cwd or ROOT, capture_output=True, text=True, timeout=120,
+        input=text,
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 

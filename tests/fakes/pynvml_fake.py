@@ -350,9 +350,7 @@ def nvmlDeviceGetComputeRunningProcesses(handle: c_nvmlDevice_t) -> list[nvmlFri
         processes, gi = _mig(handle).processes, handle.mig
     else:
         processes, gi = _gpu(handle).processes, 0xFFFFFFFF
-    return [
-        nvmlStructToFriendlyObject(c_nvmlProcessInfo_t(pid, mib * MIB, gi, 0)) for pid, mib in processes
-    ]
+    return [nvmlStructToFriendlyObject(c_nvmlProcessInfo_t(pid, mib * MIB, gi, 0)) for pid, mib in processes]
 
 
 # --- loading -----------------------------------------------------------------------------

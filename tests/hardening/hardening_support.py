@@ -35,8 +35,20 @@ class InvariantBroken(AssertionError):
 PLAN_KEYS = ["apiVersion", "kind", "metadata", "spec", "gpus", "models", "waivers", "gpu_gb", "GPU_GB", "triton"]
 GPU_KEYS = ["id", "product", "memory_gb", "sharing", "mig"]
 MODEL_KEYS = [
-    "name", "framework", "gpu", "gpus", "instances", "gpu_gb", "latency_critical", "sla_ms", "priority",
-    "rate_limit", "caps", "memory_fraction", "memory_limit_gb", "server",
+    "name",
+    "framework",
+    "gpu",
+    "gpus",
+    "instances",
+    "gpu_gb",
+    "latency_critical",
+    "sla_ms",
+    "priority",
+    "rate_limit",
+    "caps",
+    "memory_fraction",
+    "memory_limit_gb",
+    "server",
 ]
 RATE_KEYS = ["max_rps", "max_concurrency", "max_queue", "queue_timeout_ms", "timeout_action", "enabled"]
 CAP_KEYS = ["max_batch_size", "compute_pct"]
@@ -63,7 +75,9 @@ def json_values(max_leaves: int = 20) -> st.SearchStrategy[Any]:
     """Any JSON-ish value (NaN and huge numbers included)."""
     return st.recursive(
         scalars,
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text | st.sampled_from(PLAN_KEYS + MODEL_KEYS), inner, max_size=4),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(text | st.sampled_from(PLAN_KEYS + MODEL_KEYS), inner, max_size=4)
+        ),
         max_leaves=max_leaves,
     )
 
@@ -88,27 +102,56 @@ def _entry(keys: list[str], good: dict[str, st.SearchStrategy[Any]]) -> st.Searc
 
 small = st.integers(0, 8)
 fraction = st.floats(0, 1)
-rate_limit = _entry(RATE_KEYS, {
-    "max_rps": st.integers(0, 500), "max_concurrency": small, "max_queue": st.integers(0, 64),
-    "queue_timeout_ms": st.integers(0, 1000), "timeout_action": st.sampled_from(["reject", "delay", "DELAY", "x"]),
-    "enabled": st.booleans(),
-})
+rate_limit = _entry(
+    RATE_KEYS,
+    {
+        "max_rps": st.integers(0, 500),
+        "max_concurrency": small,
+        "max_queue": st.integers(0, 64),
+        "queue_timeout_ms": st.integers(0, 1000),
+        "timeout_action": st.sampled_from(["reject", "delay", "DELAY", "x"]),
+        "enabled": st.booleans(),
+    },
+)
 caps = _entry(CAP_KEYS, {"max_batch_size": st.integers(0, 64), "compute_pct": st.integers(0, 120)})
-gpu = _entry(GPU_KEYS, {
-    "id": st.sampled_from(["gpu0", "gpu1", "gpu2"]), "product": st.sampled_from(PRODUCTS),
-    "memory_gb": st.integers(1, 200), "sharing": st.sampled_from(SHARING), "mig": st.lists(st.sampled_from(MIG), max_size=4),
-})
-model = _entry(MODEL_KEYS, {
-    "name": st.sampled_from(["chat", "guard", "embed", "rerank", "a", "b"]), "framework": st.sampled_from(FRAMEWORKS),
-    "gpu": st.sampled_from(["gpu0", "gpu1", "gpu0:0", "gpu9"]), "gpus": st.lists(st.sampled_from(["gpu0", "gpu1"]), max_size=3),
-    "instances": small, "gpu_gb": st.integers(0, 100) | st.floats(0, 100), "latency_critical": st.booleans(),
-    "sla_ms": st.integers(1, 1000), "priority": st.integers(0, 5), "rate_limit": rate_limit, "caps": caps,
-    "memory_fraction": fraction, "memory_limit_gb": st.integers(0, 80), "server": st.sampled_from(["s1", "s2"]),
-})
-waiver = _entry(WAIVER_KEYS, {
-    "rule": st.sampled_from(["bulk-capped", "memory-fit", "nope"]), "model": st.sampled_from(["chat", "embed"]),
-    "reason": text, "expires": st.sampled_from(["2999-01-01", "2000-01-01", "tomorrow"]),
-})
+gpu = _entry(
+    GPU_KEYS,
+    {
+        "id": st.sampled_from(["gpu0", "gpu1", "gpu2"]),
+        "product": st.sampled_from(PRODUCTS),
+        "memory_gb": st.integers(1, 200),
+        "sharing": st.sampled_from(SHARING),
+        "mig": st.lists(st.sampled_from(MIG), max_size=4),
+    },
+)
+model = _entry(
+    MODEL_KEYS,
+    {
+        "name": st.sampled_from(["chat", "guard", "embed", "rerank", "a", "b"]),
+        "framework": st.sampled_from(FRAMEWORKS),
+        "gpu": st.sampled_from(["gpu0", "gpu1", "gpu0:0", "gpu9"]),
+        "gpus": st.lists(st.sampled_from(["gpu0", "gpu1"]), max_size=3),
+        "instances": small,
+        "gpu_gb": st.integers(0, 100) | st.floats(0, 100),
+        "latency_critical": st.booleans(),
+        "sla_ms": st.integers(1, 1000),
+        "priority": st.integers(0, 5),
+        "rate_limit": rate_limit,
+        "caps": caps,
+        "memory_fraction": fraction,
+        "memory_limit_gb": st.integers(0, 80),
+        "server": st.sampled_from(["s1", "s2"]),
+    },
+)
+waiver = _entry(
+    WAIVER_KEYS,
+    {
+        "rule": st.sampled_from(["bulk-capped", "memory-fit", "nope"]),
+        "model": st.sampled_from(["chat", "embed"]),
+        "reason": text,
+        "expires": st.sampled_from(["2999-01-01", "2000-01-01", "tomorrow"]),
+    },
+)
 
 
 @st.composite
@@ -137,28 +180,54 @@ def plans(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def kubernetes_objects(draw: st.DrawFn) -> dict[str, Any]:
     """Deployments, Pods, ConfigMaps and InferenceServices with random GPU requests, args and annotations."""
-    limits = draw(st.dictionaries(
-        st.sampled_from(["nvidia.com/gpu", "nvidia.com/mig-1g.10gb", "nvidia.com/gpumem", "nvidia.com/gpucores", "cpu"]),
-        st.one_of(st.integers(0, 4), st.sampled_from(["1", "2", "x", "1.5", "inf", "nan", "1e400", "-1"]), anything),
-        max_size=3,
-    ))
-    flags = draw(st.lists(st.sampled_from([
-        "--gpu-memory-utilization", "--mem-fraction-static", "--max-num-seqs", "--max-running-requests",
-        "--rate-limit", "--model", "--tensor-parallel-size",
-    ]) | text, max_size=4))
+    limits = draw(
+        st.dictionaries(
+            st.sampled_from(["nvidia.com/gpu", "nvidia.com/mig-1g.10gb", "nvidia.com/gpumem", "nvidia.com/gpucores", "cpu"]),
+            st.one_of(st.integers(0, 4), st.sampled_from(["1", "2", "x", "1.5", "inf", "nan", "1e400", "-1"]), anything),
+            max_size=3,
+        )
+    )
+    flags = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "--gpu-memory-utilization",
+                    "--mem-fraction-static",
+                    "--max-num-seqs",
+                    "--max-running-requests",
+                    "--rate-limit",
+                    "--model",
+                    "--tensor-parallel-size",
+                ]
+            )
+            | text,
+            max_size=4,
+        )
+    )
     args: list[Any] = []
     for flag in flags:
         args += [flag, draw(st.sampled_from(["0.5", "0.95", "8", "inf", "nan", "-1", "", "1e400", "execution_count"]) | text)]
     if draw(st.integers(0, 9)) == 0:
         args = draw(anything)
-    annotations = draw(st.dictionaries(
-        st.sampled_from([
-            "gpuadmit.dev/gpu-gb", "gpuadmit.dev/latency-critical", "gpuadmit.dev/sla-ms", "gpuadmit.dev/priority",
-            "gpuadmit.dev/waive", "gpuadmit.dev/sharing", "gpuadmit.dev/framework", "gpuadmit.dev/nope", "other",
-        ]),
-        st.sampled_from(["1", "true", "40", "x", "nan", "inf", "-5", "bulk-capped: night"]) | text,
-        max_size=3,
-    ))
+    annotations = draw(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "gpuadmit.dev/gpu-gb",
+                    "gpuadmit.dev/latency-critical",
+                    "gpuadmit.dev/sla-ms",
+                    "gpuadmit.dev/priority",
+                    "gpuadmit.dev/waive",
+                    "gpuadmit.dev/sharing",
+                    "gpuadmit.dev/framework",
+                    "gpuadmit.dev/nope",
+                    "other",
+                ]
+            ),
+            st.sampled_from(["1", "true", "40", "x", "nan", "inf", "-5", "bulk-capped: night"]) | text,
+            max_size=3,
+        )
+    )
     container: dict[str, Any] = {"name": "c", "image": draw(st.sampled_from(["vllm/vllm-openai", "nvcr.io/tritonserver", "x"]))}
     container["args"] = args
     container["resources"] = draw(st.sampled_from([{"limits": limits}, {"requests": limits}, limits, {}]))
@@ -170,24 +239,53 @@ def kubernetes_objects(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "Pod":
         obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
     elif kind == "InferenceService":
-        obj = {"apiVersion": "serving.kserve.io/v1beta1", "kind": kind, "metadata": meta,
-               "spec": {"predictor": {"model": {**container, "modelFormat": {"name": "huggingface"}}}}}
+        obj = {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": kind,
+            "metadata": meta,
+            "spec": {"predictor": {"model": {**container, "modelFormat": {"name": "huggingface"}}}},
+        }
     elif kind == "ConfigMap":
-        obj = {"apiVersion": "v1", "kind": kind, "metadata": meta,
-               "data": {"config.yaml": draw(st.sampled_from(["sharing:\n  timeSlicing:\n    resources:\n      - {name: nvidia.com/gpu, replicas: 4}\n", "x: [", ""]) | text)}}
+        obj = {
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": meta,
+            "data": {
+                "config.yaml": draw(
+                    st.sampled_from(
+                        ["sharing:\n  timeSlicing:\n    resources:\n      - {name: nvidia.com/gpu, replicas: 4}\n", "x: [", ""]
+                    )
+                    | text
+                )
+            },
+        }
     elif kind == "PriorityClass":
         obj = {"apiVersion": "scheduling.k8s.io/v1", "kind": kind, "metadata": meta, "value": draw(numbers)}
     else:
-        obj = {"apiVersion": "apps/v1", "kind": kind, "metadata": meta,
-               "spec": {"replicas": draw(st.integers(0, 3) | numbers), "template": {"metadata": {"annotations": annotations}, "spec": pod_spec}}}
+        obj = {
+            "apiVersion": "apps/v1",
+            "kind": kind,
+            "metadata": meta,
+            "spec": {
+                "replicas": draw(st.integers(0, 3) | numbers),
+                "template": {"metadata": {"annotations": annotations}, "spec": pod_spec},
+            },
+        }
     return obj
 
 
 PBTXT_FIELDS = [
-    'name: "m"', 'backend: "onnxruntime"', 'backend: "vllm"', 'backend: "tensorrtllm"', 'platform: "pytorch_libtorch"',
-    "max_batch_size: 8", "max_batch_size: -1", "max_batch_size: 99999999999999999999",
-    "instance_group [{ kind: KIND_GPU, count: 2, gpus: [0, 1] }]", "instance_group [{ kind: KIND_CPU }]",
-    "instance_group [{ count: 1, rate_limiter { resources [{ name: \"R\", count: 1 }] priority: 2 } }]",
+    'name: "m"',
+    'backend: "onnxruntime"',
+    'backend: "vllm"',
+    'backend: "tensorrtllm"',
+    'platform: "pytorch_libtorch"',
+    "max_batch_size: 8",
+    "max_batch_size: -1",
+    "max_batch_size: 99999999999999999999",
+    "instance_group [{ kind: KIND_GPU, count: 2, gpus: [0, 1] }]",
+    "instance_group [{ kind: KIND_CPU }]",
+    'instance_group [{ count: 1, rate_limiter { resources [{ name: "R", count: 1 }] priority: 2 } }]',
     "dynamic_batching { max_queue_delay_microseconds: 100 }",
     "dynamic_batching { priority_levels: 2 default_priority_level: 1 default_queue_policy { max_queue_size: 0 timeout_action: DELAY default_timeout_microseconds: 100000 } }",
     'parameters { key: "gpuadmit.gpu_gb" value { string_value: "4" } }',
@@ -196,17 +294,34 @@ PBTXT_FIELDS = [
     'parameters { key: "kv_cache_free_gpu_mem_fraction" value { string_value: "0.9" } }',
     'parameters { key: "gpu_device_ids" value { string_value: "0,1,x" } }',
     'parameters { key: "gpuadmit.sla_ms" value { string_value: "${SLA}" } }',
-    "version_policy { specific { versions: [1, 2] } }", "# a comment", "}", "{", "[", '"', "instance_group [", "\\",
+    "version_policy { specific { versions: [1, 2] } }",
+    "# a comment",
+    "}",
+    "{",
+    "[",
+    '"',
+    "instance_group [",
+    "\\",
 ]
 
 
 PBTXT_SINGLE = {
-    "backend": ['backend: "onnxruntime"', 'backend: "vllm"', 'backend: "tensorrtllm"', 'backend: "python"', 'backend: "pytorch"', 'backend: "x"'],
+    "backend": [
+        'backend: "onnxruntime"',
+        'backend: "vllm"',
+        'backend: "tensorrtllm"',
+        'backend: "python"',
+        'backend: "pytorch"',
+        'backend: "x"',
+    ],
     "platform": ['platform: "pytorch_libtorch"', 'platform: "onnxruntime_onnx"', 'platform: "ensemble"'],
     "max_batch_size": ["max_batch_size: 8", "max_batch_size: 0", "max_batch_size: -1", "max_batch_size: 2147483647"],
     "instance_group": [
-        "instance_group [{ kind: KIND_GPU, count: 2, gpus: [0, 1] }]", "instance_group [{ kind: KIND_CPU }]",
-        "instance_group [{ kind: KIND_MODEL }]", "instance_group [{ count: 0 }]", "instance_group [{ kind: KIND_GPU, gpus: [7] }]",
+        "instance_group [{ kind: KIND_GPU, count: 2, gpus: [0, 1] }]",
+        "instance_group [{ kind: KIND_CPU }]",
+        "instance_group [{ kind: KIND_MODEL }]",
+        "instance_group [{ count: 0 }]",
+        "instance_group [{ kind: KIND_GPU, gpus: [7] }]",
         'instance_group [{ count: 1, rate_limiter { resources [{ name: "R", count: 1 }] priority: 2 } }]',
         "instance_group [{ count: 1, rate_limiter { priority: 0 } }, { kind: KIND_GPU, count: 3, gpus: [1] }]",
     ],
@@ -216,12 +331,26 @@ PBTXT_SINGLE = {
         "dynamic_batching { default_queue_policy { max_queue_size: 16 timeout_action: REJECT default_timeout_microseconds: 18446744073709551615 } }",
         "dynamic_batching { priority_levels: 2 priority_queue_policy { key: 1 value { max_queue_size: 4 } } }",
     ],
-    "version_policy": ["version_policy { specific { versions: [1, 2] } }", "version_policy { latest { num_versions: 0 } }", "version_policy { all {} }"],
+    "version_policy": [
+        "version_policy { specific { versions: [1, 2] } }",
+        "version_policy { latest { num_versions: 0 } }",
+        "version_policy { all {} }",
+    ],
 }
 PBTXT_PARAMETERS = [
-    "gpuadmit.gpu_gb", "gpuadmit.latency_critical", "gpuadmit.priority", "gpuadmit.sla_ms", "gpuadmit.max_queue",
-    "gpuadmit.timeout_action", "gpuadmit.framework", "gpuadmit.memory_fraction", "gpuadmit.nope",
-    "kv_cache_free_gpu_mem_fraction", "gpu_memory_utilization", "gpu_device_ids", "gpu_mem_limit",
+    "gpuadmit.gpu_gb",
+    "gpuadmit.latency_critical",
+    "gpuadmit.priority",
+    "gpuadmit.sla_ms",
+    "gpuadmit.max_queue",
+    "gpuadmit.timeout_action",
+    "gpuadmit.framework",
+    "gpuadmit.memory_fraction",
+    "gpuadmit.nope",
+    "kv_cache_free_gpu_mem_fraction",
+    "gpu_memory_utilization",
+    "gpu_device_ids",
+    "gpu_mem_limit",
 ]
 PBTXT_VALUES = ["4", "true", "nan", "inf", "-1", "0.9", "1e400", "${SLA}", "0,1,x", "", "reject", "99999999999999999999999"]
 PBTXT_JUNK = ["}", "{", "[", '"', "instance_group [", "\\", "# a comment", "unknown_field: 1", "max_batch_size: x"]
@@ -245,31 +374,110 @@ def pbtxt_texts(draw: st.DrawFn) -> str:
 @st.composite
 def triton_overlays(draw: st.DrawFn) -> dict[str, Any]:
     """A repository's `gpuadmit.yaml`: GPUs, a `triton:` section and model overrides matched by name."""
-    good_gpus = st.lists(st.builds(lambda n, mem: {"id": f"gpu{n}", "memory_gb": mem}, st.integers(0, 2), st.integers(8, 192)), max_size=2, unique_by=lambda g: g["id"])
+    good_gpus = st.lists(
+        st.builds(lambda n, mem: {"id": f"gpu{n}", "memory_gb": mem}, st.integers(0, 2), st.integers(8, 192)),
+        max_size=2,
+        unique_by=lambda g: g["id"],
+    )
     overlay: dict[str, Any] = {"gpus": draw(good_gpus | good_gpus | st.lists(gpu, max_size=2) | anything)}
-    overlay["triton"] = draw(_entry(["repository", "server", "args", "gpus"], {
-        "repository": st.sampled_from([".", ".", ".", "..", "nope", ""]),
-        "args": st.lists(st.sampled_from([
-            "--rate-limit=execution_count", "--rate-limit", "execution_count", "off",
-            "--backend-config=tensorflow,per-process-gpu-memory-fraction=0.4",
-            "--backend-config=tensorflow,per-process-gpu-memory-fraction=nan", "--backend-config=", "--model-repository=/m",
-        ]) | text, max_size=4),
-        "gpus": st.lists(st.sampled_from(["gpu0", "gpu1", "gpu7"]), max_size=3),
-    }))
-    good_model = st.fixed_dictionaries({"name": st.just("m")}, optional={
-        "gpu_gb": st.integers(0, 90), "latency_critical": st.booleans(), "sla_ms": st.integers(1, 500), "priority": st.integers(1, 4),
-    })
-    overlay["models"] = draw(st.lists(good_model, max_size=1) | st.lists(good_model, max_size=1) | st.lists(model.map(lambda m: {**m, "name": "m"}), max_size=2) | anything)
+    overlay["triton"] = draw(
+        _entry(
+            ["repository", "server", "args", "gpus"],
+            {
+                "repository": st.sampled_from([".", ".", ".", "..", "nope", ""]),
+                "args": st.lists(
+                    st.sampled_from(
+                        [
+                            "--rate-limit=execution_count",
+                            "--rate-limit",
+                            "execution_count",
+                            "off",
+                            "--backend-config=tensorflow,per-process-gpu-memory-fraction=0.4",
+                            "--backend-config=tensorflow,per-process-gpu-memory-fraction=nan",
+                            "--backend-config=",
+                            "--model-repository=/m",
+                        ]
+                    )
+                    | text,
+                    max_size=4,
+                ),
+                "gpus": st.lists(st.sampled_from(["gpu0", "gpu1", "gpu7"]), max_size=3),
+            },
+        )
+    )
+    good_model = st.fixed_dictionaries(
+        {"name": st.just("m")},
+        optional={
+            "gpu_gb": st.integers(0, 90),
+            "latency_critical": st.booleans(),
+            "sla_ms": st.integers(1, 500),
+            "priority": st.integers(1, 4),
+        },
+    )
+    overlay["models"] = draw(
+        st.lists(good_model, max_size=1)
+        | st.lists(good_model, max_size=1)
+        | st.lists(model.map(lambda m: {**m, "name": "m"}), max_size=2)
+        | anything
+    )
     return overlay
 
 
 yaml_ish = st.lists(
-    st.sampled_from([
-        "models:", "gpus:", "- ", "  - ", "name: a", "gpu_gb: 1", "GPU_GB: 80", "&a ", "*a", "<<: *a", "---", "...",
-        "{", "}", "[", "]", ",", ": ", "!!python/object:os.system", "!!binary", "!!float", "!!int", "!custom", "? ",
-        "|", ">", "'", '"', "#", ".nan", ".inf", "1e400", "0x1F", "0o17", "2027-01-31", "~", "null", "\t", "\r\n",
-        "\n", "%YAML 1.1", "%TAG ! tag:x,2000:", "\ufeff", "\x00", "\x85", "\u2028", "1" + "0" * 5000, "!!bool", "!!timestamp",
-    ]) | text,
+    st.sampled_from(
+        [
+            "models:",
+            "gpus:",
+            "- ",
+            "  - ",
+            "name: a",
+            "gpu_gb: 1",
+            "GPU_GB: 80",
+            "&a ",
+            "*a",
+            "<<: *a",
+            "---",
+            "...",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ": ",
+            "!!python/object:os.system",
+            "!!binary",
+            "!!float",
+            "!!int",
+            "!custom",
+            "? ",
+            "|",
+            ">",
+            "'",
+            '"',
+            "#",
+            ".nan",
+            ".inf",
+            "1e400",
+            "0x1F",
+            "0o17",
+            "2027-01-31",
+            "~",
+            "null",
+            "\t",
+            "\r\n",
+            "\n",
+            "%YAML 1.1",
+            "%TAG ! tag:x,2000:",
+            "\ufeff",
+            "\x00",
+            "\x85",
+            "\u2028",
+            "1" + "0" * 5000,
+            "!!bool",
+            "!!timestamp",
+        ]
+    )
+    | text,
     max_size=24,
 ).map("".join)
 
@@ -412,9 +620,18 @@ class AdmissionApp:
         if content_length:
             headers.append((b"content-length", str(len(body)).encode()))
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-            "path": "/validate", "raw_path": b"/validate", "query_string": b"timeout=10s", "root_path": "",
-            "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8443),
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/validate",
+            "raw_path": b"/validate",
+            "query_string": b"timeout=10s",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 8443),
         }
         status = 0
         out: list[bytes] = []
@@ -439,7 +656,9 @@ class AdmissionApp:
         return status, b"".join(out)
 
 
-def admission_review(obj: Any, *, uid: Any = "u-1", kind: tuple[str, str, str] | None = None, operation: str = "CREATE") -> dict[str, Any]:
+def admission_review(
+    obj: Any, *, uid: Any = "u-1", kind: tuple[str, str, str] | None = None, operation: str = "CREATE"
+) -> dict[str, Any]:
     if kind is None:
         api = obj.get("apiVersion", "v1") if isinstance(obj, dict) else "v1"
         group, _, version = api.rpartition("/") if isinstance(api, str) else ("", "", "v1")
@@ -449,15 +668,23 @@ def admission_review(obj: Any, *, uid: Any = "u-1", kind: tuple[str, str, str] |
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
-            "uid": uid, "kind": {"group": group, "version": version, "kind": name},
+            "uid": uid,
+            "kind": {"group": group, "version": version, "kind": name},
             "resource": {"group": group, "version": version, "resource": name.lower() + "s"},
-            "name": "x", "namespace": "ai", "operation": operation, "userInfo": {"username": "fuzz"},
-            "object": obj, "oldObject": None, "dryRun": False,
+            "name": "x",
+            "namespace": "ai",
+            "operation": operation,
+            "userInfo": {"username": "fuzz"},
+            "object": obj,
+            "oldObject": None,
+            "dryRun": False,
         },
     }
 
 
-def check_admission(app: AdmissionApp, body: bytes, *, uid: Any = None, schema_invalid: bool = False, chunks: int = 1) -> dict[str, Any] | None:
+def check_admission(
+    app: AdmissionApp, body: bytes, *, uid: Any = None, schema_invalid: bool = False, chunks: int = 1
+) -> dict[str, Any] | None:
     """200 + a well-formed AdmissionReview echoing the uid, or 400/413 with a message."""
     status, raw = app.post(body, chunks=chunks)
     if status in (400, 413):
@@ -543,4 +770,3 @@ def _has_huge(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_huge(v) for v in value)
     return False
-

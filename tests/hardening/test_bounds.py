@@ -46,8 +46,24 @@ def mig_plan(tmp_path: Path, profile: str) -> Path:
 
 @pytest.mark.parametrize(
     "profile",
-    ["3g." + "9" * 5000 + "gb", "9" * 5000 + "g.40gb", "3g.99999999999999999999gb", "3g.4097gb", "0g.40gb", "3g.40gb\n", "３g.40gb"],
-    ids=["5000-digit-memory", "5000-digit-compute", "past-int64", "past-4096-GiB", "zero-slices", "trailing-newline", "fullwidth-digit"],
+    [
+        "3g." + "9" * 5000 + "gb",
+        "9" * 5000 + "g.40gb",
+        "3g.99999999999999999999gb",
+        "3g.4097gb",
+        "0g.40gb",
+        "3g.40gb\n",
+        "３g.40gb",
+    ],
+    ids=[
+        "5000-digit-memory",
+        "5000-digit-compute",
+        "past-int64",
+        "past-4096-GiB",
+        "zero-slices",
+        "trailing-newline",
+        "fullwidth-digit",
+    ],
 )
 def test_a_mig_profile_with_an_unbounded_number_is_one_line_exit_2(tmp_path: Path, profile: str) -> None:
     refused(mig_plan(tmp_path, profile), "gpus[0].mig", "is not a MIG profile such as 3g.40gb")
@@ -66,7 +82,9 @@ def one_gpu_yaml(n: int, name_length: int = 12) -> str:
 def test_models_per_gpu_past_the_bound_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "crowded.yaml"
     path.write_text(one_gpu_yaml(plan_schema.MAX_MODELS_PER_GPU + 1), encoding="utf-8")
-    refused(path, f"{plan_schema.MAX_MODELS_PER_GPU + 1:,} models are placed on 'gpu0'", f"at most {plan_schema.MAX_MODELS_PER_GPU:,}")
+    refused(
+        path, f"{plan_schema.MAX_MODELS_PER_GPU + 1:,} models are placed on 'gpu0'", f"at most {plan_schema.MAX_MODELS_PER_GPU:,}"
+    )
 
 
 def test_models_per_gpu_count_a_model_named_twice_twice() -> None:
@@ -168,7 +186,11 @@ def test_ten_thousand_models_on_one_gpu_lint_within_200_mib(tmp_path: Path) -> N
 
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, str(ROOT), str(path)],
-        capture_output=True, text=True, timeout=300, preexec_fn=cap, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=cap,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     peak_kib, findings = (int(x) for x in proc.stdout.split())

@@ -275,7 +275,11 @@ def test_plan_through_a_pipe_lints_normally() -> None:
     """`gpuadmit lint /dev/stdin < plan` (or `<(kubectl ...)`): a pipe has no size, and that is fine."""
     proc = subprocess.run(
         [sys.executable, "-m", "policy.cli", "lint", "/dev/stdin"],
-        cwd=ROOT, input=SEED, capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        input=SEED,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     run = Run(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
     no_traceback(run)
@@ -416,8 +420,13 @@ def test_absurd_gpu_counts_in_a_pod_are_refused_within_memory(tmp_path: Path, ca
 
 
 EXPLICIT_TAGS = {
-    "float-empty": "!!float", "float-word": "!!float x", "int-word": "!!int x", "int-hex-empty": "!!int 0x",
-    "bool-word": "!!bool maybe", "bool-empty": "!!bool", "timestamp-word": "!!timestamp x",
+    "float-empty": "!!float",
+    "float-word": "!!float x",
+    "int-word": "!!int x",
+    "int-hex-empty": "!!int 0x",
+    "bool-word": "!!bool maybe",
+    "bool-empty": "!!bool",
+    "timestamp-word": "!!timestamp x",
 }
 
 
@@ -633,9 +642,7 @@ def test_library_reports_a_deep_pbtxt_without_raising(tmp_path: Path, linter) ->
 
 
 def test_library_reports_a_deep_vllm_model_json_without_raising(tmp_path: Path, linter) -> None:  # type: ignore[no-untyped-def]
-    repo = model_repo(
-        tmp_path, 'name: "m"\nbackend: "vllm"\n', {"1/model.json": "{\"a\": " + "[" * DEEP + "]" * DEEP + "}"}
-    )
+    repo = model_repo(tmp_path, 'name: "m"\nbackend: "vllm"\n', {"1/model.json": '{"a": ' + "[" * DEEP + "]" * DEEP + "}"})
     report = linter.lint_paths([repo])
     assert report.exit_code() == 2
 
@@ -672,7 +679,9 @@ def admission():  # type: ignore[no-untyped-def]
 
 def _pod(limits: dict[str, object]) -> dict[str, object]:
     return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "chat", "namespace": "ai"},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "chat", "namespace": "ai"},
         "spec": {"containers": [{"name": "c", "image": "vllm/vllm-openai", "resources": {"limits": limits}}]},
     }
 
@@ -680,8 +689,12 @@ def _pod(limits: dict[str, object]) -> dict[str, object]:
 def _unsafe_plan() -> dict[str, object]:
     import yaml
 
-    return {"apiVersion": "gpuadmit.dev/v1alpha1", "kind": "ServingPlan", "metadata": {"name": "seed", "namespace": "ai"},
-            "spec": yaml.safe_load(SEED)}
+    return {
+        "apiVersion": "gpuadmit.dev/v1alpha1",
+        "kind": "ServingPlan",
+        "metadata": {"name": "seed", "namespace": "ai"},
+        "spec": yaml.safe_load(SEED),
+    }
 
 
 def test_review_without_request_is_400(admission) -> None:  # type: ignore[no-untyped-def]
@@ -831,7 +844,11 @@ def test_webhook_judges_a_configmap_under_1_mib_within_its_pod_memory_limit() ->
     limit_kib = int(match.group(1)) * 1024
     proc = subprocess.run(
         [sys.executable, "-c", WEBHOOK_MEMORY_PROBE, str(ROOT), str(Path(__file__).parent)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -875,7 +892,10 @@ def test_webhook_judges_the_most_models_on_one_gpu_within_its_pod_memory_limit(t
     limit_kib = int(match.group(1)) * 1024
     proc = subprocess.run(
         [sys.executable, "-c", WEBHOOK_MANY_MODELS_PROBE, str(ROOT), str(Path(__file__).parent)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         # A rule cache of its own, as a freshly started replica has.
         env={**os.environ, "PYTHONPATH": str(ROOT), "GPUADMIT_CACHE_DIR": str(tmp_path / "cache")},
     )

@@ -86,19 +86,33 @@ def test_near_valid_plans_keep_every_invariant(linter, rule_ids: set[str], plan:
 @st.composite
 def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
     """Plans that satisfy the schema, so the rules (not the reader) have the last word."""
-    gpus = [{"id": f"gpu{n}", "memory_gb": draw(st.integers(8, 192)), "sharing": draw(st.sampled_from(["exclusive", "time-slicing", "mps"]))}
-            for n in range(draw(st.integers(1, 3)))]
+    gpus = [
+        {
+            "id": f"gpu{n}",
+            "memory_gb": draw(st.integers(8, 192)),
+            "sharing": draw(st.sampled_from(["exclusive", "time-slicing", "mps"])),
+        }
+        for n in range(draw(st.integers(1, 3)))
+    ]
     models = []
     for n in range(draw(st.integers(0, 6))):
-        m: dict[str, Any] = {"name": f"m{n}", "gpu": draw(st.sampled_from([g["id"] for g in gpus] + ["gpu9"])),
-                             "gpu_gb": draw(st.integers(0, 100)), "framework": draw(st.sampled_from(["pytorch", "vllm", "onnxruntime", "tensorrt_llm"]))}
+        m: dict[str, Any] = {
+            "name": f"m{n}",
+            "gpu": draw(st.sampled_from([g["id"] for g in gpus] + ["gpu9"])),
+            "gpu_gb": draw(st.integers(0, 100)),
+            "framework": draw(st.sampled_from(["pytorch", "vllm", "onnxruntime", "tensorrt_llm"])),
+        }
         if draw(st.booleans()):
             m["latency_critical"] = True
             m["sla_ms"] = draw(st.integers(1, 1000))
         if draw(st.booleans()):
             m["priority"] = draw(st.integers(1, 5))
         if draw(st.booleans()):
-            m["rate_limit"] = {"max_concurrency": draw(st.integers(1, 32)), "max_queue": draw(st.integers(0, 64)), "queue_timeout_ms": draw(st.integers(1, 500))}
+            m["rate_limit"] = {
+                "max_concurrency": draw(st.integers(1, 32)),
+                "max_queue": draw(st.integers(0, 64)),
+                "queue_timeout_ms": draw(st.integers(1, 500)),
+            }
         if draw(st.booleans()):
             m["caps"] = {"max_batch_size": draw(st.integers(1, 64))}
         if m["framework"] in ("vllm", "tensorrt_llm") and draw(st.booleans()):
@@ -106,7 +120,13 @@ def valid_plans(draw: st.DrawFn) -> dict[str, Any]:
         if m["framework"] == "onnxruntime" and draw(st.booleans()):
             m["memory_limit_gb"] = draw(st.integers(1, 40))
         models.append(m)
-    return {"apiVersion": "gpuadmit.dev/v1alpha1", "kind": "ServingPlan", "metadata": {"name": "p"}, "gpus": gpus, "models": models}
+    return {
+        "apiVersion": "gpuadmit.dev/v1alpha1",
+        "kind": "ServingPlan",
+        "metadata": {"name": "p"},
+        "gpus": gpus,
+        "models": models,
+    }
 
 
 @BIG
@@ -220,10 +240,16 @@ def test_reviews_with_parts_missing_or_wrong(admission: hs.AdmissionApp, junk: A
 @BIG
 @given(hs.plans())
 def test_schema_invalid_serving_plans_are_never_allowed_in_enforce_mode(admission: hs.AdmissionApp, plan: dict[str, Any]) -> None:
-    obj = plan if plan.get("kind") == "ServingPlan" and "spec" in plan else {
-        "apiVersion": "gpuadmit.dev/v1alpha1", "kind": "ServingPlan", "metadata": {"name": "p", "namespace": "ai"},
-        "spec": {k: v for k, v in plan.items() if k not in ("apiVersion", "kind")},
-    }
+    obj = (
+        plan
+        if plan.get("kind") == "ServingPlan" and "spec" in plan
+        else {
+            "apiVersion": "gpuadmit.dev/v1alpha1",
+            "kind": "ServingPlan",
+            "metadata": {"name": "p", "namespace": "ai"},
+            "spec": {k: v for k, v in plan.items() if k not in ("apiVersion", "kind")},
+        }
+    )
     body = json.dumps(hs.admission_review(obj, uid="plan-1", kind=("gpuadmit.dev", "v1alpha1", "ServingPlan")), allow_nan=True)
     invalid = hs.schema_invalid(obj) or not hs.json_safe(obj)
     hs.check_admission(admission, body.encode(), uid="plan-1", schema_invalid=invalid)
@@ -239,8 +265,12 @@ def test_kubernetes_objects_get_a_well_formed_review(admission: hs.AdmissionApp,
 @BIG
 @given(hs.plans())
 def test_audit_mode_always_allows_with_short_warnings(audit_admission: hs.AdmissionApp, plan: dict[str, Any]) -> None:
-    obj = {"apiVersion": "gpuadmit.dev/v1alpha1", "kind": "ServingPlan", "metadata": {"name": "p"},
-           "spec": plan.get("spec", plan) if isinstance(plan.get("spec", plan), dict) else {}}
+    obj = {
+        "apiVersion": "gpuadmit.dev/v1alpha1",
+        "kind": "ServingPlan",
+        "metadata": {"name": "p"},
+        "spec": plan.get("spec", plan) if isinstance(plan.get("spec", plan), dict) else {},
+    }
     body = json.dumps(hs.admission_review(obj, uid="a-1", kind=("gpuadmit.dev", "v1alpha1", "ServingPlan")), allow_nan=True)
     response = hs.check_admission(audit_admission, body.encode(), uid="a-1")
     if response is None:  # a 400: only for what the API server never sends
@@ -252,9 +282,16 @@ def test_audit_mode_always_allows_with_short_warnings(audit_admission: hs.Admiss
 @CI
 @given(st.integers(1, 40))
 def test_a_slow_client_gets_the_same_answer(admission: hs.AdmissionApp, chunks: int) -> None:
-    review = hs.admission_review({"apiVersion": "gpuadmit.dev/v1alpha1", "kind": "ServingPlan", "metadata": {"name": "p"},
-                                  "spec": {"GPU_GB": 80, "models": [{"name": "chat", "gpu_gb": 42, "latency_critical": True, "sla_ms": 200}]}},
-                                 uid="slow-1", kind=("gpuadmit.dev", "v1alpha1", "ServingPlan"))
+    review = hs.admission_review(
+        {
+            "apiVersion": "gpuadmit.dev/v1alpha1",
+            "kind": "ServingPlan",
+            "metadata": {"name": "p"},
+            "spec": {"GPU_GB": 80, "models": [{"name": "chat", "gpu_gb": 42, "latency_critical": True, "sla_ms": 200}]},
+        },
+        uid="slow-1",
+        kind=("gpuadmit.dev", "v1alpha1", "ServingPlan"),
+    )
     body = json.dumps(review).encode()
     whole = hs.check_admission(admission, body, uid="slow-1")
     sliced = hs.check_admission(admission, body, uid="slow-1", chunks=chunks)

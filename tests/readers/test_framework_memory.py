@@ -52,11 +52,10 @@ def test_tensorflow_in_triton_grows_on_demand_by_default(tmp_path: Path) -> None
         tmp_path / "repo",
         {
             "bert/config.pbtxt": 'platform: "tensorflow_savedmodel"\nmax_batch_size: 8\n'
-            'instance_group [ { count: 2, kind: KIND_GPU } ]\n',
+            "instance_group [ { count: 2, kind: KIND_GPU } ]\n",
             "resnet/config.pbtxt": 'platform: "onnxruntime_onnx"\nmax_batch_size: 8\n'
             'parameters { key: "gpu_mem_limit" value: { string_value: "4294967296" } }\n',
-            "gpuadmit.yaml": "gpus: [{id: gpu0, product: L4}]\ntriton: {repository: .}\n"
-            "models: [{name: bert, gpu_gb: 2}]\n",
+            "gpuadmit.yaml": "gpus: [{id: gpu0, product: L4}]\ntriton: {repository: .}\nmodels: [{name: bert, gpu_gb: 2}]\n",
         },
     )
     bert = models(repo)["bert"]
@@ -112,9 +111,7 @@ def test_eight_instances_in_one_tritonserver_hold_one_cuda_context(tmp_path: Pat
 
 
 def test_llm_api_model_runs_on_the_gpu_under_a_cpu_instance_group(tmp_path: Path) -> None:
-    config = (
-        'name: "tensorrt_llm"\nbackend: "python"\ninstance_group [\n  {\n    count: 1\n    kind : KIND_CPU\n  }\n]\n'
-    )
+    config = 'name: "tensorrt_llm"\nbackend: "python"\ninstance_group [\n  {\n    count: 1\n    kind : KIND_CPU\n  }\n]\n'
     engine = 'model: TinyLlama/TinyLlama-1.1B-Chat-v1.0\nbackend: "pytorch"\ntensor_parallel_size: 1\n'
     repo = _write(
         tmp_path / "repo",

@@ -18,8 +18,17 @@ def _write(tmp_path: Path, text: str, name: str = "manifest.yaml") -> Path:
     return path
 
 
-def _deployment(name: str, *, args: str = "[]", resources: str = "nvidia.com/gpu: 1", annotations: str = "{}",
-                selector: str = "{}", extra: str = "", image: str = "vllm/vllm-openai:v0.8", replicas: int = 1) -> str:
+def _deployment(
+    name: str,
+    *,
+    args: str = "[]",
+    resources: str = "nvidia.com/gpu: 1",
+    annotations: str = "{}",
+    selector: str = "{}",
+    extra: str = "",
+    image: str = "vllm/vllm-openai:v0.8",
+    replicas: int = 1,
+) -> str:
     return f"""---
 apiVersion: apps/v1
 kind: Deployment
@@ -82,8 +91,12 @@ def test_fraction_that_leaves_room_is_accepted(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         _deployment("chat", args="[--gpu-memory-utilization=0.5]", selector=SHARED_L40S)
-        + _deployment("rerank", image="reranker:1", selector=SHARED_L40S,
-                      annotations="{gpuadmit.dev/gpu-gb: '3', gpuadmit.dev/max-batch-size: '8'}"),
+        + _deployment(
+            "rerank",
+            image="reranker:1",
+            selector=SHARED_L40S,
+            annotations="{gpuadmit.dev/gpu-gb: '3', gpuadmit.dev/max-batch-size: '8'}",
+        ),
     )
     assert rules(judge(path)) == set()
 
@@ -97,10 +110,19 @@ def test_exclusive_gpus_judge_one_replica(tmp_path: Path) -> None:
 def test_hami_share_scales_the_vllm_fraction_and_caps_compute(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        _deployment("chat", args="['vllm serve m --gpu-memory-utilization 0.8']", selector="{nvidia.com/gpu.product: NVIDIA-L40S}",
-                    resources="nvidia.com/gpu: 1, nvidia.com/gpumem-percentage: 50, nvidia.com/gpucores: 40")
-        + _deployment("bert", image="bert:1", resources="nvidia.com/gpu: 1, nvidia.com/gpumem: 4096",
-                      selector="{nvidia.com/gpu.product: NVIDIA-L40S}", replicas=3),
+        _deployment(
+            "chat",
+            args="['vllm serve m --gpu-memory-utilization 0.8']",
+            selector="{nvidia.com/gpu.product: NVIDIA-L40S}",
+            resources="nvidia.com/gpu: 1, nvidia.com/gpumem-percentage: 50, nvidia.com/gpucores: 40",
+        )
+        + _deployment(
+            "bert",
+            image="bert:1",
+            resources="nvidia.com/gpu: 1, nvidia.com/gpumem: 4096",
+            selector="{nvidia.com/gpu.product: NVIDIA-L40S}",
+            replicas=3,
+        ),
     )
     read = models(path)
     chat, bert = read["chat"], read["bert"]
@@ -111,9 +133,16 @@ def test_hami_share_scales_the_vllm_fraction_and_caps_compute(tmp_path: Path) ->
 
 
 def test_mig_resource_runs_on_its_slice(tmp_path: Path) -> None:
-    path = _write(tmp_path, _deployment("guard", image="guard:1", resources="nvidia.com/mig-3g.40gb: 1",
-                                        selector="{nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}",
-                                        annotations="{gpuadmit.dev/gpu-gb: '10'}"))
+    path = _write(
+        tmp_path,
+        _deployment(
+            "guard",
+            image="guard:1",
+            resources="nvidia.com/mig-3g.40gb: 1",
+            selector="{nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}",
+            annotations="{gpuadmit.dev/gpu-gb: '10'}",
+        ),
+    )
     report = judge(path)
     (plan,) = report.plans
     # A 3g.40gb slice of an H100 holds 39.5 GiB as NVML reports it.
@@ -142,12 +171,20 @@ def test_priority_classes_are_not_gpu_priorities(tmp_path: Path) -> None:
 def test_annotations_set_protection_and_waive_a_rule(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        _deployment("chat", args="[--gpu-memory-utilization=0.5]", selector=SHARED_L40S,
-                    annotations="{gpuadmit.dev/latency-critical: 'true', gpuadmit.dev/sla-ms: '200', gpuadmit.dev/priority: '1',"
-                    " gpuadmit.dev/max-concurrency: '8', gpuadmit.dev/max-queue: '16', gpuadmit.dev/queue-timeout-ms: '150'}")
-        + _deployment("bulk", image="bulk:1", selector=SHARED_L40S,
-                      annotations="{gpuadmit.dev/gpu-gb: '2', gpuadmit.dev/priority: '5',"
-                      " gpuadmit.dev/waive: 'bulk-capped=only runs at night; expires=2099-01-31'}"),
+        _deployment(
+            "chat",
+            args="[--gpu-memory-utilization=0.5]",
+            selector=SHARED_L40S,
+            annotations="{gpuadmit.dev/latency-critical: 'true', gpuadmit.dev/sla-ms: '200', gpuadmit.dev/priority: '1',"
+            " gpuadmit.dev/max-concurrency: '8', gpuadmit.dev/max-queue: '16', gpuadmit.dev/queue-timeout-ms: '150'}",
+        )
+        + _deployment(
+            "bulk",
+            image="bulk:1",
+            selector=SHARED_L40S,
+            annotations="{gpuadmit.dev/gpu-gb: '2', gpuadmit.dev/priority: '5',"
+            " gpuadmit.dev/waive: 'bulk-capped=only runs at night; expires=2099-01-31'}",
+        ),
     )
     report = judge(path)
     waived = [f for f in report.findings if f.waived]
@@ -208,14 +245,22 @@ def test_tritonserver_over_a_repository_beside_the_manifest(tmp_path: Path) -> N
     (tmp_path / "models" / "gpuadmit.yaml").unlink()
     path = _write(
         tmp_path,
-        _deployment("triton", image="nvcr.io/nvidia/tritonserver:25.01-py3", args="[tritonserver, --model-repository=models]",
-                    selector="{nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}"),
+        _deployment(
+            "triton",
+            image="nvcr.io/nvidia/tritonserver:25.01-py3",
+            args="[tritonserver, --model-repository=models]",
+            selector="{nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}",
+        ),
     )
     read = models(path)
     assert set(read) == {"chat-llm", "embeddings", "guard", "reranker"}
     assert {m.server for m in read.values()} == {"triton"}
     # Started without --rate-limit=execution_count: the rate limiters are off.
-    assert all(m.rate_limit is not None and not m.rate_limit.get("enabled", True) for m in read.values() if m.name != "embeddings" or m.rate_limit)
+    assert all(
+        m.rate_limit is not None and not m.rate_limit.get("enabled", True)
+        for m in read.values()
+        if m.name != "embeddings" or m.rate_limit
+    )
     report = judge(path)
     (off,) = [f for f in only(report, "latency-critical-rate-limit") if f.model == "guard"]
     assert "switched off on the server" in off.message

@@ -30,7 +30,11 @@ def test_sample_repository_mixes_frameworks_on_one_server() -> None:
     assert (chat.gpu, chat.instances, chat.gpu_gb, chat.memory_fraction) == ("gpu0", 1, 16, 0.5)
     assert chat.latency_critical and chat.sla_ms == 300 and chat.priority == 1
     assert chat.rate_limit is not None and chat.rate_limit.get("enabled", True)
-    assert (chat.rate_limit["max_queue"], chat.rate_limit["queue_timeout_ms"], chat.rate_limit["timeout_action"]) == (64, 250, "reject")
+    assert (chat.rate_limit["max_queue"], chat.rate_limit["queue_timeout_ms"], chat.rate_limit["timeout_action"]) == (
+        64,
+        250,
+        "reject",
+    )
     assert read["reranker"].instances == 2 and read["reranker"].priority == 4
     assert read["embeddings"].memory_limit_gb == 2.0
     guard = read["guard"]
@@ -157,8 +161,10 @@ def test_instance_groups_place_count_on_each_listed_gpu(tmp_path: Path) -> None:
 def test_gpu_index_beyond_the_visible_gpus_is_a_placement_finding(tmp_path: Path) -> None:
     repo = _repo(
         tmp_path,
-        {"m": 'backend: "pytorch"\ninstance_group [ { count: 1, kind: KIND_GPU, gpus: [ 2 ] } ]\n'
-              'parameters: { key: "gpuadmit.gpu_gb", value: { string_value: "1" } }\n'},
+        {
+            "m": 'backend: "pytorch"\ninstance_group [ { count: 1, kind: KIND_GPU, gpus: [ 2 ] } ]\n'
+            'parameters: { key: "gpuadmit.gpu_gb", value: { string_value: "1" } }\n'
+        },
         plan=TWO_GPUS,
     )
     (finding,) = only(judge(repo), "placement")
@@ -206,14 +212,18 @@ def test_rate_limiter_priority_and_queue_policy_map_to_the_plan(tmp_path: Path) 
             "dynamic_batching {\n  priority_levels: 2\n  default_priority_level: 2\n"
             "  default_queue_policy { max_queue_size: 10 }\n"
             "  priority_queue_policy { key: 2 value { max_queue_size: 5 timeout_action: DELAY default_timeout_microseconds: 30000 } }\n}\n"
-            "instance_group [ { count: 2, kind: KIND_GPU, rate_limiter { resources [ { name: \"R\", count: 1 } ] priority: 0 } } ]\n"
+            'instance_group [ { count: 2, kind: KIND_GPU, rate_limiter { resources [ { name: "R", count: 1 } ] priority: 0 } } ]\n'
         },
         plan=TWO_GPUS.replace("gpus:", "triton: {args: ['--rate-limit=execution_count']}\ngpus:"),
     )
     model = models(repo)["m"]
     assert model.priority == 0  # Triton's 0 counts as 1, the best
     assert model.rate_limit is not None
-    assert (model.rate_limit["max_queue"], model.rate_limit["queue_timeout_ms"], model.rate_limit["timeout_action"]) == (5, 30, "delay")
+    assert (model.rate_limit["max_queue"], model.rate_limit["queue_timeout_ms"], model.rate_limit["timeout_action"]) == (
+        5,
+        30,
+        "delay",
+    )
     assert (model.rate_limit["max_concurrency"], model.rate_limit.get("enabled", True)) == (2, True)
 
 
@@ -222,7 +232,7 @@ def test_quoted_placeholders_are_findings_but_the_model_is_still_read(tmp_path: 
         tmp_path,
         {
             "llm": 'backend: "tensorrtllm"\nmax_batch_size: 8\n'
-            "# parameters: { key: \"x\", value: { string_value: \"${commented_out}\" } }\n"
+            '# parameters: { key: "x", value: { string_value: "${commented_out}" } }\n'
             'parameters: { key: "kv_cache_free_gpu_mem_fraction", value: { string_value: "${kv_fraction}" } }\n'
         },
     )
@@ -258,7 +268,9 @@ def test_vllm_backend_reads_model_json(tmp_path: Path) -> None:
 
 def test_tensorflow_fraction_comes_from_backend_config(tmp_path: Path) -> None:
     plan = TWO_GPUS.replace("gpus:", "triton: {args: ['--backend-config=tensorflow,gpu-memory-fraction=0.25']}\ngpus:")
-    repo = _repo(tmp_path, {"tf": 'platform: "tensorflow_savedmodel"\ninstance_group [ { kind: KIND_GPU, gpus: [0] } ]\n'}, plan=plan)
+    repo = _repo(
+        tmp_path, {"tf": 'platform: "tensorflow_savedmodel"\ninstance_group [ { kind: KIND_GPU, gpus: [0] } ]\n'}, plan=plan
+    )
     tf = models(repo)["tf"]
     assert (tf.memory_fraction, tf.memory_growth) == (0.25, False)
 
@@ -328,7 +340,11 @@ def test_priority_levels_and_queue_policies_map_to_priorities_and_queue_bounds()
     assert level1.caps is not None and level1.caps["max_batch_size"] == 8
     ordering = read["preserve_ordering2"]
     assert ordering.priority is None and ordering.rate_limit is not None
-    assert (ordering.rate_limit["max_queue"], ordering.rate_limit["queue_timeout_ms"], ordering.rate_limit["timeout_action"]) == (0, 1.0, "delay")
+    assert (ordering.rate_limit["max_queue"], ordering.rate_limit["queue_timeout_ms"], ordering.rate_limit["timeout_action"]) == (
+        0,
+        1.0,
+        "delay",
+    )
 
 
 @needs_realworld
@@ -377,7 +393,11 @@ def test_queue_policy_of_identity_timeout_maps_once_on_a_gpu(tmp_path: Path) -> 
     (folder / "config.pbtxt").write_text(text.replace("KIND_CPU", "KIND_GPU"))
     model = models(folder.parent)["identity_fp32_timeout"]
     assert model.rate_limit is not None
-    assert (model.rate_limit["max_queue"], model.rate_limit["queue_timeout_ms"], model.rate_limit["timeout_action"]) == (0, 1000, "reject")
+    assert (model.rate_limit["max_queue"], model.rate_limit["queue_timeout_ms"], model.rate_limit["timeout_action"]) == (
+        0,
+        1000,
+        "reject",
+    )
     assert model.caps is not None and model.caps["max_batch_size"] == 64
 
 

@@ -80,7 +80,10 @@ def test_impossible_plan_exits_1_naming_the_constraint(tmp_path: Path) -> None:
     run = run_cli("suggest", str(plan))
     assert run.code == 1
     assert "no safe plan" in run.stdout
-    assert "chat-llm needs 42.5 GiB (with its CUDA context of 0.5 GiB); the largest usable GPU it may use (gpu0) has 38.0 GiB" in run.stdout
+    assert (
+        "chat-llm needs 42.5 GiB (with its CUDA context of 0.5 GiB); the largest usable GPU it may use (gpu0) has 38.0 GiB"
+        in run.stdout
+    )
 
 
 def test_malformed_plan_exits_2_like_lint(tmp_path: Path) -> None:
@@ -187,7 +190,12 @@ def test_write_edits_every_plan_of_a_block_style_file_in_place(tmp_path: Path) -
     assert run.stderr.count(f"wrote {plan}") == 1
     assert run_cli("lint", str(plan)).code == 0
     text = plan.read_text()
-    for comment in ("# Two nodes in one file.", "# the small card", "# the chat model stays where it is", "# too big to stay beside chat"):
+    for comment in (
+        "# Two nodes in one file.",
+        "# the small card",
+        "# the chat model stays where it is",
+        "# too big to stay beside chat",
+    ):
         assert comment in text
     assert "    gpu: gpu1\n    gpu_gb: 12   # too big to stay beside chat\n" in text, text
     docs = list(yaml.safe_load_all(text))

@@ -154,8 +154,7 @@ def test_no_room_for_the_critical_models_together_names_them(tmp_path: Path) -> 
     result = policy.suggest(path, time_limit=5)
     assert result.exit_code() == 1
     assert result.plans[0].reasons == [
-        "chat, guard need 41.0 GiB on gpu0 (CUDA contexts included); it has 38.0 GiB usable; "
-        "--move lets other models leave it"
+        "chat, guard need 41.0 GiB on gpu0 (CUDA contexts included); it has 38.0 GiB usable; --move lets other models leave it"
     ]
 
 
@@ -236,9 +235,7 @@ def test_twenty_models_on_four_gpus_are_solved_to_proven_optimality() -> None:
         else:
             model.update(instances=rng.randint(1, 2), instances_max=3)
         models.append(model)
-    plan = ServingPlan.model_validate(
-        {"gpus": [{"id": f"gpu{g}", "memory_gb": 80} for g in range(4)], "models": models}
-    )
+    plan = ServingPlan.model_validate({"gpus": [{"id": f"gpu{g}", "memory_gb": 80} for g in range(4)], "models": models})
     result = suggest_source(PlanSource(plan), Linter(), move=True, time_limit=30)
     assert result.status == "changed"
     assert result.solver["status"] == "optimal" and result.solver["gap"] == 0

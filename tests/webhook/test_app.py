@@ -118,14 +118,18 @@ def test_kind_gpuadmit_does_not_judge_is_allowed(server: Server) -> None:
 
 
 def test_malformed_json_is_a_400_that_says_why(server: Server) -> None:
-    reply = server.client().post("/validate", content=b'{"apiVersion": "admission.k8s.io/v1", "kind": ', headers={"content-type": "application/json"})
+    reply = server.client().post(
+        "/validate", content=b'{"apiVersion": "admission.k8s.io/v1", "kind": ', headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 400
     assert reply.text.startswith("request body is not valid JSON: unexpected end of data (line 1, column")
     assert server.healthy()
 
 
 def test_json_that_is_not_an_admission_review_is_a_400(server: Server) -> None:
-    reply = server.client().post("/validate", json={"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}})
+    reply = server.client().post(
+        "/validate", json={"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}}
+    )
     assert reply.status_code == 400
     assert "expected apiVersion admission.k8s.io/v1 kind AdmissionReview" in reply.text
 

@@ -27,7 +27,12 @@ def _manifest(name: str) -> dict[str, Any]:
 
 
 def _scale(name: str, replicas: int, resource: str = "deployments") -> dict[str, Any]:
-    scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": name, "namespace": "prod"}, "spec": {"replicas": replicas}}
+    scale = {
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {"name": name, "namespace": "prod"},
+        "spec": {"replicas": replicas},
+    }
     request = review(scale, operation="UPDATE", kind=("autoscaling", "v1", "Scale"))
     request["request"]["resource"] = {"group": "apps", "version": "v1", "resource": resource}
     request["request"]["subResource"] = "scale"

@@ -150,8 +150,10 @@ def test_connections_beyond_the_cap_are_closed(tmp_path: Path) -> None:
         def answered() -> Any:
             sock = tls_connection(server)
             try:
-                sock.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                             b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                sock.sendall(
+                    b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
                 return read_response(sock)
             finally:
                 sock.close()
@@ -170,7 +172,9 @@ def test_a_body_sent_one_byte_a_second_is_cut_at_the_deadline(limited: Server) -
     sock = tls_connection(limited)
     sent = 0
     try:
-        sock.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(
+            b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
         for byte in body[:60]:  # at most 60 s; the 2 s deadline cuts it long before
             try:
                 sock.sendall(bytes([byte]))
@@ -227,7 +231,14 @@ def test_headers_sent_one_byte_at_a_time_lose_the_connection(limited: Server) ->
 
 def many_models_review(n: int) -> dict[str, Any]:
     models = [
-        {"name": f"model-{m:05d}", "framework": "pytorch", "gpu": "gpu0", "gpu_gb": 0.1, "latency_critical": m % 3 == 0, "priority": 1 if m % 3 == 0 else 3}
+        {
+            "name": f"model-{m:05d}",
+            "framework": "pytorch",
+            "gpu": "gpu0",
+            "gpu_gb": 0.1,
+            "latency_critical": m % 3 == 0,
+            "priority": 1 if m % 3 == 0 else 3,
+        }
         for m in range(n)
     ]
     return review(serving_plan({"gpus": [{"id": "gpu0", "memory_gb": 4096}], "models": models}), uid="ten-thousand")

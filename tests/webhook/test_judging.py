@@ -91,7 +91,9 @@ def test_the_api_servers_timeout_parameter_shortens_the_deadline() -> None:
     stuck = Stuck()
     settings = replace(SETTINGS, deadline_s=30.0, inline_max_bytes=0)
     try:  # the API server appends its timeoutSeconds; we answer within 80 % of it
-        reply = client(settings, stuck).post("/validate?dryRun=false&timeout=0.25s", json=review(serving_plan(sample_plan("seed-demo-safe.yaml"))))
+        reply = client(settings, stuck).post(
+            "/validate?dryRun=false&timeout=0.25s", json=review(serving_plan(sample_plan("seed-demo-safe.yaml")))
+        )
     finally:
         stuck.release.set()
     assert reply.json()["response"]["status"]["message"].endswith("no verdict within the 0.2 s deadline")
@@ -134,7 +136,16 @@ def test_status_subresource_updates_are_not_judged() -> None:
 
 def test_many_warnings_are_capped_and_each_is_short() -> None:
     gpus = [{"id": f"gpu{i}", "memory_gb": 80, "sharing": "exclusive"} for i in range(30)]
-    models = [{"name": f"summariser-with-a-rather-long-name-{i:02d}", "framework": "pytorch", "gpu": f"gpu{i}", "gpu_gb": 70, "sla_ms": 2000} for i in range(30)]
+    models = [
+        {
+            "name": f"summariser-with-a-rather-long-name-{i:02d}",
+            "framework": "pytorch",
+            "gpu": f"gpu{i}",
+            "gpu_gb": 70,
+            "sla_ms": 2000,
+        }
+        for i in range(30)
+    ]
     body = answer(client(SETTINGS), review(serving_plan({"gpus": gpus, "models": models})))
     assert body["allowed"] is True
     assert len(body["warnings"]) == 16

@@ -91,7 +91,9 @@ def test_the_webhook_pods_are_critical_and_an_unhealthy_one_never_blocks_a_drain
 
 def test_committed_crd_is_generated_from_the_plan_model() -> None:
     committed = (DEPLOY / "01-crd.yaml").read_text(encoding="utf-8")
-    assert committed == crd.render(), "samples/deploy/01-crd.yaml is stale: run `python -m webhook.crd > samples/deploy/01-crd.yaml`"
+    assert committed == crd.render(), (
+        "samples/deploy/01-crd.yaml is stale: run `python -m webhook.crd > samples/deploy/01-crd.yaml`"
+    )
 
 
 def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
@@ -116,7 +118,11 @@ def _as_json_schema(node: Any) -> Any:
     """OpenAPI's `nullable` and boolean `exclusiveMinimum` in JSON Schema terms, to validate samples."""
     if not isinstance(node, dict):
         return node
-    out = {k: _as_json_schema(v) if k in ("items",) else v for k, v in node.items() if k not in ("nullable", "x-kubernetes-preserve-unknown-fields")}
+    out = {
+        k: _as_json_schema(v) if k in ("items",) else v
+        for k, v in node.items()
+        if k not in ("nullable", "x-kubernetes-preserve-unknown-fields")
+    }
     if "properties" in node:
         out["properties"] = {k: _as_json_schema(v) for k, v in node["properties"].items()}
     if node.get("exclusiveMinimum") is True:

@@ -91,7 +91,10 @@ def test_triton_repository_annotation_on_the_servers_disk_is_not_read(server: Se
     assert answer == _answer(server, _tritonserver([], {"gpuadmit.dev/triton-repository": NOWHERE}), DEPLOYMENT_KIND)
     _names_no_path(answer, path)
     assert answer["allowed"] is False
-    assert "[repository-read] triton: gpuadmit.dev/triton-repository was not followed: admission reads no files" in answer["status"]["message"]
+    assert (
+        "[repository-read] triton: gpuadmit.dev/triton-repository was not followed: admission reads no files"
+        in answer["status"]["message"]
+    )
 
 
 @pytest.mark.parametrize("path", ON_SERVER_DISK)

@@ -47,7 +47,12 @@ def test_every_entry_point_takes_the_same_decision(tmp_path: Path, name: str, fa
 
     assert cli == ci == library
     assert webhook["allowed"] is (cli == 0), json.dumps(webhook)
-    expected = {"unusable": 2, "unsafe": 0 if fail_on == "never" else 1, "safe": 0, "warnings-only": 1 if fail_on == "warning" else 0}
+    expected = {
+        "unusable": 2,
+        "unsafe": 0 if fail_on == "never" else 1,
+        "safe": 0,
+        "warnings-only": 1 if fail_on == "warning" else 0,
+    }
     assert cli == expected[name]
 
 
@@ -55,7 +60,10 @@ def _run(tmp: Path, module: str, *args: str) -> int:
     """`python -m MODULE ARGS` as a user (or the GitHub Action) runs it: the exit code."""
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=tmp, capture_output=True, text=True, timeout=120,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(ROOT), "GITHUB_STEP_SUMMARY": str(tmp / "summary.md"), "GITHUB_OUTPUT": ""},
     )
     assert "Traceback" not in proc.stderr, proc.stderr

@@ -106,7 +106,9 @@ def test_sigterm_drains_a_review_in_flight(tmp: Path) -> None:
     raw = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     conn = context.wrap_socket(raw, server_hostname="127.0.0.1")
     try:
-        head = f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        head = (
+            f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
         conn.sendall(head.encode() + body[:half])
         poll(lambda: server.metric("gpuadmit_reviews_in_flight") == 1, "the review to be in flight")
         server.close_clients()
@@ -153,6 +155,7 @@ def test_client_certificates_are_required_when_a_client_ca_is_given(tmp: Path) -
     health_port = _free_port()
     server = start_server(tmp, "--client-ca", str(certs.ca_file), "--health-port", str(health_port), certs=certs, ready=False)
     try:
+
         def plain_ready() -> bool:
             try:
                 return httpx.get(f"http://127.0.0.1:{health_port}/readyz").status_code == 200

@@ -154,16 +154,31 @@ def start_server(tmp: Path, *args: str, certs: Certs | None = None, ready: bool 
     port = free_port()
     log = tmp / f"serve-{port}.log"
     command = [
-        sys.executable, "-m", "policy.cli", "serve",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--tls-cert", str(certs.cert), "--tls-key", str(certs.key),
-        "--tls-reload-interval", "0.1", "--watch-interval", "0",
+        sys.executable,
+        "-m",
+        "policy.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--tls-cert",
+        str(certs.cert),
+        "--tls-key",
+        str(certs.key),
+        "--tls-reload-interval",
+        "0.1",
+        "--watch-interval",
+        "0",
         *args,
     ]
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
     server = Server(process, port, certs, log)
     if ready:
+
         def up() -> bool:
             if process.poll() is not None:
                 pytest.fail(f"gpuadmit serve exited with {process.returncode}:\n{log.read_text()}")

@@ -37,8 +37,13 @@ def test_memory_line_is_printed_for_each_gpu() -> None:
 
 def test_data_and_properties_are_escaped() -> None:
     finding = Finding(
-        rule="memory-fit", severity="warning", message="91 % used\r\nsecond line",
-        file="plans/a,b:c.yaml", line=3, column=1, fix=None,
+        rule="memory-fit",
+        severity="warning",
+        message="91 % used\r\nsecond line",
+        file="plans/a,b:c.yaml",
+        line=3,
+        column=1,
+        fix=None,
     )
     assert annotation(finding) == (
         "::warning file=plans/a%2Cb%3Ac.yaml,line=3,col=1,title=memory-fit::91 %25 used%0D%0Asecond line"

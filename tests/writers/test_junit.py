@@ -26,7 +26,11 @@ def test_seed_demo_has_six_failing_cases_and_passing_cases_for_the_other_rules()
     failing = {tuple(case.get("name", "").split(": ")) for case in suite if case.find("failure") is not None}
     assert failing == SEED_FINDINGS
     passing = {case.get("name") for case in suite if case.find("failure") is None}
-    assert passing == {f"{rule}: all" for rule in rules} - {"bulk-capped: all", "latency-critical-priority: all", "latency-critical-rate-limit: all"}
+    assert passing == {f"{rule}: all" for rule in rules} - {
+        "bulk-capped: all",
+        "latency-critical-priority: all",
+        "latency-critical-rate-limit: all",
+    }
     case = next(c for c in suite if c.get("name") == "bulk-capped: embeddings")
     assert case.get("file") == SEED and case.get("line") == "5"
     failure = case.find("failure")

@@ -18,7 +18,9 @@ def test_seed_demo_summary_shows_the_memory_bar_and_the_six_findings() -> None:
     [gpu_row] = [line for line in text.splitlines() if line.startswith("| `gpu0`")]
     assert "| `[███" in gpu_row and "▒" in gpu_row and "░]` |" in gpu_row
     assert "| 53.0 GiB (66 %) | 76.0 GiB | 80.0 GiB |" in gpu_row
-    assert "51.0 GiB declared + 2.0 GiB CUDA contexts; by model: chat-llm 42.0, reranker 6.0, embeddings 2.0, guard 1.0" in gpu_row
+    assert (
+        "51.0 GiB declared + 2.0 GiB CUDA contexts; by model: chat-llm 42.0, reranker 6.0, embeddings 2.0, guard 1.0" in gpu_row
+    )
     rows = [line for line in text.splitlines() if line.startswith("| 🛑 error |")]
     assert len(rows) == 6
     assert {(row.split(" | ")[1].strip("`"), row.split(" | ")[2]) for row in rows} == SEED_FINDINGS
