@@ -1,103 +1,29 @@
 """`--cluster kube` with the real client library (lightkube) against a local HTTP server
-that answers the API server's list requests from recorded objects (no API server can be
-installed here: docs/DOMAINS.md says so)."""
+that answers the API server's list requests from recorded objects (tests/fakes/kube_api.py;
+no API server can be installed here: docs/DOMAINS.md says so)."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from conftest import run_cli
+from fakes.kube_api import FakeApiServer
 
 pytest.importorskip("lightkube")
 
 DATA = Path(__file__).parent / "data"
 
-#: The list path of each kind, as the API server serves them.
-PATHS = {
-    "Node": "/api/v1/nodes",
-    "Pod": "/api/v1/pods",
-    "PriorityClass": "/apis/scheduling.k8s.io/v1/priorityclasses",
-    "Deployment": "/apis/apps/v1/deployments",
-    "StatefulSet": "/apis/apps/v1/statefulsets",
-    "ReplicaSet": "/apis/apps/v1/replicasets",
-    "DaemonSet": "/apis/apps/v1/daemonsets",
-    "Job": "/apis/batch/v1/jobs",
-    "CronJob": "/apis/batch/v1/cronjobs",
-}
-
-
-class FakeApiServer:
-    """Answers `GET <list path>` with a List of the recorded objects of that kind."""
-
-    def __init__(self, objects: list[dict[str, Any]]) -> None:
-        self.requests: list[str] = []
-        by_path: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS.values()}
-        for obj in objects:
-            by_path[PATHS[obj["kind"]]].append(obj)
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                path = self.path.split("?")[0]
-                outer.requests.append(path)
-                items = by_path.get(path)
-                if items is None:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                kind = next(k for k, p in PATHS.items() if p == path)
-                body = json.dumps(
-                    {"apiVersion": "v1", "kind": f"{kind}List", "metadata": {"resourceVersion": "7"}, "items": items}
-                )
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def kubeconfig(self, folder: Path) -> Path:
-        path = folder / "kubeconfig"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "current-context": "test",
-                    "clusters": [{"name": "test", "cluster": {"server": self.url}}],
-                    "users": [{"name": "test", "user": {"token": "t"}}],
-                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-                }
-            ),
-            encoding="utf-8",
-        )
-        return path
-
 
 @pytest.fixture()
 def api(tmp_path: Path) -> Iterator[tuple[FakeApiServer, Path]]:
     items = yaml.safe_load((DATA / "snapshot.yaml").read_text(encoding="utf-8"))["items"]
-    server = FakeApiServer(items)
-    server.thread.start()
-    yield server, server.kubeconfig(tmp_path)
-    server.server.shutdown()
-    server.server.server_close()
+    with FakeApiServer(items) as server:
+        yield server, server.kubeconfig(tmp_path)
 
 
 def test_a_deployment_that_overflows_beside_what_the_api_lists_fails(api: tuple[FakeApiServer, Path]) -> None:
@@ -127,7 +53,7 @@ def test_audit_lists_every_domain_from_the_api(api: tuple[FakeApiServer, Path]) 
 def test_an_unreachable_api_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
     server = FakeApiServer([])
     kubeconfig = server.kubeconfig(tmp_path)
-    server.server.server_close()  # nothing listens there any more
+    server.stop()  # nothing listens there any more
     run = run_cli("lint", "--cluster", "kube", "--kubeconfig", str(kubeconfig), str(DATA / "new-embeddings-small.yaml"))
     assert run.code == 2
     assert (
