@@ -44,3 +44,18 @@ def linter():  # type: ignore[no-untyped-def]
     from policy.api import Linter
 
     return Linter()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One webhook server shared by the review tests of a module (reviews are independent).
+
+    It lives here rather than in `tests/webhook/conftest.py`: a second module named
+    `conftest` would shadow this one for every `from conftest import ...` of a run that
+    collects both folders.
+    """
+    from webhook_support import start_server  # tests/webhook is on sys.path once its tests are collected
+
+    running = start_server(tmp_path_factory.mktemp("serve"))
+    yield running
+    running.stop()

@@ -24,7 +24,7 @@ from ..source import PlanSource
 from ..domains import Batch
 from ..yamlio import Document, load_documents, read_text
 from .files import Files
-from .skip import Skipped, not_ours_with_comments, template_note, unrendered_template
+from .skip import READ_SUFFIXES, Skipped, foreign_suffix_note, not_ours_with_comments, template_note, unrendered_template
 
 PLAN_SUFFIXES = {".yaml", ".yml", ".json"}
 TRITON_CONFIG = "config.pbtxt"
@@ -184,6 +184,8 @@ def read_file(path: Path, *, objects: list[Document] | None = None, files: Files
 
         return triton.read(path)
     file = str(path)
+    if path.suffix and path.suffix.lower() not in READ_SUFFIXES:
+        raise foreign_suffix_note(file, path.suffix)
     text = read_text(path)
     if not text.strip():
         raise InputError("empty file", file=file)

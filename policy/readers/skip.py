@@ -2,6 +2,8 @@
 
 - An unrendered Helm template (`{{ .Values.x }}`) is not YAML yet: it is skipped with an
   info note that names it and says how to judge it (`helm template … | gpuadmit lint -`).
+- A file given by name whose suffix is not one gpuadmit reads (`README.md`, `serve.py`) is
+  skipped with an info note, as a folder scan skips it without one.
 - JSON with comments (`tsconfig.json`, `.vscode/settings.json`, devcontainer files) is not
   JSON: when it is neither a plan nor a Kubernetes object once its comments are removed,
   it is skipped without a word, like CI workflows and compose files. A plan or manifest
@@ -39,6 +41,20 @@ def unrendered_template(text: str) -> bool:
 def template_note(file: str) -> Skipped:
     return Skipped(
         "unrendered Helm template ({{ }}): skipped; judge the rendered output with `helm template … | gpuadmit lint -`",
+        file=file,
+    )
+
+
+#: The files gpuadmit reads as serving configuration, by suffix; a file without a suffix is
+#: read as YAML (a plan named `plan`, a rendered chart saved without one).
+READ_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".pbtxt"})
+
+
+def foreign_suffix_note(file: str, suffix: str) -> Skipped:
+    """A file given by name that is not serving configuration by its suffix (`README.md`,
+    `serve.py`): said in the output, never read as YAML into a parse error."""
+    return Skipped(
+        f"not serving configuration ({suffix} file): skipped; gpuadmit reads .yaml, .yml, .json and Triton config.pbtxt",
         file=file,
     )
 

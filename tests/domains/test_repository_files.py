@@ -116,3 +116,12 @@ def test_a_plan_in_json_with_comments_is_still_unusable_input(tmp_path: Path) ->
     run = run_cli("lint", str(plan), cwd=tmp_path)
     assert run.code == 2
     assert "plan.json:2" in run.stdout + run.stderr
+
+
+def test_a_markdown_file_named_explicitly_is_a_note_not_a_yaml_error(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# Serving\n\nRun it with:\n- a\n  b: [\n")
+    run = run_cli("lint", str(readme), "samples/seed-demo-safe.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    assert "README.md: not serving configuration (.md file): skipped" in run.stdout
+    assert "invalid YAML" not in run.stdout
