@@ -20,6 +20,7 @@ import logging
 import re
 import signal
 import time
+import weakref
 from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
@@ -29,8 +30,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from policy.cluster.kube import open_cluster
+from policy.errors import InputError
 
 from .config import ServeConfig
+from .coordination import CoordinationError, Coordinator, KubeLeases
 from .judge import describe, judge
 from .limits import REQUEST_STARTED
 from .metrics import CONTENT_TYPE, Metrics
@@ -60,6 +63,10 @@ class Webhook:
         self._reload_lock = asyncio.Lock()
         #: What the cluster runs (`--cluster FILE`): reviews are judged with their neighbours.
         self.cluster = open_cluster(settings.cluster, settings.kubeconfig) if settings.cluster else None
+        #: With `--cluster kube`: admissions coordinated with the other replicas through Leases.
+        self.coordinator = _coordinator(settings) if self.cluster is not None else None
+        # Its API connections close with the server, or when the webhook is dropped unstarted.
+        self._release = weakref.finalize(self, self.coordinator.close) if self.coordinator is not None else None
         self._cluster_read = time.monotonic()
         self._cluster_mtime = _mtime(settings.cluster)
 
@@ -150,6 +157,12 @@ class Webhook:
         mode = self.settings.mode
         loop = asyncio.get_running_loop()
         try:
+            if self.coordinator is not None:
+                # Coordination waits on the API server: never on the event loop.
+                return await asyncio.wait_for(
+                    run_in_threadpool(judge, linter, review, mode, self.cluster, self.coordinator, due),
+                    timeout=max(due - loop.time(), 0.0),
+                )
             if size <= self.settings.inline_max_bytes and due - loop.time() > min(INLINE_MIN_BUDGET_S, deadline / 2):
                 # A small review is judged in well under a millisecond: a thread hop costs more.
                 answer = judge(linter, review, mode, self.cluster)
@@ -163,6 +176,9 @@ class Webhook:
             )
         except asyncio.TimeoutError:
             return self._failure(review, f"no verdict within the {deadline:g} s deadline")
+        except CoordinationError as exc:
+            log.warning("coordination failed", extra={"event": "coordination-error", "uid": review.uid, "error": str(exc)})
+            return self._failure(review, f"replicas not coordinated: {exc}")
         except Exception as exc:  # fail closed (or open, if told), never a traceback to the client
             log.exception("internal error", extra={"event": "internal-error", "uid": review.uid, "kind": review.kind})
             return self._failure(review, f"internal error ({type(exc).__name__}: {exc})")
@@ -292,7 +308,13 @@ class Webhook:
             for task in (watcher, *tasks):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            self.close()
             log.info("stopped", extra={"event": "stop"})
+
+    def close(self) -> None:
+        """Let go of what the webhook holds open (the API connections of coordination)."""
+        if self._release is not None:
+            self._release()
 
     def health_routes(self) -> list[Route]:
         return [
@@ -311,6 +333,18 @@ def build_app(webhook: Webhook) -> Starlette:
 def build_health_app(webhook: Webhook) -> Starlette:
     """Health and metrics alone, for a plain-HTTP probe port beside an mTLS webhook port."""
     return Starlette(routes=webhook.health_routes())
+
+
+def _coordinator(settings: ServeConfig) -> Coordinator | None:
+    """Leases in the webhook's namespace, for `--cluster kube` (a snapshot file is one
+    replica's own view: nothing to coordinate)."""
+    if settings.cluster != "kube" or not settings.coordinate:
+        return None
+    try:
+        leases = KubeLeases.connect(settings.kubeconfig, timeout_s=max(0.2, settings.deadline_s / 4))
+    except Exception as exc:  # noqa: BLE001 - credentials that listed the cluster a moment ago
+        raise InputError(f"--cluster kube: cannot coordinate replicas: {type(exc).__name__}: {exc}") from None
+    return Coordinator(leases, settings.reservation_ttl_s)
 
 
 def _mtime(path: str | None) -> float | None:

@@ -31,6 +31,9 @@ DEFAULT_TLS_HANDSHAKE_TIMEOUT_S = 5.0
 #: Open connections at once, each about 300 KiB with TLS: 512 is about 150 MiB at worst.
 #: An API server keeps a few per replica; the soak benchmark uses up to 256.
 DEFAULT_MAX_CONNECTIONS = 512
+#: With `--cluster kube`, an admitted object counts this long unless the view shows it first:
+#: four lists at the default --cluster-refresh, so a list that fails now and then loses nothing.
+DEFAULT_RESERVATION_TTL_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class ServeConfig:
     cluster: str | None = None
     kubeconfig: str | None = None
     cluster_refresh_s: float = 30.0
+    #: With `--cluster kube`: coordinate admissions with the other replicas (webhook.coordination).
+    coordinate: bool = True
+    #: How long an admitted object counts (in its pool's Lease too) before the view must show it.
+    reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S
     rule_dirs: tuple[Path, ...] = ()
     config_file: Path | None = None
     fail_open: bool = False
@@ -103,6 +110,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         metavar="SECONDS",
         help="list the cluster again this often (--cluster kube)",
+    )
+    judging.add_argument(
+        "--reservation-ttl",
+        type=float,
+        default=DEFAULT_RESERVATION_TTL_S,
+        metavar="SECONDS",
+        help="with --cluster kube: an admitted object counts this long, or until the cluster view shows it (default 120)",
+    )
+    judging.add_argument(
+        "--no-coordination",
+        action="store_true",
+        help="with --cluster kube: do not coordinate admissions with other replicas through Leases (one replica only)",
     )
     judging.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
     judging.add_argument("--config", metavar="FILE", help="project config (.gpuadmit.yaml)")
@@ -204,6 +223,9 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
         raise InputError("--idle-timeout is at most 3600 s and --tls-handshake-timeout at most 60 s")
     if not 1 <= args.max_connections <= 100_000:
         raise InputError(f"--max-connections {args.max_connections} must be from 1 to 100000")
+    ttl = float(getattr(args, "reservation_ttl", DEFAULT_RESERVATION_TTL_S))
+    if not math.isfinite(ttl) or not 1.0 <= ttl <= 86400.0:
+        raise InputError(f"--reservation-ttl {ttl} must be from 1 to 86400 seconds")
     if args.deadline > 29.5:
         raise InputError(f"--deadline {args.deadline} exceeds the API server's 30 s webhook limit")
     return ServeConfig(
@@ -219,6 +241,8 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
         cluster=_cluster(args),
         kubeconfig=getattr(args, "kubeconfig", None),
         cluster_refresh_s=max(1.0, float(getattr(args, "cluster_refresh", 30.0))),
+        coordinate=not getattr(args, "no_coordination", False),
+        reservation_ttl_s=ttl,
         rule_dirs=tuple(Path(d) for d in args.rules),
         config_file=Path(args.config) if args.config else None,
         fail_open=bool(args.fail_open),

@@ -9,7 +9,7 @@ them to the readers the CLI uses; the rules decide.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policy.api import Linter, gc_paused
 from policy.cluster import ClusterView
@@ -22,6 +22,9 @@ from policy.yamlio import Document, load_documents
 
 from .review import Answer, Review, allow, deny, verdict, warning
 
+if TYPE_CHECKING:
+    from .coordination import Coordinator
+
 PLAN_LABEL = "gpuadmit.dev/plan"
 #: Operations whose object is judged; DELETE and CONNECT carry nothing to judge.
 JUDGED_OPERATIONS = {"CREATE", "UPDATE"}
@@ -29,11 +32,20 @@ JUDGED_OPERATIONS = {"CREATE", "UPDATE"}
 OPERATIONS = JUDGED_OPERATIONS | {"DELETE", "CONNECT"}
 
 
-def judge(linter: Linter, review: Review, mode: Mode = "enforce", cluster: ClusterView | None = None) -> Answer:
+def judge(
+    linter: Linter,
+    review: Review,
+    mode: Mode = "enforce",
+    cluster: ClusterView | None = None,
+    coordinator: Coordinator | None = None,
+    due: float | None = None,
+) -> Answer:
     """The answer for one well-formed review (CPU-bound; may run in a worker thread).
 
     Decided by `policy.verdict` with the project config's `fail_on`, as `gpuadmit lint` is.
-    With `cluster`, the object is judged with its neighbours there (webhook.neighbours).
+    With `cluster`, the object is judged with its neighbours there (webhook.neighbours); with
+    `coordinator` too, in step with the other replicas (webhook.coordination), which may
+    raise CoordinationError (gpuadmit's own failure) and gives up at `due` (time.monotonic).
     """
     with gc_paused():
         if cluster is None:
@@ -44,12 +56,18 @@ def judge(linter: Linter, review: Review, mode: Mode = "enforce", cluster: Clust
 
         # One review of the cluster at a time: judged and, when admitted, counted before
         # the next is judged (docs/DOMAINS.md, "No race").
-        with cluster.lock:
-            cluster.expire()
-            if review.sub_resource == "scale" and review.operation == "UPDATE":
-                answer = _judge_scale(linter, review, mode, cluster)
-            else:
-                answer = _judge(linter, review, mode, cluster)
+        view = cluster
+        with view.lock:
+            view.expire()
+
+            def decide() -> Answer:
+                if review.sub_resource == "scale" and review.operation == "UPDATE":
+                    return _judge_scale(linter, review, mode, view)
+                return _judge(linter, review, mode, view)
+
+            if coordinator is not None:
+                return coordinator.judge(review, cluster, decide, due)
+            answer = decide()
             if answer.allowed and not review.dry_run:
                 doc = admitted(review, cluster)
                 if doc is not None:

@@ -69,7 +69,14 @@ def admitted(review: Review, cluster: ClusterView) -> Document | None:
     obj = scaled_object(review, cluster) if review.sub_resource == "scale" else review.object
     if review.sub_resource not in ("", "scale") or not isinstance(obj, dict) or not kubernetes.is_object(obj):
         return None
-    doc = Document(_namespaced(obj, review.namespace), f"admitted/{review.uid}", 0, 1)
+    data = _namespaced(obj, review.namespace)
+    meta = data.get("metadata")
+    if not (isinstance(meta, dict) and meta.get("name")):
+        # Named by the review, or not yet (a CREATE with generateName): a reservation must not
+        # share the identity of another unnamed object, or one would replace the other.
+        name = review.name or f"(unnamed {review.uid})"
+        data = {**data, "metadata": {**(meta if isinstance(meta, dict) else {}), "name": name}}
+    doc = Document(data, f"admitted/{review.uid}", 0, 1)
     return doc if kubernetes.placements([doc])[0].gpu else None
 
 

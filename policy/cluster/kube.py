@@ -12,6 +12,7 @@ PriorityClasses and the workloads gpuadmit reads, in every namespace.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ..errors import InputError
@@ -37,6 +38,7 @@ KINDS = [
 ]
 
 
+@functools.cache  # lightkube registers each generic resource once per process: a second list (a refresh) reuses them
 def _resources() -> list[tuple[Any, bool]]:
     from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 

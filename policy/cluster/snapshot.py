@@ -230,6 +230,24 @@ class ClusterView:
         self._context = context
         return context
 
+    def pools_of(self, doc: Document) -> list[str]:
+        """The shared-GPU pools `doc` joins, read beside this view's nodes and settings."""
+        from ..readers import kubernetes
+
+        context = self._index()
+        return list(kubernetes.placements([*context, doc])[-1].pools)
+
+    def lists(self, key: tuple[str, str, str], generation: int) -> bool:
+        """Whether the cluster itself (a list, a snapshot; not a reservation) shows the object
+        `key` at `generation` or later."""
+        listed = self._reserved[key][2] if key in self._reserved else self.by_identity.get(key)
+        return listed is not None and _generation(listed.data) >= generation
+
+    def reserved_from(self, key: tuple[str, str, str]) -> str | None:
+        """Where the reservation of `key` came from (its document's file), or None."""
+        held = self._reserved.get(key)
+        return held[0].file if held is not None else None
+
     def find(self, kind: str, namespace: str, name: str) -> Document | None:
         return self.by_identity.get((kind, namespace or "default", name))
 
