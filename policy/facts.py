@@ -167,7 +167,6 @@ class _ModelView:
         "critical",
         "server",
         "priority",
-        "priority_set",
         "compute_pct",
         "capped",
         "memory_known",
@@ -192,7 +191,6 @@ class _ModelView:
     critical: bool  # latency-critical; the others are bulk
     server: str
     priority: int  # effective: unset and 0 both mean 1, the highest (Triton's reading)
-    priority_set: bool
     compute_pct: float | None
     capped: bool  # by a batch size, a compute share or an enabled rate limit
     memory_known: bool
@@ -379,9 +377,6 @@ MODEL_FACTS = (
     "n_neighbours",
     "n_critical_neighbours",
     "n_bulk_neighbours",
-    "best_bulk_priority",
-    "best_bulk_name",
-    "best_bulk_priority_set",
     # what arbitrates between a latency-critical model and its bulk neighbours (`protection`)
     *protection.MODEL_FACTS,
 )
@@ -444,7 +439,7 @@ def _model_fact(
     fact["has_service_time"] = model.service_ms is not None
     fact["service_ms"] = model.service_ms or 0.0
     fact["priority_levels"] = model.priority_levels or 0
-    fact["has_priority"] = view.priority_set = priority is not None
+    fact["has_priority"] = priority is not None
     # Triton's reading: unset and 0 both mean 1, the highest.
     fact["priority"] = view.priority = priority if priority is not None and priority > 1 else 1
 
@@ -772,10 +767,6 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     shares: list[float] = []  # compute shares: all, latency-critical, bulk
     critical_shares: list[float] = []
     bulk_shares: list[float] = []
-    # The bulk models with the highest effective priority (the lowest number), the first
-    # placed on ties: the best, and the best of the others (the best one's best neighbour).
-    best_bulk: _ModelView | None = None
-    runner_up: _ModelView | None = None
     once: list[_ModelView] = []  # each model here once, in plan order
     repeats = False
     previous: _ModelView | None = None
@@ -837,11 +828,6 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
         if m.compute_pct is not None:
             shares.append(m.compute_pct)
             (critical_shares if m.critical else bulk_shares).append(m.compute_pct)
-        if not m.critical:
-            if best_bulk is None or m.priority < best_bulk.priority:
-                best_bulk, runner_up = m, best_bulk
-            elif runner_up is None or m.priority < runner_up.priority:
-                runner_up = m
 
     # Memory: every instance of every model here, its CUDA context, and what greedy
     # allocators reserve beyond the declared size.
@@ -900,9 +886,9 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
 
     if names:
         if repeats:  # each model once
-            _neighbours_on(unit, list(set(names)), list(set(critical)), list(set(bulk)), best_bulk, runner_up)
+            _neighbours_on(unit, list(set(names)), list(set(critical)), list(set(bulk)))
         else:
-            _neighbours_on(unit, names, critical, bulk, best_bulk, runner_up)
+            _neighbours_on(unit, names, critical, bulk)
 
     return fact
 
@@ -1008,25 +994,11 @@ def _named(names: list[str], name: str) -> list[str]:
     return head[:NEIGHBOURS_LISTED]
 
 
-def _best_two(bulk: list[_ModelView]) -> tuple[_ModelView | None, _ModelView | None]:
-    """The bulk model with the highest effective priority (the first on ties), and the same among the others."""
-    best: _ModelView | None = None
-    runner_up: _ModelView | None = None
-    for m in bulk:
-        if best is None or m.priority < best.priority:
-            best, runner_up = m, best
-        elif runner_up is None or m.priority < runner_up.priority:
-            runner_up = m
-    return best, runner_up
-
-
 def _neighbour_facts(
     view: _ModelView,
     everyone: list[str],
     critical: list[str],
     bulk: list[str],
-    best_bulk: _ModelView | None,
-    runner_up: _ModelView | None,
     present: bool,
 ) -> None:
     """One model's neighbour facts from the sorted names of every model beside it, itself
@@ -1041,10 +1013,6 @@ def _neighbour_facts(
     fact["shares_gpu"] = neighbours > 0 or (view.instances > 1 and not view.shares_process and bool(view.gpus))
     fact["n_critical_neighbours"] = len(critical) - (own if view.critical else 0)
     fact["n_bulk_neighbours"] = len(bulk) - (0 if view.critical else own)
-    best = runner_up if view is best_bulk else best_bulk
-    fact["best_bulk_priority"] = best.priority if best else 0
-    fact["best_bulk_name"] = best.name if best else ""
-    fact["best_bulk_priority_set"] = bool(best and best.priority_set)
 
 
 def _neighbours_on(
@@ -1052,21 +1020,17 @@ def _neighbours_on(
     names: list[str],
     critical: list[str],
     bulk: list[str],
-    best_bulk: _ModelView | None,
-    runner_up: _ModelView | None,
 ) -> None:
     """The neighbour facts of each model that runs on this unit alone: everybody else here.
 
     `names`, `critical` and `bulk` hold each model here once; they are sorted once for the
     unit, and each model takes only counts and the first few names from them, so a unit
-    of n models costs O(n log n), never n lists of n names. `best_bulk` is the bulk model
-    with the highest effective priority (the first placed on ties), `runner_up` the same
-    among the other bulk models: the best bulk neighbour of `best_bulk` itself.
+    of n models costs O(n log n), never n lists of n names.
     """
     all_names, critical_names, bulk_names = sorted(names), sorted(critical), sorted(bulk)
     for m in unit.models:
         if len(m.gpus) == 1:
-            _neighbour_facts(m, all_names, critical_names, bulk_names, best_bulk, runner_up, True)
+            _neighbour_facts(m, all_names, critical_names, bulk_names, True)
 
 
 def _neighbours_across(views: list[_ModelView], unit_by_id: dict[str, CapacityUnit]) -> None:
@@ -1083,8 +1047,6 @@ def _neighbours_across(views: list[_ModelView], unit_by_id: dict[str, CapacityUn
         present = {m.name: m for unit_id in unit_ids for m in unit_by_id[unit_id].models}
         everyone = sorted(present)
         critical = sorted([n for n, m in present.items() if m.critical])
-        bulk_views = [m for m in present.values() if not m.critical]
-        bulk = sorted([m.name for m in bulk_views])
-        best, runner_up = _best_two(bulk_views)
+        bulk = sorted([n for n, m in present.items() if not m.critical])
         for view in members:
-            _neighbour_facts(view, everyone, critical, bulk, best, runner_up, view.name in present)
+            _neighbour_facts(view, everyone, critical, bulk, view.name in present)

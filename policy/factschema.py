@@ -210,9 +210,6 @@ MODEL = _rows(
     ("n_neighbours", INT, "", "how many other models share any of its GPUs", "computed"),
     ("n_critical_neighbours", INT, "", "how many of them are latency-critical", "computed"),
     ("n_bulk_neighbours", INT, "", "how many of them are bulk", "computed"),
-    ("best_bulk_priority", INT, "", "the effective priority of its highest-priority bulk neighbour; 0 when none", "computed"),
-    ("best_bulk_name", STRING, "", 'that neighbour\'s name (the first placed on ties); "" when none', "computed"),
-    ("best_bulk_priority_set", BOOL, "", "that neighbour's priority is given, not the default", "computed"),
     # what arbitrates between a latency-critical model and its bulk neighbours (policy/protection.py, docs/PROTECTION.md)
     (
         "server_bulk",

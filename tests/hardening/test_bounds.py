@@ -155,9 +155,9 @@ def test_neighbour_facts_across_gpus_count_each_model_once() -> None:
     }
     tp1, tp2, on_a, _ = build_facts(ServingPlan.model_validate(data)).models
     assert tp1["neighbours"] == ["on-a", "on-b", "tp2"] and tp1["n_neighbours"] == 3
-    assert tp1["n_bulk_neighbours"] == 3 and tp1["best_bulk_name"] == "on-a" and tp1["best_bulk_priority"] == 2
-    assert tp2["n_neighbours"] == 3 and tp2["n_critical_neighbours"] == 1 and tp2["best_bulk_name"] == "on-a"
-    assert on_a["neighbours"] == ["tp1", "tp2"] and on_a["best_bulk_name"] == "tp2"
+    assert tp1["n_bulk_neighbours"] == 3 and tp1["bulk_neighbours"] == ["on-a", "on-b", "tp2"]
+    assert tp2["n_neighbours"] == 3 and tp2["n_critical_neighbours"] == 1 and tp2["bulk_neighbours"] == ["on-a", "on-b"]
+    assert on_a["neighbours"] == ["tp1", "tp2"] and on_a["bulk_neighbours"] == ["tp2"]
 
 
 PROBE = """
