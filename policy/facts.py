@@ -229,6 +229,9 @@ def build_facts(
     # The others got theirs from their unit (`_neighbours_on`).
     _neighbours_across([view for view in views if len(view.gpus) != 1], unit_by_id)
     for view in views:
+        if not view.critical:  # what it needs of its units is its own compute share
+            protection.bulk_protection(view, view.fact)
+            continue
         protection.model_protection(
             view,
             [p for p in (unit_by_id[g].protection for g in view.gpus) if p is not None],
@@ -446,15 +449,7 @@ def _model_fact(
     limit = model.rate_limit
     if limit is None:
         rate_limited = False
-        fact["rate_limit_declared"] = False
-        fact["rate_limit_enabled"] = False
-        fact["max_rps"] = 0.0
-        fact["max_concurrency"] = 0
-        fact["has_queue_bound"] = False
-        fact["max_queue"] = 0
-        fact["has_queue_timeout"] = False
-        fact["queue_timeout_ms"] = 0.0
-        fact["timeout_action"] = ""
+        fact.update(_NO_RATE_LIMIT)
     else:
         max_rps, max_concurrency = limit.get("max_rps"), limit.get("max_concurrency")
         max_queue, queue_timeout_ms = limit.get("max_queue"), limit.get("queue_timeout_ms")
@@ -509,6 +504,8 @@ def _model_fact(
     unknown: list[str] = []  # ids that are no GPU or slice of the plan
     on_mig_parent: list[str] = []  # GPUs carved into MIG slices, named instead of a slice
     per_instance: float | None = None  # GiB, greedy reservation included
+    # Nothing beyond its weights on any unit: not greedy, and no memory limit that sizes it.
+    reserves_nothing = allocator is None and model.memory_limit_gb is None and view.limit_share is None
     for target in targets:
         unit = unit_by_id.get(target)
         if unit is None:
@@ -516,7 +513,7 @@ def _model_fact(
         elif not unit.hosts_models:
             on_mig_parent.append(target)
         else:
-            reserve = _greedy_reserve(view, unit.capacity_gb, acc)
+            reserve = 0.0 if reserves_nothing else _greedy_reserve(view, unit.capacity_gb, acc)
             unit.models.append(view)
             unit.reserves.append(reserve)
             gpus.append(unit.id)
@@ -533,8 +530,22 @@ def _model_fact(
         per_instance = view.weights
     contexts = 0 if view.limit_enforced else 1 if view.shares_process else view.instances
     fact["footprint_gb"] = view.instances * per_instance + contexts * acc.cuda_context_gb
-    fact["shares_gpu"] = False  # until its units say otherwise (`_neighbours_on`, `_neighbours_across`)
+    # `shares_gpu` and the other neighbour facts come from its units (`_neighbours_on`, `_neighbours_across`).
     return view
+
+
+#: A model's facts when it declares no rate limit.
+_NO_RATE_LIMIT: Fact = {
+    "rate_limit_declared": False,
+    "rate_limit_enabled": False,
+    "max_rps": 0.0,
+    "max_concurrency": 0,
+    "has_queue_bound": False,
+    "max_queue": 0,
+    "has_queue_timeout": False,
+    "queue_timeout_ms": 0.0,
+    "timeout_action": "",
+}
 
 
 def _greedy_reserve(view: _ModelView, capacity: float | None, acc: Accounting) -> float:
@@ -1028,9 +1039,27 @@ def _neighbours_on(
     of n models costs O(n log n), never n lists of n names.
     """
     all_names, critical_names, bulk_names = sorted(names), sorted(critical), sorted(bulk)
+    n_all, n_critical, n_bulk = len(all_names), len(critical_names), len(bulk_names)
+    # `_neighbour_facts` of a model present here, written out: this runs for most models of a plan.
+    listed = NEIGHBOURS_LISTED
     for m in unit.models:
-        if len(m.gpus) == 1:
-            _neighbour_facts(m, all_names, critical_names, bulk_names, True)
+        if len(m.gpus) != 1:
+            continue
+        fact, name = m.fact, m.name
+        fact["neighbours"] = _named(all_names, name)
+        if m.critical:
+            fact["critical_neighbours"] = _named(critical_names, name)
+            fact["bulk_neighbours"] = bulk_names[:listed]
+            fact["n_critical_neighbours"] = n_critical - 1
+            fact["n_bulk_neighbours"] = n_bulk
+        else:
+            fact["critical_neighbours"] = critical_names[:listed]
+            fact["bulk_neighbours"] = _named(bulk_names, name)
+            fact["n_critical_neighbours"] = n_critical
+            fact["n_bulk_neighbours"] = n_bulk - 1
+        fact["n_neighbours"] = n_all - 1
+        # Shared: with other models, or between its own instances when each is a process.
+        fact["shares_gpu"] = n_all > 1 or (m.instances > 1 and not m.shares_process)
 
 
 def _neighbours_across(views: list[_ModelView], unit_by_id: dict[str, CapacityUnit]) -> None:

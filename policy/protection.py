@@ -21,7 +21,8 @@ them and stores what they return in the fact dicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Protocol, Sequence
 
 #: Model facts this module fills in (for latency-critical models; neutral for the others).
@@ -79,17 +80,20 @@ class _Side:
     unlimited: list[str]  # those of them without a compute limit, sorted, the first LISTED
 
 
-@dataclass
 class UnitProtection:
     """Per-process aggregates of the models on one unit, each model once."""
 
-    bulk: list[Any] = field(default_factory=list)
-    limit_by_server: dict[str, float] = field(default_factory=dict)
-    limit_sum: float = 0.0
-    _sides: dict[str, _Side] = field(default_factory=dict)
-    _by_name: list[Any] | None = None  # the bulk models sorted by name
-    _by_server: dict[str, list[Any]] = field(default_factory=dict)
-    _unlimited: list[Any] = field(default_factory=list)  # those without a compute limit
+    # A plain class with slots: one is made for every unit of every plan judged.
+    __slots__ = ("bulk", "limit_by_server", "limit_sum", "_sides", "_by_name", "_by_server", "_unlimited")
+
+    def __init__(self) -> None:
+        self.bulk: list[Any] = []
+        self.limit_by_server: dict[str, float] = {}
+        self.limit_sum = 0.0
+        self._sides: dict[str, _Side] = {}
+        self._by_name: list[Any] | None = None  # the bulk models sorted by name
+        self._by_server: dict[str, list[Any]] = {}
+        self._unlimited: list[Any] = []  # those without a compute limit
 
     def side(self, server: str) -> _Side:
         """The bulk models as a model of `server` sees them, computed once per process.
@@ -102,7 +106,7 @@ class UnitProtection:
         if found is not None:
             return found
         if self._by_name is None:
-            self._by_name = sorted(self.bulk, key=lambda m: m.name)
+            self._by_name = sorted(self.bulk, key=_NAME)
             self._unlimited = [m for m in self._by_name if m.compute_pct is None]
             for m in self._by_name:
                 self._by_server.setdefault(m.server, []).append(m)
@@ -115,6 +119,9 @@ class UnitProtection:
         unlimited = _first_apart(self._unlimited, server)
         found = self._sides[server] = _Side([m.name for m in same[:LISTED]], best, apart, unlimited)
         return found
+
+
+_NAME = attrgetter("name")
 
 
 def _first_apart(models: list[Any], server: str) -> list[str]:
@@ -132,26 +139,35 @@ def unit_protection(models: Sequence[ModelLike], fact: dict[str, Any]) -> UnitPr
     """The unit's protection facts, written into `fact`; `models` holds each model here once."""
     agg = UnitProtection()
     critical: list[ModelLike] = []
+    bulk = agg.bulk
     limits: list[str] = []
+    limit_by_server = agg.limit_by_server
+    limit_sum = 0.0
     for m in models:
-        if m.compute_pct is not None:
-            agg.limit_by_server[m.server] = agg.limit_by_server.get(m.server, 0.0) + m.compute_pct
-            agg.limit_sum += m.compute_pct
-            limits.append(f"{m.name} {m.compute_pct:g} %")
+        pct = m.compute_pct
+        if pct is not None:
+            limit_by_server[m.server] = limit_by_server.get(m.server, 0.0) + pct
+            limit_sum += pct
+            limits.append(f"{m.name} {pct:g} %")
         if m.critical:
             critical.append(m)
         else:
-            agg.bulk.append(m)
-    apart: list[ModelLike] = []
-    if critical and agg.bulk:
-        servers = {m.server for m in critical}
-        apart = agg.bulk if len(servers) > 1 else [m for m in agg.bulk if m.server not in servers]
-    unlimited = [m.name for m in apart if m.compute_pct is None]
-    fact["bulk_apart"] = [m.name for m in apart]
-    fact["bulk_apart_unlimited"] = unlimited
-    fact["bulk_apart_unpinned"] = [m.name for m in apart if m.pinned_memory_gb is None]
-    fact["arbitration"] = ALONE if not critical or not agg.bulk else SERVER if not apart else NOTHING if unlimited else LIMITS
+            bulk.append(m)
+    agg.limit_sum = limit_sum
     fact["compute_limits"] = limits
+    if not critical or not bulk:
+        fact["bulk_apart"] = []
+        fact["bulk_apart_unlimited"] = []
+        fact["bulk_apart_unpinned"] = []
+        fact["arbitration"] = ALONE
+    else:
+        servers = {m.server for m in critical}
+        apart = bulk if len(servers) > 1 else [m for m in bulk if m.server not in servers]
+        unlimited = [m.name for m in apart if m.compute_pct is None]
+        fact["bulk_apart"] = [m.name for m in apart]
+        fact["bulk_apart_unlimited"] = unlimited
+        fact["bulk_apart_unpinned"] = [m.name for m in apart if m.pinned_memory_gb is None]
+        fact["arbitration"] = SERVER if not apart else NOTHING if unlimited else LIMITS
     worst, worst_name = 100.0, ""
     for m in critical:
         left = guaranteed_compute_pct(m, agg)
@@ -178,13 +194,7 @@ def guaranteed_compute_pct(model: ModelLike, agg: UnitProtection) -> float:
 def model_protection(model: ModelLike, units: Sequence[UnitProtection], fact: dict[str, Any], *, on_mig: bool = False) -> None:
     """A model's protection facts over the units it runs on (all MIG slices: `on_mig`), written into `fact`."""
     if not model.critical:
-        fact["server_bulk"] = []
-        fact["best_server_bulk_priority"] = 0
-        fact["best_server_bulk_name"] = ""
-        fact["bulk_apart"] = []
-        fact["bulk_apart_unlimited"] = []
-        fact["arbitration"] = ""
-        fact["guaranteed_compute_pct"] = 100.0 if model.compute_pct is None else model.compute_pct
+        bulk_protection(model, fact)
         return
     sides = [unit.side(model.server) for unit in units]
     if len(sides) == 1:
@@ -206,3 +216,14 @@ def model_protection(model: ModelLike, units: Sequence[UnitProtection], fact: di
     alone = MIG if on_mig else ALONE
     fact["arbitration"] = alone if not same and not apart else NOTHING if unlimited else LIMITS if apart else SERVER
     fact["guaranteed_compute_pct"] = min([guaranteed_compute_pct(model, unit) for unit in units], default=100.0)
+
+
+def bulk_protection(model: ModelLike, fact: dict[str, Any]) -> None:
+    """The protection facts of a model that is not latency-critical: neutral, but its own compute share."""
+    fact["server_bulk"] = []
+    fact["best_server_bulk_priority"] = 0
+    fact["best_server_bulk_name"] = ""
+    fact["bulk_apart"] = []
+    fact["bulk_apart_unlimited"] = []
+    fact["arbitration"] = ""
+    fact["guaranteed_compute_pct"] = 100.0 if model.compute_pct is None else model.compute_pct
