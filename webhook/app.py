@@ -45,6 +45,8 @@ log = logging.getLogger("gpuadmit.webhook")
 
 #: The API server appends `?timeout=5s` (its timeoutSeconds) to every webhook call.
 _TIMEOUT_PARAM = re.compile(r"^(\d{1,6}(?:\.\d{1,6})?)s$")
+#: `asyncio.timeout` (Python 3.11+), or None.
+_timeout: Any = getattr(asyncio, "timeout", None)
 #: A small review is judged on the event loop only while this much of its deadline is
 #: left (at most half the deadline); closer to it, a worker thread judges it so the
 #: deadline can still answer.
@@ -128,7 +130,15 @@ class Webhook:
                 chunks.append(chunk)
 
         try:
-            await asyncio.wait_for(read(), timeout=max(budget, 0.0))
+            if budget <= 0:
+                raise asyncio.TimeoutError
+            if _timeout is not None:
+                # A timer on this task: wait_for would run the read as a task of its own,
+                # two more turns of the event loop on every review.
+                async with _timeout(budget):
+                    await read()
+            else:  # Python 3.10
+                await asyncio.wait_for(read(), timeout=budget)
         except asyncio.TimeoutError:
             raise BadRequest(
                 f"request body not received within the {self._deadline(request):g} s deadline ({size} bytes came)", 408
