@@ -421,11 +421,14 @@ class ServingPlan(_Strict):
                     raise ValueError(f"{kind} {name!r} is used twice")
                 seen.add(name)
         placements: dict[str, int] = {}
-        for m in self.models:
-            for target in m.placed_on:
-                placements[target] = placements.get(target, 0) + 1
-        crowded = max(placements.items(), key=lambda item: item[1], default=("", 0))
-        if crowded[1] > MAX_MODELS_PER_GPU:
+        for m in self.models:  # `m.placed_on`, written out: this runs for every model of every plan
+            if m.gpus is not None:
+                for target in m.gpus:
+                    placements[target] = placements.get(target, 0) + 1
+            elif m.gpu is not None:
+                placements[m.gpu] = placements.get(m.gpu, 0) + 1
+        if placements and max(placements.values()) > MAX_MODELS_PER_GPU:
+            crowded = max(placements.items(), key=lambda item: item[1])
             raise ValueError(
                 f"{crowded[1]:,} models are placed on {crowded[0]!r}; gpuadmit judges at most "
                 f"{MAX_MODELS_PER_GPU:,} on one GPU or MIG slice"
