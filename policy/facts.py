@@ -181,7 +181,6 @@ class _ModelView:
         "limit_enforced",
         "limit_share",
         "fixed_footprint",
-        "tensor_parallel",
     )
 
     fact: Fact
@@ -205,7 +204,6 @@ class _ModelView:
     limit_enforced: bool  # its memory limit is enforced from outside, contexts included (HAMi)
     limit_share: float | None  # that limit as a share of the device, where it is given so
     fixed_footprint: bool  # greedy framework whose footprint a setting fixes (KV cache size, token bound)
-    tensor_parallel: int  # how many GPUs it spans
 
 
 def build_facts(
@@ -423,7 +421,6 @@ def _model_fact(
     view.fixed_footprint = allocator is not None and (
         model.kv_cache_gb is not None or (model.kv_cache_tokens is not None and gpu_gb is not None)
     )
-    view.tensor_parallel = max(1, len(model.gpus or [])) if model.gpus is not None else 1
     # A greedy framework that claims a fraction up front, an allocator bounded by a limit, or a
     # fixed KV cache has a known footprint without gpu_gb.
     fact["memory_known"] = view.memory_known = (
@@ -498,7 +495,8 @@ def _model_fact(
                 view.fraction_of_total = float(view.fraction or 0.0)
 
     # Where it runs, and the most one instance takes on any of its units.
-    targets = model.placed_on
+    named = model.gpus  # `model.placed_on`, written out
+    targets = list(named) if named is not None else [model.gpu] if model.gpu is not None else []
     gpus: list[str] = []
     view.gpus = gpus
     unknown: list[str] = []  # ids that are no GPU or slice of the plan
@@ -589,7 +587,8 @@ def _fraction_on(view: _ModelView, capacity: float | None, acc: Accounting) -> f
     if view.fraction is None:
         return 1.0
     if view.model.memory_fraction is None and view.model.framework == "sglang" and capacity is not None:
-        return sglang_default_fraction(capacity * 1024.0, view.tensor_parallel)
+        gpus = view.model.gpus  # tensor parallel: the GPUs it spans
+        return sglang_default_fraction(capacity * 1024.0, max(1, len(gpus)) if gpus is not None else 1)
     return view.fraction
 
 
@@ -799,11 +798,12 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
             contexts = n
         n_processes += contexts
         total_gb = n * (weights + reserve) + contexts * context_gb
-        if m.allocator is not None and m.allocator.basis in ("total", "free-at-start") and not m.fixed_footprint:
+        allocator = m.allocator
+        if allocator is not None and allocator.basis in ("total", "free-at-start") and not m.fixed_footprint:
             budget = _fraction_on(m, unit.capacity_gb, acc) * (unit.capacity_gb or 0.0)
             if unit.capacity_gb is not None and weights > budget:
                 cannot_start.append(
-                    f"{name} ({weights:.1f} GiB > {m.model.framework} {m.allocator.setting} "
+                    f"{name} ({weights:.1f} GiB > {m.model.framework} {allocator.setting} "
                     f"{_fraction_on(m, unit.capacity_gb, acc):g} × {unit.capacity_gb:.1f} = {budget:.1f} GiB)"
                 )
         if len(names) == 1 or total_gb > largest_gb:
@@ -822,14 +822,14 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
                 bulk_uncapped.append(name)
         if not m.memory_known:
             unknown_memory.append(name)
-        if m.allocator is not None:
+        if allocator is not None:
             greedy_models.append(name)
             # An arena grows as it is used rather than taking memory up front: it matters only
             # where the GPU's memory is known to run out.
-            if m.default_greedy and (m.allocator.basis != "arena" or unit.capacity_gb is not None):
+            if m.default_greedy and (allocator.basis != "arena" or unit.capacity_gb is not None):
                 greedy_default.append(name)
                 greedy_default_detail.append(
-                    _greedy_detail(m, m.allocator, weights + reserve, _fraction_on(m, unit.capacity_gb, acc), unit.capacity_gb)
+                    _greedy_detail(m, allocator, weights + reserve, _fraction_on(m, unit.capacity_gb, acc), unit.capacity_gb)
                 )
         if m is previous:
             repeats = True
