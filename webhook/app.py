@@ -66,7 +66,7 @@ class Webhook:
         #: What the cluster runs (`--cluster FILE`): reviews are judged with their neighbours.
         self.cluster = open_cluster(settings.cluster, settings.kubeconfig) if settings.cluster else None
         #: With `--cluster kube`: admissions coordinated with the other replicas through Leases.
-        self.coordinator = _coordinator(settings) if self.cluster is not None else None
+        self.coordinator = _coordinator(settings, metrics) if self.cluster is not None else None
         # Its API connections close with the server, or when the webhook is dropped unstarted.
         self._release = weakref.finalize(self, self.coordinator.close) if self.coordinator is not None else None
         self._cluster_read = time.monotonic()
@@ -345,7 +345,7 @@ def build_health_app(webhook: Webhook) -> Starlette:
     return Starlette(routes=webhook.health_routes())
 
 
-def _coordinator(settings: ServeConfig) -> Coordinator | None:
+def _coordinator(settings: ServeConfig, metrics: Metrics) -> Coordinator | None:
     """Leases in the webhook's namespace, for `--cluster kube` (a snapshot file is one
     replica's own view: nothing to coordinate)."""
     if settings.cluster != "kube" or not settings.coordinate:
@@ -354,7 +354,7 @@ def _coordinator(settings: ServeConfig) -> Coordinator | None:
         leases = KubeLeases.connect(settings.kubeconfig, timeout_s=max(0.2, settings.deadline_s / 4))
     except Exception as exc:  # noqa: BLE001 - credentials that listed the cluster a moment ago
         raise InputError(f"--cluster kube: cannot coordinate replicas: {type(exc).__name__}: {exc}") from None
-    return Coordinator(leases, settings.reservation_ttl_s)
+    return Coordinator(leases, settings.reservation_ttl_s, count=metrics.coordination)
 
 
 def _mtime(path: str | None) -> float | None:

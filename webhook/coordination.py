@@ -237,12 +237,15 @@ class Coordinator:
         *,
         clock: Callable[[], float] = time.time,
         max_attempts: int = MAX_ATTEMPTS,
+        count: Callable[[str], None] | None = None,
     ) -> None:
         self.leases = leases
         self.ttl_s = ttl_s
         self.replica = replica or replica_name()
         self.clock = clock
         self.max_attempts = max_attempts
+        #: Told each outcome: written, conflict, failed (the webhook's metrics).
+        self.count = count or (lambda result: None)
 
     def close(self) -> None:
         self.leases.close()
@@ -250,6 +253,13 @@ class Coordinator:
     def judge(self, review: Review, cluster: ClusterView, decide: Callable[[], Answer], due: float | None = None) -> Answer:
         """`decide()`'s answer, with every pool the admitted object joins coordinated.
         Called under `cluster.lock`. Raises CoordinationError when coordination fails."""
+        try:
+            return self._judge(review, cluster, decide, due)
+        except CoordinationError:
+            self.count("failed")
+            raise
+
+    def _judge(self, review: Review, cluster: ClusterView, decide: Callable[[], Answer], due: float | None) -> Answer:
         from .neighbours import admitted
 
         doc = admitted(review, cluster)
@@ -275,7 +285,9 @@ class Coordinator:
                 for state in states:
                     self.leases.write(state, self._kept(state, mine, cluster))
                     written.append(state)
+                    self.count("written")
             except Conflict as conflict:
+                self.count("conflict")
                 log.info(
                     "coordination conflict",
                     extra={"event": "coordination-conflict", "uid": review.uid, "lease": str(conflict), "attempt": attempt + 1},
@@ -300,7 +312,7 @@ class Coordinator:
             for reservation in state.reservations:
                 key = reservation.key
                 left = reservation.expires - now
-                if key == own or left <= 0 or cluster.lists(key, reservation.generation):
+                if key == own or left <= 0 or shows(cluster, reservation):
                     continue
                 source = f"admitted/{reservation.review}"
                 if cluster.reserved_from(key) == source:
@@ -328,7 +340,7 @@ class Coordinator:
         kept = [r for r in state.reservations if r.expires > now and r.key != mine.key]
         kept.sort(key=lambda r: r.expires)
         while _size([*kept, mine]) > MAX_RESERVATIONS_BYTES:
-            listed = next((r for r in kept if cluster.lists(r.key, r.generation)), None)
+            listed = next((r for r in kept if shows(cluster, r)), None)
             if listed is None:
                 raise CoordinationError(
                     f"the reservations of pool {state.pool} pass the {MAX_RESERVATIONS_BYTES // 1024} KiB a Lease annotation can hold"
@@ -359,6 +371,28 @@ class Coordinator:
     def _check(due: float | None, review: Review) -> None:
         if due is not None and time.monotonic() > due:
             raise CoordinationError(f"the deadline passed before {review.subject} could be coordinated")
+
+
+def shows(cluster: ClusterView, reservation: Reservation) -> bool:
+    """Whether the cluster view lists the reserved object as admitted (it then counts as
+    listed): at a later generation, or at the same one with the same spec, labels and
+    annotations (a change of annotations alone keeps the generation)."""
+    listed = cluster.listed(reservation.key)
+    if listed is None:
+        return False
+    generation = _generation(listed.data)
+    if generation != reservation.generation:
+        return generation > reservation.generation
+    return _essence(listed.data) == _essence(reservation.manifest)
+
+
+def _essence(data: Any) -> tuple[Any, Any, Any]:
+    """What judging reads of an object and an update can change: spec, labels, annotations."""
+    data = data if isinstance(data, dict) else {}
+    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    annotations = dict(meta.get("annotations") or {}) if isinstance(meta.get("annotations"), dict) else {}
+    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    return data.get("spec"), meta.get("labels") or {}, annotations
 
 
 def _manifest(data: Any) -> dict[str, Any]:

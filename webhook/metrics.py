@@ -1,7 +1,8 @@
 """Prometheus metrics of the webhook, kept by `prometheus_client` in a registry of its own.
 
 Counters of reviews by kind, operation and decision; a latency histogram from 1 ms to
-beyond 10 s; bad requests by HTTP status; rule and certificate reloads; in-flight
+beyond 10 s; bad requests by HTTP status; rule and certificate reloads; Lease writes of
+coordinated admissions by result; in-flight
 reviews and the active rule set as gauges read when scraped.
 
 Each `Metrics` owns its `CollectorRegistry` (never the process-wide default one), so
@@ -66,6 +67,13 @@ class Metrics:
             ("what", "result"),
             registry=self.registry,
         )
+        self._coordination = Counter(
+            "gpuadmit_coordination",
+            "Lease writes of admissions coordinated across replicas (--cluster kube), by result: "
+            "written, conflict (another replica wrote first: judged again), failed (the failure policy answered).",
+            ("result",),
+            registry=self.registry,
+        )
         self._kinds_lock = threading.Lock()
         #: Kinds with a series of their own ("other" included), at most MAX_KINDS.
         self._kinds: set[str] = set()
@@ -94,6 +102,10 @@ class Metrics:
     def reload(self, what: str, result: str) -> None:
         """`what`: rules | tls; `result`: ok | failed."""
         self._reloads.labels(what, result).inc()
+
+    def coordination(self, result: str) -> None:
+        """`result`: written | conflict | failed."""
+        self._coordination.labels(result).inc()
 
     def render(self) -> str:
         """The exposition text."""

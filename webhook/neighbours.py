@@ -71,6 +71,14 @@ def admitted(review: Review, cluster: ClusterView) -> Document | None:
         return None
     data = _namespaced(obj, review.namespace)
     meta = data.get("metadata")
+    if review.sub_resource == "scale" and isinstance(meta, dict):
+        # The API server counts the new replicas as a spec change: the object it stores is
+        # one generation on from the cluster's version copied here, and only a listing at
+        # that generation shows the scale applied.
+        generation = meta.get("generation")
+        if isinstance(generation, int) and not isinstance(generation, bool):
+            data = {**data, "metadata": {**meta, "generation": generation + 1}}
+            meta = data["metadata"]
     if not (isinstance(meta, dict) and meta.get("name")):
         # Named by the review, or not yet (a CREATE with generateName): a reservation must not
         # share the identity of another unnamed object, or one would replace the other.

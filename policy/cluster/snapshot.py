@@ -237,11 +237,10 @@ class ClusterView:
         context = self._index()
         return list(kubernetes.placements([*context, doc])[-1].pools)
 
-    def lists(self, key: tuple[str, str, str], generation: int) -> bool:
-        """Whether the cluster itself (a list, a snapshot; not a reservation) shows the object
-        `key` at `generation` or later."""
-        listed = self._reserved[key][2] if key in self._reserved else self.by_identity.get(key)
-        return listed is not None and _generation(listed.data) >= generation
+    def listed(self, key: tuple[str, str, str]) -> Document | None:
+        """The cluster's own version of the object `key` (a list, a snapshot; never a
+        reservation), or None."""
+        return self._reserved[key][2] if key in self._reserved else self.by_identity.get(key)
 
     def reserved_from(self, key: tuple[str, str, str]) -> str | None:
         """Where the reservation of `key` came from (its document's file), or None."""

@@ -90,5 +90,11 @@ async def send(apps: list[Any], reviews: list[dict[str, Any]]) -> list[dict[str,
     return [reply.json()["response"] for reply in replies]
 
 
+async def scrape(app: Any) -> str:
+    """The app's /metrics text."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gpuadmit") as http:
+        return (await http.get("/metrics")).text
+
+
 def messages(answers: list[dict[str, Any]]) -> list[str]:
     return [a.get("status", {}).get("message", "")[:160] for a in answers]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fakes.kube_api import FakeApiServer
 from fakes.kube_leases import Leases
-from replicas_support import NODE, POOL, close_replicas, create, deployment, messages, replica, send
+from replicas_support import NODE, POOL, close_replicas, create, deployment, messages, replica, scrape, send
 
 pytest.importorskip("lightkube")
 
@@ -111,6 +111,9 @@ def test_a_conflict_that_leaves_room_ends_allowed(api: tuple[FakeApiServer, Leas
     assert answer["allowed"] is True, answer
     assert [s for m, s in leases.writes if m == "PUT"] == [409, 409, 200]
     assert sorted(r["object"]["name"] for r in reservations(server)) == ["svc-0", "svc-1"]
+    exposed = asyncio.run(scrape(app))
+    assert 'gpuadmit_coordination_total{result="conflict"} 2.0' in exposed
+    assert 'gpuadmit_coordination_total{result="written"} 2.0' in exposed
 
 
 def test_two_replicas_creating_the_lease_at_once_both_count(api: tuple[FakeApiServer, Leases, Path]) -> None:
@@ -178,6 +181,40 @@ def test_a_reservation_ends_when_the_cluster_lists_the_object(api: tuple[FakeApi
     assert asyncio.run(send([second], [create(deployment("svc-5"))]))[0]["allowed"] is False
 
 
+def test_a_scale_on_one_replica_and_a_create_on_the_other_do_not_both_take_the_last_room(
+    api: tuple[FakeApiServer, Leases, Path],
+) -> None:
+    server, _, kubeconfig = api
+    for n in range(4):  # four running: room for one more replica of 14 GiB
+        server.add(deployment(f"svc-{n}"))
+    apps = [replica(kubeconfig), replica(kubeconfig)]
+    scale = create({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "svc-0", "namespace": "prod"}})
+    scale["request"].update(
+        operation="UPDATE",
+        subResource="scale",
+        kind={"group": "autoscaling", "version": "v1", "kind": "Scale"},
+        object={**scale["request"]["object"], "spec": {"replicas": 2}},
+    )
+    answers = asyncio.run(send(apps, [scale, create(deployment("svc-4"))]))
+    assert sum(a["allowed"] for a in answers) == 1, messages(answers)
+
+
+def test_an_update_of_annotations_alone_counts_on_the_other_replica(api: tuple[FakeApiServer, Leases, Path]) -> None:
+    server, _, kubeconfig = api
+    for n in range(4):
+        server.add(deployment(f"svc-{n}"))  # listed at generation 1
+    first, second = replica(kubeconfig), replica(kubeconfig)
+    # The API server keeps the generation when only annotations change: the listing at that
+    # generation still holds the old size, so the reservation must keep counting.
+    bigger = deployment("svc-0", gpu_gb=28.0)
+    bigger["metadata"]["generation"] = 1
+    update = create(bigger)
+    update["request"]["operation"] = "UPDATE"
+    assert asyncio.run(send([first], [update]))[0]["allowed"] is True
+    answer = asyncio.run(send([second], [create(deployment("svc-4"))]))[0]
+    assert answer["allowed"] is False and "[memory-fit]" in answer["status"]["message"], answer
+
+
 def test_a_dry_run_reads_the_reservations_and_writes_none(api: tuple[FakeApiServer, Leases, Path]) -> None:
     server, leases, kubeconfig = api
     apps = [replica(kubeconfig), replica(kubeconfig)]
@@ -204,6 +241,7 @@ def test_an_api_that_cannot_be_written_follows_the_failure_policy(
         ), answer
     else:
         assert answer["allowed"] is False and answer["status"]["code"] == 500 and text in answer["status"]["message"], answer
+    assert 'gpuadmit_coordination_total{result="failed"} 1.0' in asyncio.run(scrape(app))
 
 
 @pytest.mark.parametrize("fail_open", [False, True])
