@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from policy.cluster import ClusterView
+from policy.cluster.snapshot import shows_admitted
 from policy.domains import identity
 from policy.yamlio import Document
 
@@ -375,24 +376,9 @@ class Coordinator:
 
 def shows(cluster: ClusterView, reservation: Reservation) -> bool:
     """Whether the cluster view lists the reserved object as admitted (it then counts as
-    listed): at a later generation, or at the same one with the same spec, labels and
-    annotations (a change of annotations alone keeps the generation)."""
+    listed, never twice): policy.cluster.snapshot.shows_admitted."""
     listed = cluster.listed(reservation.key)
-    if listed is None:
-        return False
-    generation = _generation(listed.data)
-    if generation != reservation.generation:
-        return generation > reservation.generation
-    return _essence(listed.data) == _essence(reservation.manifest)
-
-
-def _essence(data: Any) -> tuple[Any, Any, Any]:
-    """What judging reads of an object and an update can change: spec, labels, annotations."""
-    data = data if isinstance(data, dict) else {}
-    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    annotations = dict(meta.get("annotations") or {}) if isinstance(meta.get("annotations"), dict) else {}
-    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
-    return data.get("spec"), meta.get("labels") or {}, annotations
+    return listed is not None and shows_admitted(listed.data, reservation.manifest)
 
 
 def _manifest(data: Any) -> dict[str, Any]:

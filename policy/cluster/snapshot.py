@@ -85,8 +85,8 @@ class ClusterView:
 
     def refresh(self, fresh: ClusterView) -> None:
         """Take `fresh`'s objects (a new list or snapshot) in place, keeping the reservations
-        it does not show yet: an object it lists at the reserved generation or later is
-        counted as listed, and its reservation ends."""
+        it does not show yet: an object it lists as admitted (`shows_admitted`) is counted
+        as listed, and its reservation ends."""
         with self.lock:
             self.objects = list(fresh.objects)
             self.by_identity = dict(fresh.by_identity)
@@ -94,7 +94,7 @@ class ClusterView:
             self._plans = {}
             for key, (doc, until, _) in list(self._reserved.items()):
                 listed = self.by_identity.get(key)
-                if listed is not None and _generation(listed.data) >= _generation(doc.data):
+                if listed is not None and shows_admitted(listed.data, doc.data):
                     del self._reserved[key]
                 else:
                     self._reserved[key] = (doc, until, listed)
@@ -322,6 +322,26 @@ def _generation(data: Any) -> int:
     meta = data.get("metadata") if isinstance(data, dict) else None
     value = meta.get("generation") if isinstance(meta, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def shows_admitted(listed: Any, admitted: Any) -> bool:
+    """Whether a listed object is the admitted one or a later version: at a later
+    `metadata.generation`, or at the same one with the same spec, labels and annotations
+    (the API server keeps the generation when only metadata changes)."""
+    generation, wanted = _generation(listed), _generation(admitted)
+    if generation != wanted:
+        return generation > wanted
+    return _essence(listed) == _essence(admitted)
+
+
+def _essence(data: Any) -> tuple[Any, Any, Any]:
+    """What judging reads of an object and an update can change: spec, labels, annotations
+    (the last-applied copy aside: `kubectl apply` writes it, judging never reads it)."""
+    data = data if isinstance(data, dict) else {}
+    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    annotations = dict(meta["annotations"]) if isinstance(meta.get("annotations"), dict) else {}
+    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    return data.get("spec"), meta.get("labels") or {}, annotations
 
 
 def _uses_priority_classes(data: Any) -> bool:

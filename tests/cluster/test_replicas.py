@@ -276,3 +276,23 @@ def test_objects_on_whole_gpus_need_no_lease(api: tuple[FakeApiServer, Leases, P
     answer = asyncio.run(send([replica(kubeconfig)], [create(whole)]))[0]
     assert answer["allowed"] is True and not leases.writes
     assert not [r for r in server.requests if "leases" in r]
+
+
+def test_a_listing_ends_a_reservation_only_once_it_shows_the_admitted_version() -> None:
+    from policy.cluster import view_of
+    from policy.yamlio import Document
+
+    def listed(gpu_gb: float, generation: int) -> Any:
+        obj = deployment("svc-0", gpu_gb=gpu_gb)
+        obj["metadata"]["generation"] = generation
+        return view_of([Document(obj, "cluster", 0, 1)], "cluster")
+
+    cluster = listed(14.0, 1)
+    bigger = deployment("svc-0", gpu_gb=28.0)
+    bigger["metadata"]["generation"] = 1  # annotations alone changed: the same generation
+    cluster.reserve(Document(bigger, "admitted/u1", 0, 1), 600)
+    cluster.refresh(listed(14.0, 1))  # the old version, listed again: the reservation stays
+    assert cluster.reserved_from(("Deployment", "prod", "svc-0")) == "admitted/u1"
+    cluster.refresh(listed(28.0, 1))  # the admitted version: the listing counts now
+    assert cluster.reserved_from(("Deployment", "prod", "svc-0")) is None
+    assert cluster.objects[0].file == "cluster"
