@@ -296,3 +296,11 @@ def test_a_listing_ends_a_reservation_only_once_it_shows_the_admitted_version() 
     cluster.refresh(listed(28.0, 1))  # the admitted version: the listing counts now
     assert cluster.reserved_from(("Deployment", "prod", "svc-0")) is None
     assert cluster.objects[0].file == "cluster"
+
+
+@pytest.mark.parametrize("ttl", ["0", "-5", "nan", "100000"])
+def test_a_reservation_ttl_out_of_range_is_one_line_and_exit_2(ttl: str) -> None:
+    from conftest import run_cli
+
+    run = run_cli("serve", "--plain-http", "--cluster", "kube", "--reservation-ttl", ttl)
+    assert run.code == 2 and run.stderr.startswith("gpuadmit: --reservation-ttl") and "Traceback" not in run.stderr, run.stderr
