@@ -29,15 +29,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from policy.cluster import ClusterView
 from policy.cluster.kube import open_cluster
+from policy.cluster.watch import ClusterWatch
 from policy.errors import InputError
 
 from .config import ServeConfig
 from .coordination import CoordinationError, Coordinator, KubeLeases
-from .judge import describe, judge
+from .judge import JUDGED_OPERATIONS, describe, judge
 from .limits import REQUEST_STARTED
 from .metrics import CONTENT_TYPE, Metrics
-from .review import Answer, BadRequest, Review, deny, failure, parse_json, parse_review
+from .review import Answer, BadRequest, Review, deny, failure, parse_json, parse_review, warning
 from .ruleset import RuleHolder
 from .tls import ReloadingContext
 
@@ -63,13 +65,23 @@ class Webhook:
         self.tls = tls
         self.draining = False
         self._reload_lock = asyncio.Lock()
-        #: What the cluster runs (`--cluster FILE`): reviews are judged with their neighbours.
-        self.cluster = open_cluster(settings.cluster, settings.kubeconfig) if settings.cluster else None
+        #: What the cluster runs (`--cluster kube|FILE`): reviews are judged with their neighbours.
+        #: With `kube`, listed once here and then kept current by a watch (policy.cluster.watch).
+        self.cluster_watch: ClusterWatch | None = None
+        self.cluster: ClusterView | None = None
+        if settings.cluster == "kube":
+            from policy.cluster.kube import list_kube
+            from policy.cluster.snapshot import view_of
+
+            docs, versions = list_kube(settings.kubeconfig)
+            self.cluster = view_of(docs, "kube")
+            self.cluster_watch = ClusterWatch(self.cluster, docs, versions, settings.kubeconfig)
+        else:
+            self.cluster = open_cluster(settings.cluster, settings.kubeconfig) if settings.cluster else None
         #: With `--cluster kube`: admissions coordinated with the other replicas through Leases.
         self.coordinator = _coordinator(settings, metrics) if self.cluster is not None else None
         # Its API connections close with the server, or when the webhook is dropped unstarted.
         self._release = weakref.finalize(self, self.coordinator.close) if self.coordinator is not None else None
-        self._cluster_read = time.monotonic()
         self._cluster_mtime = _mtime(settings.cluster)
 
     # -- reviews -----------------------------------------------------------------------
@@ -163,6 +175,20 @@ class Webhook:
         return deadline
 
     async def _judge(self, review: Review, size: int, deadline: float, due: float) -> Answer:
+        """The verdict, and what the cluster view's state means for it: judged with the last
+        good state and a warning while its watch is broken, a failure once that lasts longer
+        than --cluster-stale-after."""
+        problem = self.cluster_watch.problem() if self.cluster_watch is not None else None
+        if problem is None or review.operation not in JUDGED_OPERATIONS:
+            return await self._verdict(review, size, deadline, due)
+        seconds, why = problem
+        if seconds > self.settings.cluster_stale_after_s:
+            return self._failure(review, f"cluster view {seconds:.0f} s behind, over --cluster-stale-after ({why})")
+        answer = await self._verdict(review, size, deadline, due)
+        answer.warnings.append(warning(f"gpuadmit: judged with the cluster view of {seconds:.0f} s ago ({why})"))
+        return answer
+
+    async def _verdict(self, review: Review, size: int, deadline: float, due: float) -> Answer:
         linter = self.rules.current
         mode = self.settings.mode
         loop = asyncio.get_running_loop()
@@ -257,20 +283,15 @@ class Webhook:
                 await self.refresh_cluster(now)
 
     async def refresh_cluster(self, now: float) -> None:
-        """The cluster listed again (`kube`, every --cluster-refresh) or the snapshot read again
-        (when its file changes), reservations kept until it shows them."""
+        """The snapshot read again when its file changes, reservations kept until it shows
+        them (`kube` is kept current by its watch)."""
         settings = self.settings
-        if self.cluster is None or settings.cluster is None:
+        if self.cluster is None or settings.cluster is None or self.cluster_watch is not None:
             return
-        if settings.cluster == "kube":
-            if now - self._cluster_read < settings.cluster_refresh_s:
-                return
-        else:
-            mtime = _mtime(settings.cluster)
-            if mtime == self._cluster_mtime:
-                return
-            self._cluster_mtime = mtime
-        self._cluster_read = now
+        mtime = _mtime(settings.cluster)
+        if mtime == self._cluster_mtime:
+            return
+        self._cluster_mtime = mtime
         try:
             fresh = await asyncio.to_thread(open_cluster, settings.cluster, settings.kubeconfig)
         except Exception as exc:  # keep judging with the view we have; say so
@@ -299,6 +320,8 @@ class Webhook:
         if hup is not None:
             loop.add_signal_handler(hup, on_sighup)
         watcher = loop.create_task(self.watch())
+        # The cluster view's watch (`--cluster kube`) runs as long as the server.
+        following = loop.create_task(self.cluster_watch.run()) if self.cluster_watch is not None else None
         log.info(
             "ready to review",
             extra={
@@ -315,7 +338,9 @@ class Webhook:
             if hup is not None:
                 loop.remove_signal_handler(hup)
             watcher.cancel()
-            for task in (watcher, *tasks):
+            if following is not None:
+                following.cancel()
+            for task in (watcher, *([following] if following is not None else []), *tasks):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self.close()

@@ -32,7 +32,7 @@ DEFAULT_TLS_HANDSHAKE_TIMEOUT_S = 5.0
 #: An API server keeps a few per replica; the soak benchmark uses up to 256.
 DEFAULT_MAX_CONNECTIONS = 512
 #: With `--cluster kube`, an admitted object counts this long unless the view shows it first:
-#: four lists at the default --cluster-refresh, so a list that fails now and then loses nothing.
+#: twice --cluster-stale-after, the longest a view whose watch is broken is judged with.
 DEFAULT_RESERVATION_TTL_S = 120.0
 
 
@@ -51,7 +51,9 @@ class ServeConfig:
     capacity: str = "declared"
     cluster: str | None = None
     kubeconfig: str | None = None
-    cluster_refresh_s: float = 30.0
+    #: How long a broken watch (`--cluster kube`) may leave the view behind before reviews
+    #: are answered as gpuadmit failures instead of judged with it (docs/WEBHOOK.md).
+    cluster_stale_after_s: float = 60.0
     #: With `--cluster kube`: coordinate admissions with the other replicas (webhook.coordination).
     coordinate: bool = True
     #: How long an admitted object counts (in its pool's Lease too) before the view must show it.
@@ -101,15 +103,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     judging.add_argument(
         "--cluster",
         metavar="kube|FILE",
-        help="what the cluster runs: kube (its API, listed again every --cluster-refresh) or a snapshot file (read again when it changes)",
+        help="what the cluster runs: kube (its API, listed then watched) or a snapshot file (read again when it changes)",
     )
     judging.add_argument("--kubeconfig", metavar="FILE", help="with --cluster kube (default: the pod's service account)")
     judging.add_argument(
-        "--cluster-refresh",
+        "--cluster-stale-after",
         type=float,
-        default=30.0,
+        default=60.0,
         metavar="SECONDS",
-        help="list the cluster again this often (--cluster kube)",
+        help="with --cluster kube: a view whose watch has been broken this long is not judged with (a failure: denied, or allowed under --fail-open)",
     )
     judging.add_argument(
         "--reservation-ttl",
@@ -240,7 +242,7 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
         capacity=args.capacity,
         cluster=_cluster(args),
         kubeconfig=getattr(args, "kubeconfig", None),
-        cluster_refresh_s=max(1.0, float(getattr(args, "cluster_refresh", 30.0))),
+        cluster_stale_after_s=max(0.0, float(getattr(args, "cluster_stale_after", 60.0))),
         coordinate=not getattr(args, "no_coordination", False),
         reservation_ttl_s=ttl,
         rule_dirs=tuple(Path(d) for d in args.rules),

@@ -184,15 +184,17 @@ class FakeApiServer:
         with self._lock:
             return [copy.deepcopy(o) for (k, _, _), o in sorted(self._objects.items()) if k == kind]
 
-    def add(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create an object (ADDED to watchers); its stored form, with its new resourceVersion."""
-        return self._store(obj, "ADDED")
+    def add(self, obj: dict[str, Any], *, quietly: bool = False) -> dict[str, Any]:
+        """Create an object (ADDED to watchers); its stored form, with its new resourceVersion.
+        `quietly`: the open watches do not get the event (a watch opened later from an
+        earlier version does, unless `forget_history` came between)."""
+        return self._store(obj, "ADDED", quietly=quietly)
 
-    def modify(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def modify(self, obj: dict[str, Any], *, quietly: bool = False) -> dict[str, Any]:
         """Replace an object (MODIFIED); `metadata.generation` goes up by one."""
-        return self._store(obj, "MODIFIED")
+        return self._store(obj, "MODIFIED", quietly=quietly)
 
-    def delete(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    def delete(self, kind: str, namespace: str, name: str, *, quietly: bool = False) -> dict[str, Any] | None:
         """Remove an object (DELETED, with the object at the deletion's resourceVersion)."""
         with self._lock:
             key = (kind, namespace if self.resources[kind].namespaced else "", name)
@@ -201,7 +203,7 @@ class FakeApiServer:
                 return None
             self._version += 1
             obj["metadata"]["resourceVersion"] = str(self._version)
-            self._publish(kind, key[1], {"type": "DELETED", "object": copy.deepcopy(obj)})
+            self._publish(kind, key[1], {"type": "DELETED", "object": copy.deepcopy(obj)}, quietly)
             return obj
 
     def forget_history(self) -> None:
@@ -236,7 +238,7 @@ class FakeApiServer:
         with `handler`, before the built-in collection and object endpoints."""
         self._routes.append((method.upper(), re.compile(pattern), handler))
 
-    def _store(self, obj: dict[str, Any], event: str, *, record: bool = True) -> dict[str, Any]:
+    def _store(self, obj: dict[str, Any], event: str, *, record: bool = True, quietly: bool = False) -> dict[str, Any]:
         kind = str(obj["kind"])
         resource = self.resources[kind]
         stored = copy.deepcopy(obj)
@@ -259,12 +261,12 @@ class FakeApiServer:
             meta["resourceVersion"] = str(self._version)
             self._objects[key] = stored
             if record:
-                self._publish(kind, namespace, {"type": event, "object": copy.deepcopy(stored)})
+                self._publish(kind, namespace, {"type": event, "object": copy.deepcopy(stored)}, quietly)
         return copy.deepcopy(stored)
 
-    def _publish(self, kind: str, namespace: str, event: dict[str, Any]) -> None:
+    def _publish(self, kind: str, namespace: str, event: dict[str, Any], quietly: bool = False) -> None:
         self._history.append((self._version, kind, namespace, event))
-        for watch in self._watches:
+        for watch in self._watches if not quietly else ():
             if watch.kind == kind and watch.namespace in (None, namespace):
                 watch.push(event)
 

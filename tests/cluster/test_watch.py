@@ -1,0 +1,243 @@
+"""`gpuadmit serve --cluster kube` keeps its cluster view with a watch: lightkube's asyncio
+client lists, then watches from the list's resourceVersion, against a local HTTP server
+that answers list and watch requests from recorded objects (tests/fakes/kube_api.py).
+
+Each test changes the fake API server's objects and posts the same AdmissionReview to the
+webhook before and after: the verdict follows the cluster without a relist."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fakes.kube_api import FakeApiServer
+
+pytest.importorskip("lightkube")
+
+from webhook.app import Webhook  # noqa: E402 - after the skip: the app imports the watch
+from webhook.config import ServeConfig  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+ITEMS = yaml.safe_load((DATA / "snapshot.yaml").read_text(encoding="utf-8"))["items"]
+SMALL = yaml.safe_load((DATA / "new-embeddings-small.yaml").read_text(encoding="utf-8"))
+#: A running batch model on the shared A100s: beside chat-llm (48 GB) it leaves no room
+#: for the small embeddings (8 GB) on one 80 GB GPU.
+BATCH = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "batch", "namespace": "prod", "annotations": {"gpuadmit.dev/gpu-gb": "30"}},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "batch"}},
+        "template": {
+            "metadata": {"labels": {"app": "batch"}},
+            "spec": {
+                "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB-SHARED"},
+                "containers": [{"name": "b", "image": "batch:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+            },
+        },
+    },
+}
+
+
+def review(obj: dict[str, Any], uid: str = "u1") -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "apps", "version": "v1", "kind": obj["kind"]},
+            "resource": {"group": "apps", "version": "v1", "resource": obj["kind"].lower() + "s"},
+            "namespace": obj["metadata"].get("namespace", "prod"),
+            "name": obj["metadata"]["name"],
+            "operation": "CREATE",
+            "dryRun": True,  # judged, never reserved: the same review can be asked again
+            "object": obj,
+        },
+    }
+
+
+@pytest.fixture()
+def api(tmp_path: Path) -> Iterator[tuple[FakeApiServer, Path]]:
+    with FakeApiServer(ITEMS) as server:
+        yield server, server.kubeconfig(tmp_path)
+
+
+Scenario = Callable[[FakeApiServer, Webhook, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]], Awaitable[None]]
+
+
+def run(server: FakeApiServer, kubeconfig: Path, scenario: Scenario, **settings: Any) -> None:
+    """The webhook with `--cluster kube` and its watch running, and a way to post reviews."""
+    import httpx
+
+    from webhook.app import build_app
+    from webhook.metrics import Metrics
+    from webhook.ruleset import RuleHolder
+
+    config = ServeConfig(plain_http=True, cluster="kube", kubeconfig=str(kubeconfig), **settings)
+    metrics = Metrics()
+    webhook = Webhook(config, RuleHolder(config, metrics), metrics, None)
+    app = build_app(webhook)
+
+    async def main() -> None:
+        assert webhook.cluster_watch is not None
+        following = asyncio.create_task(webhook.cluster_watch.run())
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gpuadmit") as http:
+
+                async def post(body: dict[str, Any]) -> dict[str, Any]:
+                    answer: dict[str, Any] = (await http.post("/validate", json=body)).json()["response"]
+                    return answer
+
+                await scenario(server, webhook, post)
+        finally:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+
+    asyncio.run(main())
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for `condition` (polling; a generous bound only so a broken watch fails the test)."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+def watching(webhook: Webhook) -> bool:
+    watch = webhook.cluster_watch
+    return watch is not None and all(s.watching or s.absent for s in watch.kinds.values())
+
+
+async def seen(webhook: Webhook, server: FakeApiServer) -> None:
+    """Until the view has taken what the server holds now (every change delivered)."""
+    watch = webhook.cluster_watch
+    assert watch is not None
+    version = int(server.resource_version)
+    await until(
+        lambda: all(int(s.version or 0) >= version or s.absent for s in watch.kinds.values() if s.kind == "Deployment"),
+        "the watch delivers the change",
+    )
+    await watch.settled()
+
+
+def test_an_added_neighbour_denies_and_its_deletion_allows_again_without_a_relist(api: tuple[FakeApiServer, Path]) -> None:
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        assert (await post(review(SMALL)))["allowed"] is True
+        lists = server.requests.count("/apis/apps/v1/deployments")
+        server.add(BATCH)
+        await seen(webhook, server)
+        denied = await post(review(SMALL))
+        assert denied["allowed"] is False and "[memory-fit]" in denied["status"]["message"]
+        server.delete("Deployment", "prod", "batch")
+        await seen(webhook, server)
+        assert (await post(review(SMALL)))["allowed"] is True
+        assert server.requests.count("/apis/apps/v1/deployments") == lists, "no list: the watch carried the changes"
+
+    run(server, kubeconfig, scenario)
+
+
+def test_a_modified_neighbour_changes_the_next_verdict(api: tuple[FakeApiServer, Path]) -> None:
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        assert (await post(review(SMALL)))["allowed"] is True
+        chat = server.get("Deployment", "prod", "chat-llm")
+        assert chat is not None
+        chat["spec"]["replicas"] = 2  # two vLLM replicas at 0.6 of one GPU: no room left
+        server.modify(chat)
+        await seen(webhook, server)
+        assert (await post(review(SMALL)))["allowed"] is False
+
+    run(server, kubeconfig, scenario)
+
+
+@pytest.mark.parametrize("how", ["error-event", "http-410"])
+def test_an_expired_version_leads_to_a_relist_that_drops_what_was_deleted_meanwhile(tmp_path: Path, how: str) -> None:
+    with FakeApiServer([*ITEMS, BATCH], gone_status=how == "http-410") as server:
+
+        async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+            await until(lambda: watching(webhook), "every kind watched")
+            assert (await post(review(SMALL)))["allowed"] is False  # batch runs
+            lists = server.requests.count("/apis/apps/v1/deployments")
+            # batch goes while no watch carries it, and the API server forgets that far back.
+            server.delete("Deployment", "prod", "batch", quietly=True)
+            server.forget_history()
+            if how == "error-event":
+                server.send_error(410, "Expired", "too old resource version")
+            else:
+                server.drop_watches()  # the watch reopens from its version: HTTP 410
+            watch = webhook.cluster_watch
+            assert watch is not None
+            await until(lambda: watch.kinds["Deployment"].relists >= 1, "a relist")
+            await until(lambda: server.requests.count("/apis/apps/v1/deployments") > lists, "a new list")
+            await until(lambda: watching(webhook), "watched again")
+            await watch.settled()
+            assert (await post(review(SMALL)))["allowed"] is True
+
+        run(server, server.kubeconfig(tmp_path), scenario)
+
+
+def test_a_dropped_connection_reconnects_and_the_changes_meanwhile_arrive(api: tuple[FakeApiServer, Path]) -> None:
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        watch = webhook.cluster_watch
+        assert watch is not None
+        server.drop_watches()
+        server.add(BATCH)  # while no watch is open: the reopened one starts before it
+        await until(lambda: watch.kinds["Deployment"].reconnects >= 1, "a reconnect")
+        await seen(webhook, server)
+        assert watch.kinds["Deployment"].relists == 0
+        assert (await post(review(SMALL)))["allowed"] is False
+
+    run(server, kubeconfig, scenario)
+
+
+def test_a_broken_watch_is_said_and_past_the_limit_is_a_failure(api: tuple[FakeApiServer, Path]) -> None:
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        server.stop()  # the API server is gone
+        watch = webhook.cluster_watch
+        assert watch is not None
+        await until(lambda: watch.problem() is not None, "the watch knows it is broken")
+        answer = await post(review(SMALL))
+        assert answer["allowed"] is True
+        assert any("judged with the cluster view of" in w for w in answer.get("warnings", [])), answer
+        webhook.settings = dataclasses.replace(webhook.settings, cluster_stale_after_s=0.0)
+        answer = await post(review(SMALL))
+        assert answer["allowed"] is False and answer["status"]["code"] == 500
+        assert "cluster view" in answer["status"]["message"] and "over --cluster-stale-after" in answer["status"]["message"]
+
+    run(server, kubeconfig, scenario)
+
+
+def test_a_broken_watch_past_the_limit_is_allowed_with_a_warning_under_fail_open(api: tuple[FakeApiServer, Path]) -> None:
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        server.stop()
+        watch = webhook.cluster_watch
+        assert watch is not None
+        await until(lambda: watch.problem() is not None, "the watch knows it is broken")
+        answer = await post(review(copy.deepcopy(SMALL)))
+        assert answer["allowed"] is True
+        assert any(w.startswith("gpuadmit could not judge") and "cluster view" in w for w in answer["warnings"]), answer
+
+    run(server, kubeconfig, scenario, fail_open=True, cluster_stale_after_s=0.0)
