@@ -448,6 +448,13 @@ def _pod_workloads(
     if not isinstance(pod, dict):
         return []
     containers = [c for c in (pod.get("containers") or []) if isinstance(c, dict)]
+    # Native sidecars (init containers with `restartPolicy: Always`) run beside the main
+    # containers for the pod's whole life, holding their GPUs; other init containers have
+    # finished before the main ones start (kubernetes.io, "Sidecar Containers", 1.29+).
+    init = pod.get("initContainers")
+    containers += [
+        c for c in (init if isinstance(init, list) else []) if isinstance(c, dict) and c.get("restartPolicy") == "Always"
+    ]
     gpu_containers = [(c, _request(c, doc)) for c in containers]
     gpu_containers = [(c, r) for c, r in gpu_containers if r.wants_gpu]
     selector = (
