@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .domains import group
+from .domains import group_with_plans
 
 if TYPE_CHECKING:
     from .api import Linter
@@ -23,7 +23,7 @@ def audit(linter: Linter, view: ClusterView) -> tuple[Report, list[PlanSource]]:
     from .api import gc_paused
 
     with gc_paused():
-        _, grouped = group([view.batch(judged=True)])
+        _, grouped = group_with_plans([view.batch(judged=True)])
         report = linter.lint_sources(grouped.sources)
         report.input_findings.extend(grouped.findings)
     return report, grouped.sources

@@ -159,6 +159,67 @@ def group(
     return merged, grouped
 
 
+def group_with_plans(
+    batches: Sequence[Batch], plans: Sequence[PlanSource] = (), *, files: Files | None = None
+) -> tuple[list[PlanSource], Grouped]:
+    """`group`, with the ServingPlans among a cluster's objects as the plans its workloads
+    and the given ones bind to (`gpuadmit.dev/plan`).
+
+    A given plan with the name of a cluster plan is its next version and takes its place.
+    Of the cluster's plans, those a judged object binds to come back among the grouped
+    sources (with the workloads bound to them); when the cluster itself is judged (an
+    audit), all of them do."""
+    extra = cluster_plans(batches, plans)
+    if not extra:
+        return group(batches, plans, files=files)
+    merged, grouped = group(batches, [*plans, *extra], files=files)
+    wanted = _bound_by_judged(batches)
+    for source in merged[len(plans) :]:
+        order = wanted.get(source.plan.metadata.name, wanted.get("", None))
+        if order is not None:
+            grouped.sources.append(source)
+            grouped.order.append(order)
+    return merged[: len(plans)], grouped
+
+
+def cluster_plans(batches: Sequence[Batch], given: Sequence[PlanSource] = ()) -> list[PlanSource]:
+    """The ServingPlans among a cluster's objects (replaceable batches), read as plans; a
+    plan that cannot be read is left out (a workload bound to it is then reported unbound)."""
+    from .readers import native
+
+    names = {source.plan.metadata.name for source in given}
+    found: list[PlanSource] = []
+    for batch in batches:
+        if not batch.replaceable:
+            continue
+        for doc in batch.docs:
+            if _kind(doc) != "ServingPlan" or _name(doc) in names:
+                continue
+            try:
+                found.append(native.read_plan_document(doc, default_name=_name(doc) or "plan"))
+            except InputError:
+                continue
+            names.add(_name(doc))
+    return found
+
+
+def _bound_by_judged(batches: Sequence[Batch]) -> dict[str, int]:
+    """Plan name -> the input order of the first judged batch whose object binds to it;
+    `""` -> the order of a judged cluster batch (every cluster plan is wanted)."""
+    from .readers import kubernetes
+
+    wanted: dict[str, int] = {}
+    for batch in batches:
+        if not batch.judged:
+            continue
+        if batch.replaceable:
+            wanted.setdefault("", batch.order)
+        for placement in kubernetes.placements(batch.docs) if batch.docs else []:
+            if placement.plan is not None:
+                wanted.setdefault(placement.plan, batch.order)
+    return wanted
+
+
 def identity(doc: Document) -> tuple[str, str, str]:
     """(kind, namespace, name): what makes two objects versions of one. No namespace is `default`,
     where `kubectl apply` puts an object that names none."""

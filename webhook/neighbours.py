@@ -12,7 +12,7 @@ import copy
 from typing import Any
 
 from policy.cluster import ClusterView
-from policy.domains import Batch, group
+from policy.domains import Batch, group_with_plans
 from policy.findings import Finding
 from policy.readers import read_documents
 from policy.source import PlanSource
@@ -29,13 +29,30 @@ def read_with_cluster(
     objects: list[Document] = []
     plans = read_documents([doc], file, default_name=review.name or "plan", objects=objects)
     if not objects:
-        return plans, []
+        return _with_bound_workloads(plans, cluster)
     if len(objects) == 1:  # the common case: one workload beside its domain's kept neighbours
         beside = cluster.beside(objects[0], review.name or "plan")
         if beside is not None:
             return [*plans, beside], []
     given = Batch(file, objects, review.name or "plan", order=1)
-    merged, grouped = group([cluster.neighbours(objects), given], plans)
+    merged, grouped = group_with_plans([cluster.neighbours(objects), given], plans)
+    return [*merged, *grouped.sources], grouped.findings
+
+
+def _with_bound_workloads(plans: list[PlanSource], cluster: ClusterView) -> tuple[list[PlanSource], list[Finding]]:
+    """ServingPlans judged with the cluster's workloads bound to them (`gpuadmit.dev/plan`):
+    the new version of a plan must still hold what runs on it."""
+    bound = [
+        doc
+        for source in plans
+        for doc in cluster.plan_members(source.plan.metadata.name)
+        if isinstance(doc.data, dict) and doc.data.get("kind") != "ServingPlan"
+    ]
+    if not bound:
+        return plans, []
+    context = cluster.neighbours([])
+    batch = Batch(context.file, [*context.docs, *bound], "cluster", together=False, judged=False, replaceable=True)
+    merged, grouped = group_with_plans([batch], plans)
     return [*merged, *grouped.sources], grouped.findings
 
 

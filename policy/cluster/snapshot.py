@@ -36,6 +36,7 @@ KINDS = {
     "InferenceService",
     "LLMInferenceService",
     "LeaderWorkerSet",
+    "ServingPlan",
 }
 #: Kinds with a `scale` subresource gpuadmit judges, by resource name.
 SCALABLE = {"deployments": "Deployment", "statefulsets": "StatefulSet", "replicasets": "ReplicaSet"}
@@ -61,6 +62,8 @@ class ClusterView:
     #: Judging and reserving one domain happen under this lock, so two concurrent reviews
     #: cannot both take the room that only one of them fits in.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The ServingPlans and the workloads bound to each, by plan name, for one object list.
+    _bindings: tuple[list[Document], dict[str, list[Document]]] | None = None
     #: Admitted objects the snapshot does not show yet: identity -> (object, expiry, the
     #: snapshot's own version it replaced, if any).
     _reserved: dict[tuple[str, str, str], tuple[Document, float, Document | None]] = field(default_factory=dict)
@@ -184,7 +187,31 @@ class ClusterView:
                 if domain is not None:
                     chosen[domain] = self._domains[domain]
         picked = [doc for members in chosen.values() for doc in members]
+        # A workload bound to a ServingPlan (`gpuadmit.dev/plan`) joins the plan: the
+        # cluster's plan of that name and the workloads bound to it are its neighbours.
+        seen = {id(doc) for doc in picked}
+        for name in dict.fromkeys(p.plan for p in placements if p.plan is not None):
+            picked.extend(doc for doc in self.plan_members(name) if id(doc) not in seen)
         return Batch(self.source, [*context, *picked], "cluster", together=False, judged=False, replaceable=True)
+
+    def plan_members(self, name: str) -> list[Document]:
+        """The cluster's ServingPlan `name` (by `metadata.name`, as a binding names it) and
+        the workloads bound to it."""
+        cached = self._bindings
+        if cached is None or cached[0] is not self.objects:
+            from ..readers import kubernetes
+
+            index: dict[str, list[Document]] = {}
+            for doc, placement in zip(self.objects, kubernetes.placements(self.objects) if self.objects else []):
+                if isinstance(doc.data, dict) and doc.data.get("kind") == "ServingPlan":
+                    meta = doc.data.get("metadata")
+                    plan = str(meta.get("name") or "") if isinstance(meta, dict) else ""
+                    index.setdefault(plan, []).append(doc)
+                elif placement.plan is not None:
+                    index.setdefault(placement.plan, []).append(doc)
+            # Keyed on the object list itself: every change to the view makes a new list.
+            cached = self._bindings = (self.objects, index)
+        return list(cached[1].get(name, []))
 
     def _index(self) -> list[Document]:
         if self._context is not None:

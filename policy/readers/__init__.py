@@ -145,9 +145,10 @@ def _group(result: ReadResult, batches: list[Batch], order: list[int], files: Fi
     """Kubernetes objects to plans, one per sharing domain, reported in input order."""
     if not batches:
         return
-    from ..domains import group
+    from ..domains import group_with_plans
 
-    plans, grouped = group(batches, result.sources, files=files)
+    # A cluster's ServingPlans are the plans its workloads and the given ones bind to.
+    plans, grouped = group_with_plans(batches, result.sources, files=files)
     ranked = [(o, n, s) for n, (o, s) in enumerate(zip(order, plans))]
     ranked += [(o, len(plans) + n, s) for n, (o, s) in enumerate(zip(grouped.order, grouped.sources))]
     result.sources = [s for _, _, s in sorted(ranked, key=lambda item: (item[0], item[1]))]
