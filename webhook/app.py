@@ -80,6 +80,8 @@ class Webhook:
             self.cluster = open_cluster(settings.cluster, settings.kubeconfig) if settings.cluster else None
         #: With `--cluster kube`: admissions coordinated with the other replicas through Leases.
         self.coordinator = _coordinator(settings, metrics) if self.cluster is not None else None
+        #: How long an admitted object counts (`--reservation-ttl` with `kube`; a snapshot's default otherwise).
+        self._reserve_s = settings.reservation_ttl_s if settings.cluster == "kube" else None
         # Its API connections close with the server, or when the webhook is dropped unstarted.
         self._release = weakref.finalize(self, self.coordinator.close) if self.coordinator is not None else None
         self._cluster_mtime = _mtime(settings.cluster)
@@ -201,14 +203,15 @@ class Webhook:
                 )
             if size <= self.settings.inline_max_bytes and due - loop.time() > min(INLINE_MIN_BUDGET_S, deadline / 2):
                 # A small review is judged in well under a millisecond: a thread hop costs more.
-                answer = judge(linter, review, mode, self.cluster)
+                answer = judge(linter, review, mode, self.cluster, reserve_s=self._reserve_s)
                 if loop.time() <= due:
                     return answer
                 # Too late to count: the API server has given up on it, so it is answered
                 # (and logged and counted) as the deadline's answer, like a threaded one.
                 raise asyncio.TimeoutError
             return await asyncio.wait_for(
-                run_in_threadpool(judge, linter, review, mode, self.cluster), timeout=max(due - loop.time(), 0.0)
+                run_in_threadpool(judge, linter, review, mode, self.cluster, None, None, self._reserve_s),
+                timeout=max(due - loop.time(), 0.0),
             )
         except asyncio.TimeoutError:
             return self._failure(review, f"no verdict within the {deadline:g} s deadline")

@@ -39,6 +39,7 @@ def judge(
     cluster: ClusterView | None = None,
     coordinator: Coordinator | None = None,
     due: float | None = None,
+    reserve_s: float | None = None,
 ) -> Answer:
     """The answer for one well-formed review (CPU-bound; may run in a worker thread).
 
@@ -46,6 +47,7 @@ def judge(
     With `cluster`, the object is judged with its neighbours there (webhook.neighbours); with
     `coordinator` too, in step with the other replicas (webhook.coordination), which may
     raise CoordinationError (gpuadmit's own failure) and gives up at `due` (time.monotonic).
+    An admitted object is reserved for `reserve_s` (default: neighbours.RESERVATION_SECONDS).
     """
     with gc_paused():
         if cluster is None:
@@ -71,7 +73,7 @@ def judge(
             if answer.allowed and not review.dry_run:
                 doc = admitted(review, cluster)
                 if doc is not None:
-                    cluster.reserve(doc, reservation_seconds())
+                    cluster.reserve(doc, reserve_s or reservation_seconds())
             return answer
 
 

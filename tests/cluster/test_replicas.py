@@ -304,3 +304,15 @@ def test_a_reservation_ttl_out_of_range_is_one_line_and_exit_2(ttl: str) -> None
 
     run = run_cli("serve", "--plain-http", "--cluster", "kube", "--reservation-ttl", ttl)
     assert run.code == 2 and run.stderr.startswith("gpuadmit: --reservation-ttl") and "Traceback" not in run.stderr, run.stderr
+
+
+def test_without_coordination_a_reservation_lasts_the_reservation_ttl(api: tuple[FakeApiServer, Leases, Path]) -> None:
+    from replicas_support import OPENED
+
+    _, _, kubeconfig = api
+    app = replica(kubeconfig, coordinate=False, reservation_ttl_s=5.0)
+    assert asyncio.run(send([app], [create(deployment("svc-0"))]))[0]["allowed"]
+    cluster = OPENED[-1].cluster
+    assert cluster is not None
+    ((_, until, _),) = cluster._reserved.values()
+    assert until - time.monotonic() <= 5.0  # --reservation-ttl, not a snapshot's 600 s
