@@ -1,13 +1,14 @@
-"""No race across webhook replicas: each pool's admissions coordinated through a Lease.
+"""No race across webhook replicas: each domain's admissions coordinated through a Lease.
 
 Every replica of `gpuadmit serve --cluster kube` keeps its own view of the cluster and its
 own reservations (objects it admitted that the view does not show yet). Two replicas that
-admit into one nearly full pool at the same moment would each miss the other's object, so
-the admissions of a pool go through one `coordination.k8s.io/v1` Lease in the webhook's
-namespace, named from a hash of the pool, whose annotation holds the pool's live
-reservations. A review that would add a GPU workload to a pool:
+admit into one nearly full sharing domain at the same moment would each miss the other's
+object, so the admissions of a domain that several objects share (a pool of shared GPUs,
+a ServingPlan that workloads bind to) go through one `coordination.k8s.io/v1` Lease in the
+webhook's namespace, named from a hash of the domain, whose annotation holds its live
+reservations. A review that would add a GPU workload to such a domain:
 
-1. reads the Lease of each pool it joins (one GET; absent is empty);
+1. reads the Lease of each domain it joins (one GET; absent is empty);
 2. is judged with the cluster's neighbours and every unexpired reservation there, this
    replica's and the others' (those the view already lists count as listed);
 3. if allowed, writes its reservation back with the resourceVersion it read (one PUT, or a
@@ -47,11 +48,12 @@ from .review import Answer, Review
 
 log = logging.getLogger("gpuadmit.webhook")
 
-#: The annotation of a pool's Lease that holds its reservations (a JSON list).
+#: The annotation of a domain's Lease that holds its reservations (a JSON list).
 RESERVATIONS = "gpuadmit.dev/reservations"
-#: The annotation that names the pool a Lease coordinates (its name is a hash of it).
-POOL = "gpuadmit.dev/pool"
-LABELS = {"app.kubernetes.io/managed-by": "gpuadmit", "gpuadmit.dev/coordination": "pool"}
+#: The annotation that names the domain a Lease coordinates (its name is a hash of it): a
+#: pool's name, or `plan:NAME`.
+DOMAIN = "gpuadmit.dev/domain"
+LABELS = {"app.kubernetes.io/managed-by": "gpuadmit", "gpuadmit.dev/coordination": "domain"}
 #: Reads and writes of one review before it gives up (each retry follows a write by another
 #: replica, so each is progress for someone).
 MAX_ATTEMPTS = 8
@@ -70,7 +72,7 @@ class Conflict(Exception):
 
 @dataclass(frozen=True)
 class Reservation:
-    """One admitted object a pool counts until the cluster view shows it or it expires."""
+    """One admitted object a domain counts until the cluster view shows it or it expires."""
 
     kind: str
     namespace: str
@@ -123,18 +125,18 @@ class Reservation:
 
 @dataclass(frozen=True)
 class LeaseState:
-    """A pool's Lease as read: its reservations and the resourceVersion to write against."""
+    """A domain's Lease as read: its reservations and the resourceVersion to write against."""
 
-    pool: str
+    domain: str
     reservations: tuple[Reservation, ...] = ()
     #: None: the Lease does not exist yet (the write creates it).
     version: str | None = None
 
 
 class Leases(Protocol):
-    """Where the pools' reservations are kept."""
+    """Where the domains' reservations are kept."""
 
-    def read(self, pool: str) -> LeaseState: ...
+    def read(self, domain: str) -> LeaseState: ...
 
     def close(self) -> None: ...
 
@@ -143,9 +145,10 @@ class Leases(Protocol):
         ...
 
 
-def lease_name(pool: str) -> str:
-    """A stable, valid object name for a pool: pool names come from labels and annotations."""
-    return "gpuadmit-pool-" + hashlib.sha256(pool.encode("utf-8")).hexdigest()[:32]
+def lease_name(domain: str) -> str:
+    """A stable, valid object name for a domain: pool and plan names come from labels and
+    annotations."""
+    return "gpuadmit-domain-" + hashlib.sha256(domain.encode("utf-8")).hexdigest()[:32]
 
 
 def replica_name() -> str:
@@ -175,15 +178,15 @@ class KubeLeases:
     def close(self) -> None:
         self.client.close()
 
-    def read(self, pool: str) -> LeaseState:
+    def read(self, domain: str) -> LeaseState:
         from lightkube.resources.coordination_v1 import Lease
 
-        name = lease_name(pool)
+        name = lease_name(domain)
         try:
             lease = self.client.get(Lease, name, namespace=self.namespace)
         except Exception as exc:  # noqa: BLE001 - sorted below: absent, refused, unreachable
             if _status_code(exc) == 404:
-                return LeaseState(pool)
+                return LeaseState(domain)
             raise CoordinationError(f"Lease not read: {_reason(exc)} (Lease {self.namespace}/{name})") from None
         meta = lease.metadata
         text = (meta.annotations or {}).get(RESERVATIONS) if meta is not None else None
@@ -197,14 +200,14 @@ class KubeLeases:
             reservations = tuple(Reservation.from_json(item) for item in listed)
         except CoordinationError as exc:
             raise CoordinationError(f"Lease {self.namespace}/{name}: {exc}") from None
-        return LeaseState(pool, reservations, meta.resourceVersion if meta is not None else None)
+        return LeaseState(domain, reservations, meta.resourceVersion if meta is not None else None)
 
     def write(self, state: LeaseState, reservations: list[Reservation]) -> None:
         from lightkube.models.coordination_v1 import LeaseSpec
         from lightkube.models.meta_v1 import ObjectMeta
         from lightkube.resources.coordination_v1 import Lease
 
-        name = lease_name(state.pool)
+        name = lease_name(state.domain)
         text = json.dumps([r.to_json() for r in reservations], separators=(",", ":"), sort_keys=True)
         lease = Lease(
             metadata=ObjectMeta(
@@ -212,7 +215,7 @@ class KubeLeases:
                 namespace=self.namespace,
                 resourceVersion=state.version,
                 labels=dict(LABELS),
-                annotations={POOL: state.pool, RESERVATIONS: text},
+                annotations={DOMAIN: state.domain, RESERVATIONS: text},
             ),
             spec=LeaseSpec(),
         )
@@ -252,7 +255,7 @@ class Coordinator:
         self.leases.close()
 
     def judge(self, review: Review, cluster: ClusterView, decide: Callable[[], Answer], due: float | None = None) -> Answer:
-        """`decide()`'s answer, with every pool the admitted object joins coordinated.
+        """`decide()`'s answer, with every shared domain the admitted object joins coordinated.
         Called under `cluster.lock`. Raises CoordinationError when coordination fails."""
         try:
             return self._judge(review, cluster, decide, due)
@@ -264,8 +267,8 @@ class Coordinator:
         from .neighbours import admitted
 
         doc = admitted(review, cluster)
-        pools = sorted(cluster.pools_of(doc)) if doc is not None else []
-        if doc is None or not pools:
+        domains = sorted(cluster.domains_of(doc)) if doc is not None else []
+        if doc is None or not domains:
             # Nothing it adds shares a GPU with another object: no other review can take its room.
             answer = decide()
             if answer.allowed and doc is not None and not review.dry_run:
@@ -274,7 +277,7 @@ class Coordinator:
         written: list[LeaseState] = []
         for attempt in range(self.max_attempts):
             self._check(due, review)
-            states = [self.leases.read(pool) for pool in pools]
+            states = [self.leases.read(domain) for domain in domains]
             self._hold(cluster, states, doc)
             answer = decide()
             if not answer.allowed or review.dry_run:
@@ -301,7 +304,7 @@ class Coordinator:
             return answer
         self._withdraw(written, review)
         raise CoordinationError(
-            f"the pool's Lease kept changing: {self.max_attempts} attempts, each written first by another replica"
+            f"the domain's Lease kept changing: {self.max_attempts} attempts, each written first by another replica"
         )
 
     def _hold(self, cluster: ClusterView, states: list[LeaseState], doc: Document) -> None:
@@ -344,19 +347,19 @@ class Coordinator:
             listed = next((r for r in kept if shows(cluster, r)), None)
             if listed is None:
                 raise CoordinationError(
-                    f"the reservations of pool {state.pool} pass the {MAX_RESERVATIONS_BYTES // 1024} KiB a Lease annotation can hold"
+                    f"the reservations of {state.domain} pass the {MAX_RESERVATIONS_BYTES // 1024} KiB a Lease annotation can hold"
                 )
             kept.remove(listed)
         return [*kept, mine]
 
     def _withdraw(self, written: list[LeaseState], review: Review) -> None:
         """Take a review's reservation back out of the Leases an earlier attempt wrote it to
-        (an object in several pools, denied on a later attempt). Best effort: one that stays
+        (an object in several domains, denied on a later attempt). Best effort: one that stays
         expires with its TTL."""
-        for pool in sorted({state.pool for state in written}):
+        for domain in sorted({state.domain for state in written}):
             for _ in range(self.max_attempts):
                 try:
-                    state = self.leases.read(pool)
+                    state = self.leases.read(domain)
                     if not any(r.review == review.uid for r in state.reservations):
                         break
                     self.leases.write(state, [r for r in state.reservations if r.review != review.uid])

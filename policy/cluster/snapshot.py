@@ -257,12 +257,14 @@ class ClusterView:
         self._context = context
         return context
 
-    def pools_of(self, doc: Document) -> list[str]:
-        """The shared-GPU pools `doc` joins, read beside this view's nodes and settings."""
+    def domains_of(self, doc: Document) -> list[str]:
+        """The sharing domains `doc` joins that other objects can join too, read beside this
+        view's nodes and settings: its shared-GPU pools, and `plan:NAME` for a workload bound
+        to a ServingPlan. (On whole GPUs or MIG slices an object is a domain of its own.)"""
         from ..readers import kubernetes
 
-        context = self._index()
-        return list(kubernetes.placements([*context, doc])[-1].pools)
+        placement = kubernetes.placements([*self._index(), doc])[-1]
+        return [*placement.pools, *([f"plan:{placement.plan}"] if placement.plan is not None else [])]
 
     def listed(self, key: tuple[str, str, str]) -> Document | None:
         """The cluster's own version of the object `key` (a list, a snapshot; never a

@@ -17,29 +17,29 @@ from webhook.review import Answer, Review, allow, deny
 
 
 class MemoryLeases:
-    """Each pool's reservations and version; `conflicts[pool]` writes lose a race first."""
+    """Each domain's reservations and version; `conflicts[domain]` writes lose a race first."""
 
     def __init__(self) -> None:
         self.store: dict[str, tuple[int, tuple[Reservation, ...]]] = {}
         self.conflicts: dict[str, int] = {}
         self.writes: list[str] = []
 
-    def read(self, pool: str) -> LeaseState:
-        if pool not in self.store:
-            return LeaseState(pool)
-        version, reservations = self.store[pool]
-        return LeaseState(pool, reservations, str(version))
+    def read(self, domain: str) -> LeaseState:
+        if domain not in self.store:
+            return LeaseState(domain)
+        version, reservations = self.store[domain]
+        return LeaseState(domain, reservations, str(version))
 
     def write(self, state: LeaseState, reservations: list[Reservation]) -> None:
-        current = self.store.get(state.pool)
-        if self.conflicts.get(state.pool, 0) > 0:
-            self.conflicts[state.pool] -= 1
-            self.store[state.pool] = ((current[0] if current else 0) + 1, current[1] if current else ())
-            raise Conflict(state.pool)
+        current = self.store.get(state.domain)
+        if self.conflicts.get(state.domain, 0) > 0:
+            self.conflicts[state.domain] -= 1
+            self.store[state.domain] = ((current[0] if current else 0) + 1, current[1] if current else ())
+            raise Conflict(state.domain)
         if (str(current[0]) if current else None) != state.version:
-            raise Conflict(state.pool)
-        self.store[state.pool] = ((current[0] if current else 0) + 1, tuple(reservations))
-        self.writes.append(state.pool)
+            raise Conflict(state.domain)
+        self.store[state.domain] = ((current[0] if current else 0) + 1, tuple(reservations))
+        self.writes.append(state.domain)
 
     def close(self) -> None:
         return None
@@ -52,7 +52,7 @@ class TwoPools(ClusterView):
     """A view in which every GPU workload joins two pools (a pod with a time-sliced and a
     HAMi container does)."""
 
-    def pools_of(self, doc: Document) -> list[str]:
+    def domains_of(self, doc: Document) -> list[str]:
         return ["pool-a", "pool-b"]
 
 

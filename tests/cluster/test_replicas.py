@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fakes.kube_api import FakeApiServer
 from fakes.kube_leases import Leases
 from replicas_support import NODE, POOL, close_replicas, create, deployment, messages, replica, scrape, send
@@ -267,6 +268,30 @@ def test_bad_input_is_denied_without_a_lease(api: tuple[FakeApiServer, Leases, P
     bad["metadata"]["annotations"]["gpuadmit.dev/gpu-gb"] = "lots"
     answer = asyncio.run(send([app], [create(bad)]))[0]
     assert answer["allowed"] is False and not leases.writes
+
+
+def test_workloads_bound_to_one_serving_plan_on_two_replicas_do_not_both_take_its_last_room(
+    api: tuple[FakeApiServer, Leases, Path],
+) -> None:
+    server, _, kubeconfig = api
+    # node-a (tests/domains/data/bound): one time-sliced A100 80GB whose model takes 44 GiB;
+    # room for one more replica of 16 GiB, not two. A batch model: memory alone decides.
+    plan = yaml.safe_load((Path(__file__).parents[1] / "domains" / "data" / "bound" / "node-a.yaml").read_text("utf-8"))
+    plan["metadata"] = {"name": "node-a", "namespace": "prod"}
+    drop = ("latency_critical", "sla_ms", "rate_limit", "priority")
+    plan["models"] = [{k: v for k, v in plan["models"][0].items() if k not in drop}]
+    server.add(plan)
+    apps = [replica(kubeconfig), replica(kubeconfig)]
+    reviews = []
+    for n in range(6):
+        bound = deployment(f"reranker-{n}", gpu_gb=16.0)
+        bound["metadata"]["annotations"]["gpuadmit.dev/plan"] = "node-a"
+        del bound["spec"]["template"]["spec"]["nodeSelector"]
+        reviews.append(create(bound))
+    answers = asyncio.run(send(apps, reviews))
+    assert sum(a["allowed"] for a in answers) == 1, messages(answers)
+    lease = server.get("Lease", "default", lease_name("plan:node-a"))
+    assert lease is not None and len(json.loads(lease["metadata"]["annotations"][RESERVATIONS])) == 1
 
 
 def test_objects_on_whole_gpus_need_no_lease(api: tuple[FakeApiServer, Leases, Path]) -> None:
