@@ -71,8 +71,10 @@ class ClusterWatch:
         self.max_backoff_s = max_backoff_s
         self.absent_retry_s = absent_retry_s
         self.server_timeout_s = server_timeout_s
-        #: What the API holds, by identity: the view is rebuilt from these.
-        self._objects: dict[tuple[str, str, str], Document] = {identity(d): d for d in docs}
+        #: What the API holds, by identity: the view is rebuilt from these. Objects a
+        #: controller owns (a Deployment's Pods and ReplicaSets) are counted through their
+        #: controller and left out of the view, so their many changes are not kept at all.
+        self._objects: dict[tuple[str, str, str], Document] = {identity(d): d for d in docs if not _controlled(d.data)}
         self._line = len(docs)
         self.kinds: dict[str, KindState] = {}
         for kind, _, _ in resources():
@@ -147,7 +149,8 @@ class ClusterWatch:
         try:
             async for obj in listed:
                 doc = self._document(as_data(obj, resource))
-                fresh[identity(doc)] = doc
+                if not _controlled(doc.data):
+                    fresh[identity(doc)] = doc
         except Exception as exc:
             if state.kind in OPTIONAL and _status_code(exc) == 404:
                 state.absent, state.version = True, None
@@ -212,6 +215,8 @@ class ClusterWatch:
 
     def _take(self, change: str, doc: Document) -> None:
         key = identity(doc)
+        if _controlled(doc.data) and key not in self._objects:
+            return  # counted through its controller: the view does not change
         if change == "DELETED":
             self._objects.pop(key, None)
         else:
@@ -232,9 +237,11 @@ class ClusterWatch:
             await self._dirty.wait()
             self._dirty.clear()
             received = self.received
-            fresh = view_of(list(self._objects.values()), SOURCE)
-            await asyncio.to_thread(self.view.refresh, fresh)
+            await asyncio.to_thread(self._rebuild, list(self._objects.values()))
             self.applied = received
+
+    def _rebuild(self, docs: list[Document]) -> None:
+        self.view.refresh(view_of(docs, SOURCE))
 
     def _broken(self, state: KindState, error: str) -> None:
         state.watching = False
@@ -254,6 +261,13 @@ class ClusterWatch:
         """Wait until the view has taken every change received so far."""
         while self.applied < self.received:
             await asyncio.sleep(0.01)
+
+
+def _controlled(data: Any) -> bool:
+    """Whether a controller owns the object (policy.cluster.snapshot leaves those out)."""
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
+    return isinstance(refs, list) and any(isinstance(ref, dict) and ref.get("controller") is True for ref in refs)
 
 
 def _status_code(exc: BaseException) -> int | None:

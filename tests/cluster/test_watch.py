@@ -118,7 +118,7 @@ def watching(webhook: Webhook) -> bool:
 
 
 async def seen(webhook: Webhook, server: FakeApiServer) -> None:
-    """Until the view has taken what the server holds now (every change delivered)."""
+    """Until the view has taken what the server holds now (every Deployment change delivered)."""
     watch = webhook.cluster_watch
     assert watch is not None
     version = int(server.resource_version)
@@ -241,3 +241,33 @@ def test_a_broken_watch_past_the_limit_is_allowed_with_a_warning_under_fail_open
         assert any(w.startswith("gpuadmit could not judge") and "cluster view" in w for w in answer["warnings"]), answer
 
     run(server, kubeconfig, scenario, fail_open=True, cluster_stale_after_s=0.0, coordinate=False)
+
+
+def test_pods_a_controller_owns_change_nothing_in_the_view(api: tuple[FakeApiServer, Path]) -> None:
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        watch = webhook.cluster_watch
+        assert watch is not None
+        owned = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "batch-7d9f-x2",
+                "namespace": "prod",
+                "ownerReferences": [
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "batch-7d9f", "uid": "u", "controller": True}
+                ],
+            },
+            "spec": BATCH["spec"]["template"]["spec"],
+        }
+        pod_version = int(server.add(owned)["metadata"]["resourceVersion"])
+        server.add(BATCH)
+        await until(lambda: int(watch.kinds["Pod"].version or 0) >= pod_version, "the pod's event delivered")
+        await seen(webhook, server)
+        assert webhook.cluster is not None and webhook.cluster.find("Pod", "prod", "batch-7d9f-x2") is None
+        assert watch.received == 1, "only the Deployment changed the view"
+        assert (await post(review(SMALL)))["allowed"] is False
+
+    run(server, kubeconfig, scenario)
