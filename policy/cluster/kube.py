@@ -41,12 +41,25 @@ KINDS = [
     ("serving.kserve.io", "v1beta1", "InferenceService", "inferenceservices", True),
     ("serving.kserve.io", "v1alpha1", "LLMInferenceService", "llminferenceservices", True),
     ("gpuadmit.dev", "v1alpha1", "ServingPlan", "servingplans", True),
+    ("ray.io", "v1", "RayService", "rayservices", True),
+    ("ray.io", "v1", "RayCluster", "rayclusters", True),
+    ("apps.nvidia.com", "v1alpha1", "NIMService", "nimservices", True),
+    ("production-stack.vllm.ai", "v1alpha1", "VLLMRuntime", "vllmruntimes", True),
 ]
 
 
 #: Kinds the cluster may not serve (their CRD is not installed): a 404 on their list is
 #: an empty list, not an error.
-OPTIONAL = {"LeaderWorkerSet", "InferenceService", "LLMInferenceService", "ServingPlan"}
+OPTIONAL = {
+    "LeaderWorkerSet",
+    "InferenceService",
+    "LLMInferenceService",
+    "ServingPlan",
+    "RayService",
+    "RayCluster",
+    "NIMService",
+    "VLLMRuntime",
+}
 #: Label selectors a kind is listed with: only ConfigMaps that say they hold a plan.
 SELECTORS: dict[str, dict[str, Any]] = {"ConfigMap": {"gpuadmit.dev/plan": "true"}}
 

@@ -37,6 +37,10 @@ KINDS = {
     "LLMInferenceService",
     "LeaderWorkerSet",
     "ServingPlan",
+    "RayService",
+    "RayCluster",
+    "NIMService",
+    "VLLMRuntime",
 }
 #: Kinds with a `scale` subresource gpuadmit judges, by resource name.
 SCALABLE = {"deployments": "Deployment", "statefulsets": "StatefulSet", "replicasets": "ReplicaSet"}

@@ -179,3 +179,13 @@ def test_the_readers_count_a_gpu_native_sidecar_and_not_an_init_container() -> N
 
     assert holds_a_gpu(_pod(sidecar_gpu=True))
     assert not holds_a_gpu(_pod(init_gpu=True))
+
+
+def test_the_cluster_view_lists_every_kind_the_readers_understand_and_a_snapshot_keeps() -> None:
+    from policy.cluster.snapshot import KINDS as SNAPSHOT_KINDS
+
+    listed = {kind for _, _, kind, _, _ in KINDS}
+    assert listed == SNAPSHOT_KINDS
+    assert set(SERVED_AS) <= listed
+    for group, _, kind, plural, _ in KINDS:
+        assert SERVED_AS.get(kind, (group, plural)) == (group, plural), kind

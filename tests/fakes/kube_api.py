@@ -73,6 +73,10 @@ RESOURCES: dict[str, Resource] = {
     "InferenceService": Resource("serving.kserve.io", "v1beta1", "inferenceservices", True),
     "LLMInferenceService": Resource("serving.kserve.io", "v1alpha1", "llminferenceservices", True),
     "ServingPlan": Resource("gpuadmit.dev", "v1alpha1", "servingplans", True),
+    "RayService": Resource("ray.io", "v1", "rayservices", True),
+    "RayCluster": Resource("ray.io", "v1", "rayclusters", True),
+    "NIMService": Resource("apps.nvidia.com", "v1alpha1", "nimservices", True),
+    "VLLMRuntime": Resource("production-stack.vllm.ai", "v1alpha1", "vllmruntimes", True),
     "Lease": Resource("coordination.k8s.io", "v1", "leases", True),
 }
 
