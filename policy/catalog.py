@@ -208,6 +208,12 @@ def _least_slice_gb(profile: str) -> float:
     return min(offering) if offering else mig_profile_memory_gb(profile)
 
 
+@functools.lru_cache(maxsize=256)
+def offered_mig_profile(profile: str) -> bool:
+    """Some catalog product offers this MIG profile (what a slice of an unknown product is checked against)."""
+    return any(profile in p.mig for p in products())
+
+
 def mig_profile_memory_gb(profile: str) -> float:
     """The memory in a MIG profile's name: `3g.40gb` -> 40.0 (`+me` and other suffixes ignored)."""
     memory = profile.partition(".")[2]

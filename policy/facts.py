@@ -652,11 +652,13 @@ GPU_FACTS = (
     # memory
     "capacity_known",
     "capacity_gb",
+    "capacity_text",
     "usable_gb",
     "declared_gb",
     "greedy_gb",
     "context_gb",
     "committed_gb",
+    "overflow_gb",
     "utilisation_pct",
     "n_models",
     "n_processes",
@@ -682,6 +684,7 @@ GPU_FACTS = (
     "greedy_default_detail",
     "greedy_fraction_sum",
     "greedy_cannot_start",
+    "greedy_reservations",
     "limits_enforced",
     "limit_share_sum",
     # MIG layout (`_mig_layout_facts`)
@@ -762,6 +765,7 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     greedy_models: list[str] = []
     greedy_default: list[str] = []
     greedy_default_detail: list[str] = []
+    greedy_reservations: list[str] = []  # each greedy model's reservation here, with its figures
     declared_parts: list[float] = []  # per model: GiB its instances declare
     greedy_parts: list[float] = []  # per model: GiB their allocators reserve beyond that
     fractions: list[float] = []  # per model: its instances' fractions of total memory
@@ -831,6 +835,8 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
                 greedy_default_detail.append(
                     _greedy_detail(m, allocator, weights + reserve, _fraction_on(m, unit.capacity_gb, acc), unit.capacity_gb)
                 )
+            if reserve > 0.0 and unit.capacity_gb is not None:
+                greedy_reservations.append(_reservation_text(m, m.allocator, reserve, unit.capacity_gb, acc))
         if m is previous:
             repeats = True
             continue
@@ -853,11 +859,13 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     usable = capacity if all_enforced else capacity * usable_share
     fact["capacity_known"] = unit.capacity_gb is not None
     fact["capacity_gb"] = capacity
+    fact["capacity_text"] = f"{capacity:.1f} GiB" if unit.capacity_gb is not None else "unknown"
     fact["usable_gb"] = usable
     fact["declared_gb"] = declared
     fact["greedy_gb"] = greedy
     fact["context_gb"] = context
     fact["committed_gb"] = committed
+    fact["overflow_gb"] = max(0.0, committed - usable) if unit.capacity_gb is not None else 0.0
     fact["utilisation_pct"] = 100.0 * committed / capacity if capacity else 0.0
     fact["n_models"] = len(names)
     fact["n_processes"] = n_processes
@@ -882,6 +890,7 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     fact["greedy_default_detail"] = greedy_default_detail
     fact["greedy_fraction_sum"] = sum(fractions, 0.0)
     fact["greedy_cannot_start"] = cannot_start
+    fact["greedy_reservations"] = greedy_reservations
     fact["limits_enforced"] = all_enforced
     fact["limit_share_sum"] = enforced_shares
 
@@ -965,7 +974,10 @@ def _mig_layout_facts(fact: Fact, unit: CapacityUnit) -> None:
     counts: dict[str, int] = {}
     for profile in mig_profiles:
         counts[profile] = counts.get(profile, 0) + 1
-    fact["mig_unknown_profiles"] = [p for p in counts if p not in mig_table]
+    if product is not None:
+        fact["mig_unknown_profiles"] = [p for p in counts if p not in mig_table]
+    else:  # no product to check against: a profile no catalog product offers
+        fact["mig_unknown_profiles"] = [p for p in counts if not catalog.offered_mig_profile(p)]
     fact["mig_over_limit"] = [
         f"{p} ×{n} (at most {mig_table[p]})" for p, n in counts.items() if p in mig_table and n > mig_table[p]
     ]
@@ -992,6 +1004,27 @@ def _greedy_detail(model: _ModelView, allocator: Allocator, instance_gb: float, 
     }[allocator.basis]
     size = f": {instance_gb:.1f} GiB" if capacity is not None else ""
     return f"{model.name} ({framework} {allocator.setting} unset = {fraction:g} {basis}{size})"
+
+
+def _reservation_text(model: _ModelView, allocator: Allocator, reserve: float, capacity: float, acc: Accounting) -> str:
+    """What a greedy allocator takes on a unit of `capacity` GiB, with the figures it is computed from."""
+    framework = model.model.framework
+    weights = model.weights
+    n = model.instances
+    each = f" each, × {n} instances" if n > 1 else ""
+    if allocator.basis == "arena":
+        return f"{model.name} ({framework} {allocator.setting}: an arena of up to {weights + reserve:.1f} GiB{each})"
+    if model.fraction is None:  # a KV cache of fixed size beside its weights
+        return f"{model.name} ({framework} KV cache of {reserve:.1f} GiB beside {weights:.1f} GiB weights{each})"
+    fraction = _fraction_on(model, capacity, acc)
+    how = "" if model.model.memory_fraction is not None else " (default)"
+    if allocator.basis == "free":
+        free = capacity - weights - acc.cuda_context_gb
+        return (
+            f"{model.name} ({framework} {allocator.setting} {fraction:g}{how} of the {free:.1f} GiB free after its "
+            f"{weights:.1f} GiB weights = {reserve:.1f} GiB KV cache{each})"
+        )
+    return f"{model.name} ({framework} {allocator.setting} {fraction:g}{how} × {capacity:.1f} GiB = {fraction * capacity:.1f} GiB{each})"
 
 
 # -- 4. who shares a model's units --------------------------------------------------------

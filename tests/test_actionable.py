@@ -129,9 +129,9 @@ def test_kubernetes_findings_point_at_the_node_selector_and_the_engine_flag(lint
     from policy.readers import read_paths
 
     path = SAMPLES / "k8s" / "chat-and-embeddings.yaml"
-    (greedy,) = [f for f in linter.lint_paths([path]).findings if f.rule == "greedy-allocator"]
+    (overflow,) = [f for f in linter.lint_paths([path]).findings if f.rule == "memory-fit"]
     text = path.read_text(encoding="utf-8").splitlines()
-    assert text[greedy.line - 1].strip().startswith("nvidia.com/gpu.product:")  # type: ignore[operator]
+    assert text[overflow.line - 1].strip().startswith("nvidia.com/gpu.product:")  # type: ignore[operator]
     source = read_paths([path]).sources[0]
     line = source.positions[("model", "chat-llm", "memory_fraction")][0]
     assert text[line - 1].strip() == "- --gpu-memory-utilization"

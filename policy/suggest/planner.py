@@ -327,13 +327,19 @@ def _fraction_reason(problem: Problem, item: Item, fraction: float, capacity: fl
     )
 
 
+#: Findings a change of one rule's kind also answers: an overflow that greedy reservations
+#: cause is memory-fit's one error (naming the reservations), answered by a fraction.
+_ALSO_ANSWERS = {"greedy-allocator": {"memory-fit"}}
+
+
 def _with_fixes(changes: list[Change], failing: list[Finding], plan: ServingPlan) -> list[Change]:
     """Attach to each change the input findings of its rule about its subject (a model, or its GPUs)."""
     units_of = {m.name: set(m.placed_on) | {u.split(":")[0] for u in m.placed_on} for m in plan.models}
     answered: set[int] = set()  # each finding is named once, on the first change that answers it
     for change in changes:
+        rules = {change.rule, *_ALSO_ANSWERS.get(change.rule, ())}
         for n, finding in enumerate(failing):
-            if finding.rule != change.rule or n in answered:
+            if finding.rule not in rules or n in answered:
                 continue
             if (
                 (change.kind == "model" and finding.model == change.name)

@@ -99,7 +99,10 @@ def test_audit_reports_every_domain_of_the_cluster(tmp_path: Path) -> None:
         name: {f["rule"] for f in found["findings"] if f["plan"] == name} for name in ("trainer", "shared-nvidia-a100-sxm4-80gb")
     }
     assert rules["trainer"] == set()
-    assert rules["shared-nvidia-a100-sxm4-80gb"] >= {"memory-fit", "greedy-allocator"}
+    # One overflow, one error: memory-fit, naming the vLLM reservation that causes it.
+    assert (
+        "memory-fit" in rules["shared-nvidia-a100-sxm4-80gb"] and "greedy-allocator" not in rules["shared-nvidia-a100-sxm4-80gb"]
+    )
 
 
 def _policy_report_schema() -> dict[str, Any]:
@@ -123,7 +126,7 @@ def test_policy_reports_validate_against_the_crd_schema(tmp_path: Path) -> None:
     fit = [r for r in prod["results"] if r["rule"] == "memory-fit"]
     assert len(fit) == 1 and fit[0]["result"] == "fail" and fit[0]["severity"] == "high"
     assert {r["name"] for r in fit[0]["resources"]} == {"chat-llm", "embeddings"}
-    assert prod["summary"]["fail"] == sum(1 for r in prod["results"] if r["result"] == "fail") >= 2
+    assert prod["summary"]["fail"] == sum(1 for r in prod["results"] if r["result"] == "fail") >= 1
     research = next(i for i in reports["items"] if i["metadata"]["namespace"] == "research")
     assert [(r["result"], r["resources"][0]["name"]) for r in research["results"]] == [("pass", "trainer")]
 

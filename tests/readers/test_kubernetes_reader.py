@@ -58,9 +58,11 @@ SHARED_L40S = "{nvidia.com/gpu.product: NVIDIA-L40S-SHARED}"
 def test_sample_vllm_at_default_fraction_beside_embeddings_is_rejected() -> None:
     path = SAMPLES / "k8s" / "chat-and-embeddings.yaml"
     report = judge(path)
-    (greedy,) = only(report, "greedy-allocator")
-    assert "greedy reservations of 72.0 GiB (chat-llm) push it to 81.5 > 80.0 GiB" in greedy.message
-    assert rules(report) == {("greedy-allocator", None), ("memory-fit", None), ("isolation", None)}
+    # One overflow, one error: memory-fit names the greedy reservation that causes it.
+    (greedy,) = only(report, "memory-fit")
+    assert "81.5 GiB committed > 76.0 GiB usable" in greedy.message
+    assert "chat-llm (vllm gpu_memory_utilization 0.9 × 80.0 GiB = 72.0 GiB)" in greedy.message
+    assert rules(report) == {("memory-fit", None), ("isolation", None)}
     assert report.exit_code() == 1
     read = models(path)
     chat, embeddings = read["chat-llm"], read["embeddings"]
@@ -80,8 +82,10 @@ def test_vllm_at_0_9_beside_another_model_on_a_time_sliced_gpu_is_greedy(tmp_pat
         + _deployment("rerank", image="reranker:1", selector=SHARED_L40S, annotations="{gpuadmit.dev/gpu-gb: '6'}"),
     )
     report = judge(path)
-    (greedy,) = only(report, "greedy-allocator")
-    assert "greedy reservations of 40.5 GiB (chat) push it to 47.5 > 45.0 GiB" in greedy.message
+    (greedy,) = only(report, "memory-fit")
+    assert "47.5 GiB committed > 42.7 GiB usable" in greedy.message
+    assert "chat (vllm gpu_memory_utilization 0.9 × 45.0 GiB = 40.5 GiB)" in greedy.message
+    assert not only(report, "greedy-allocator")
     (plan,) = report.plans
     (gpu,) = plan.gpus
     assert gpu.product == "L40S" and gpu.sharing == "time-slicing"

@@ -55,8 +55,12 @@ def test_default_kv_cache_fraction_beside_a_reranker_is_rejected(tmp_path: Path)
         "".join(line for line in config.read_text().splitlines(keepends=True) if "kv_cache_free_gpu_mem_fraction" not in line)
     )
     report = judge(repo)
-    (greedy, *_rest) = only(report, "greedy-allocator")
-    assert "chat-llm (tensorrt_llm kv_cache_free_gpu_mem_fraction unset = 0.9" in greedy.message
+    (greedy,) = only(report, "memory-fit")
+    assert (
+        "chat-llm (tensorrt_llm kv_cache_free_gpu_mem_fraction 0.9 (default) of the 63.1 GiB free after its 16.0 GiB weights"
+        in greedy.message
+    )
+    assert not only(report, "greedy-allocator")
     assert greedy.gpu == "gpu0"
     assert greedy.file == str(repo / "gpuadmit.yaml") and greedy.line == 8
     assert report.exit_code() == 1
