@@ -15,7 +15,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -184,6 +184,38 @@ def ambiguous_names() -> dict[str, tuple[Product, ...]]:
     raw = _read_catalog()
     cat = _catalog()
     return {name: cat.ambiguous[_key(name)] for name in raw.get("ambiguous") or {}}
+
+
+#: GPU Feature Discovery's label: the NVML name, spaces as dashes (`-SHARED` under time-slicing).
+PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+
+@functools.lru_cache(maxsize=1)
+def _node_label_tables() -> dict[str, dict[str, str]]:
+    raw = yaml.safe_load(CATALOG_FILE.read_text(encoding="utf-8"))
+    tables = raw.get("node_labels") or {}
+    return {str(key): {str(v).lower(): str(p) for v, p in (values or {}).items()} for key, values in tables.items()}
+
+
+def product_label_keys() -> tuple[str, ...]:
+    """The node labels that name a GPU product, GPU Feature Discovery's first."""
+    return (PRODUCT_LABEL, *_node_label_tables())
+
+
+def product_from_labels(labels: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(the label, the product it names) from node labels or a node selector.
+
+    GPU Feature Discovery's `nvidia.com/gpu.product` wins; else a cloud's label
+    (`cloud.google.com/gke-accelerator: nvidia-l4`) gives its catalog product, or its value
+    as written when the catalog does not list it (reported as an unknown product).
+    """
+    for key in product_label_keys():
+        value = labels.get(key)
+        if isinstance(value, str) and value:
+            if key == PRODUCT_LABEL:
+                return key, value
+            return key, _node_label_tables()[key].get(value.lower(), value)
+    return None
 
 
 @functools.lru_cache(maxsize=1)

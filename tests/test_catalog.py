@@ -75,11 +75,17 @@ def test_no_name_is_absent() -> None:
         ("H100-80GB", "3g.40gb", 4, 39.5),
         ("H200", "3g.71gb", 4, 69.5),
         ("H200", "7g.141gb", 8, 139.75),
-        ("H100-NVL", "1g.12gb", 1, 10.75),
-        ("H100-NVL", "3g.47gb", 4, 46.38),
+        ("H100-NVL", "1g.12gb", 1, 10.62),
+        ("H100-NVL", "3g.47gb", 4, 46.12),
+        ("H100-NVL", "7g.94gb", 8, 92.62),
+        ("GH200-96GB", "1g.12gb", 1, 11.0),
+        ("GH200-96GB", "7g.96gb", 8, 93.0),
+        ("A100-40GB", "2g.10gb", 2, 9.62),
+        ("A100-40GB", "7g.40gb", 8, 39.25),
         ("GH200-144GB", "1g.18gb", 1, 17.5),
         ("B200", "2g.45gb", 2, 44.25),
-        ("A30", "2g.12gb", 2, 11.7),
+        ("A30", "2g.12gb", 2, 11.39),
+        ("A30", "4g.24gb", 4, 22.79),
     ],
 )
 def test_a_mig_slice_holds_what_nvml_reports_not_its_name(product: str, profile: str, slices: int, gib: float) -> None:
@@ -122,7 +128,7 @@ def test_a_family_name_matches_the_real_device_of_that_family() -> None:
 
 
 @pytest.mark.parametrize(
-    ("profile", "gib"), [("1g.10gb", 9.5), ("3g.40gb", 39.25), ("1g.12gb", 10.75), ("3g.71gb", 69.5), ("2g.99gb", 99.0)]
+    ("profile", "gib"), [("1g.10gb", 9.5), ("3g.40gb", 39.25), ("1g.12gb", 10.62), ("3g.71gb", 69.5), ("2g.99gb", 99.0)]
 )
 def test_a_slice_of_an_unknown_product_holds_the_least_any_product_gives_that_profile(profile: str, gib: float) -> None:
     # A MIG resource (nvidia.com/mig-1g.10gb) on a node whose product is not given.
@@ -145,3 +151,18 @@ def test_the_catalog_refuses_a_name_that_would_mean_two_products(tmp_path, monke
     finally:
         monkeypatch.undo()
         catalog._catalog.cache_clear()
+
+
+def test_every_cloud_node_label_value_names_one_catalog_product() -> None:
+    from policy.catalog import _node_label_tables, product_from_labels, resolve
+
+    tables = _node_label_tables()
+    assert "cloud.google.com/gke-accelerator" in tables
+    for key, values in tables.items():
+        for value, product in values.items():
+            assert resolve(product).status == "known", (key, value, product)
+            assert product_from_labels({key: value}) == (key, product)
+    # GPU Feature Discovery's label wins over a cloud's; an unlisted cloud value stays as written.
+    both = {"nvidia.com/gpu.product": "NVIDIA-L4", "cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    assert product_from_labels(both) == ("nvidia.com/gpu.product", "NVIDIA-L4")
+    assert product_from_labels({"cloud.google.com/gke-accelerator": "nvidia-tesla-p4"})[1] == "nvidia-tesla-p4"  # type: ignore[index]

@@ -23,9 +23,6 @@ REALWORLD = Path(__file__).resolve().parents[1] / ".." / "shared" / "realworld"
 
 pytestmark = pytest.mark.skipif(not REALWORLD.is_dir(), reason="../shared/realworld is not checked out here")
 
-#: Why a row is expected to fail today: the part of the work whose fix it waits for.
-TRITON_DEFAULT = "memory: a Python model without instance_group gets Triton's default KIND_GPU instance"
-
 
 @dataclass(frozen=True)
 class Case:
@@ -144,8 +141,7 @@ CASES = [
         "more/tutorials/hf_transformers",
         1,
         {"memory-declared"},
-        "three HF Python models on the GPU (Triton's default instance, device_map='auto') share it, memory unknown",
-        xfail=TRITON_DEFAULT,
+        "three HF Python models on the GPU (the Python backend's preferred KIND_GPU, device_map='auto') share it, memory unknown",
     ),
     case("more/tutorials/llama2vllm", 0, set(), "one vLLM model at 0.5"),
     case(

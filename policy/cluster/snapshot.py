@@ -239,7 +239,7 @@ class ClusterView:
                 if doc.data.get("kind") == "Node":
                     labels = _labels(doc.data)
                     key = tuple(str(labels.get(k, "")) for k in _NODE_KEYS)
-                    if not key[0] or key in seen_nodes:
+                    if not (key[0] or key[-1]) or key in seen_nodes:
                         continue  # not a GPU node, or one like a node already kept
                     seen_nodes.add(key)
                 if doc.data.get("kind") in CONTEXT_KINDS:
@@ -341,7 +341,14 @@ def _items(doc: Document) -> list[Document]:
 
 
 #: The GFD labels that make GPU nodes alike for judging: nodes with the same values add nothing.
-_NODE_KEYS = ("nvidia.com/gpu.product", "nvidia.com/gpu.memory", "nvidia.com/gpu.sharing-strategy", "nvidia.com/gpu.replicas")
+#: GKE's accelerator label (last) names the GPU of a node without GFD labels.
+_NODE_KEYS = (
+    "nvidia.com/gpu.product",
+    "nvidia.com/gpu.memory",
+    "nvidia.com/gpu.sharing-strategy",
+    "nvidia.com/gpu.replicas",
+    "cloud.google.com/gke-accelerator",
+)
 
 
 def _labels(data: dict[str, Any]) -> dict[str, Any]:

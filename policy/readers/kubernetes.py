@@ -22,7 +22,10 @@ is appended when a pod has several). Where it runs:
 
 Capacity comes from the GPU product in the node selector (`nvidia.com/gpu.product`,
 also in required node affinity; GFD names with the `-SHARED` suffix are found in the
-catalog) or `gpuadmit.dev/gpu-product`; otherwise it is unknown.
+catalog), else a cloud's node label (GKE `cloud.google.com/gke-accelerator: nvidia-l4`,
+mapped in the catalog's `node_labels`; GKE's `cloud.google.com/gke-gpu-sharing-strategy`
+`time-sharing` is time-slicing and `mps` MPS), or `gpuadmit.dev/gpu-product`; otherwise
+it is unknown.
 
 Engine flags in `command`/`args`: vLLM `--gpu-memory-utilization` (fraction of what the
 container sees: under a HAMi memory share, of that share), `--max-num-seqs` (batch cap),
@@ -66,7 +69,11 @@ MIG_PREFIX = "nvidia.com/mig-"
 HAMI_MEM = "nvidia.com/gpumem"
 HAMI_MEM_PCT = "nvidia.com/gpumem-percentage"
 HAMI_CORES = "nvidia.com/gpucores"
-PRODUCT_LABEL = "nvidia.com/gpu.product"
+PRODUCT_LABEL = catalog.PRODUCT_LABEL
+#: GKE's GPU sharing node label: `time-sharing` gives each GPU to several containers.
+GKE_SHARING_LABEL = "cloud.google.com/gke-gpu-sharing-strategy"
+#: GKE's most containers per shared GPU (`cloud.google.com/gke-max-shared-clients-per-gpu`).
+GKE_CLIENTS_LABEL = "cloud.google.com/gke-max-shared-clients-per-gpu"
 MEMORY_LABEL = "nvidia.com/gpu.memory"
 SHARING_LABEL = "nvidia.com/gpu.sharing-strategy"
 REPLICAS_LABEL = "nvidia.com/gpu.replicas"
@@ -286,9 +293,10 @@ def _learn(doc: Document, context: _Context) -> None:
 def _learn_node(data: dict[str, Any], context: _Context) -> None:
     """A GPU node's GFD labels: its product, memory (MiB), and how its GPUs are shared."""
     labels = _get(data, "metadata", "labels")
-    product = labels.get(PRODUCT_LABEL) if isinstance(labels, dict) else None
-    if not isinstance(product, str) or not product:
+    named = catalog.product_from_labels(labels) if isinstance(labels, dict) else None
+    if named is None:
         return
+    product = named[1]
     node = context.nodes.setdefault(product, _NodeGpus())
     node.memory_gb = node.memory_gb or _label_memory(str(labels.get(MEMORY_LABEL) or ""))
     strategy = str(labels.get(SHARING_LABEL) or "none")
@@ -463,10 +471,15 @@ def _pod_workloads(
     product = _affinity_product(pod.get("affinity"))
     if product and PRODUCT_LABEL not in selector:
         selector[PRODUCT_LABEL] = product
+    label = PRODUCT_LABEL  # the label that names the GPU: GPU Feature Discovery's, else a cloud's
+    if PRODUCT_LABEL not in selector:
+        named = catalog.product_from_labels(selector)
+        if named is not None:
+            label, selector[PRODUCT_LABEL] = named
     priority_class = pod.get("priorityClassName")
     class_line = pod.key_lines.get("priorityClassName") if isinstance(pod, LineDict) else None
     raw_selector = pod.get("nodeSelector")
-    selector_line = (raw_selector.key_lines.get(PRODUCT_LABEL) if isinstance(raw_selector, LineDict) else None) or (
+    selector_line = (raw_selector.key_lines.get(label) if isinstance(raw_selector, LineDict) else None) or (
         pod.key_lines.get("nodeSelector") if isinstance(pod, LineDict) else None
     )
     result: list[_Workload] = []
@@ -493,17 +506,18 @@ def _pod_workloads(
 
 
 def _affinity_product(affinity: Any) -> str | None:
-    """A GPU product pinned by required node affinity (`In` with one value)."""
+    """A GPU product pinned by required node affinity (`In` with one value) on a product label."""
     terms = _get(affinity, "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
     for term in terms or []:
         for expression in _get(term, "matchExpressions") or []:
             if (
                 isinstance(expression, dict)
-                and expression.get("key") == PRODUCT_LABEL
+                and expression.get("key") in catalog.product_label_keys()
                 and expression.get("operator") == "In"
                 and len(expression.get("values") or []) == 1
             ):
-                return str(expression["values"][0])
+                named = catalog.product_from_labels({str(expression["key"]): str(expression["values"][0])})
+                return named[1] if named else None
     return None
 
 
@@ -762,9 +776,16 @@ def _pool_of(
     sharing = str(annotations.pop("sharing", "") or "")
     explicit = annotations.pop("gpu-pool", None)
     slices = context.time_sliced.get(GPU_SHARED if request.shared_resource else GPU, 0)
+    gke_sharing = workload.node_selector.get(GKE_SHARING_LABEL, "")  # GKE's time-sharing or MPS node pools
+    if gke_sharing == "mps":
+        sharing = sharing or "mps"
+    clients = workload.node_selector.get(GKE_CLIENTS_LABEL, "")
+    if gke_sharing and clients.isdigit() and len(clients) <= 3:
+        slices = slices or int(clients)
     time_sliced = (
         request.shared_resource
         or (product or "").upper().endswith("-SHARED")
+        or gke_sharing == "time-sharing"
         or (GPU_SHARED if request.shared_resource else GPU) in context.time_sliced
     )
     node = context.nodes.get(product or "")

@@ -17,7 +17,10 @@ How a config maps to a model:
   (every visible GPU when unset). `KIND_MODEL` defers to the backend: vLLM uses the
   first `tensor_parallel_size` GPUs of its `model.json`, TensorRT-LLM as above, Python
   and ensembles none, any other backend is assumed on every GPU (the worst case).
-  No `instance_group` (or KIND_AUTO) means one instance per GPU for GPU frameworks.
+  No `instance_group` (or KIND_AUTO) means one instance per GPU for GPU frameworks, the
+  Python backend included: Triton makes KIND_AUTO a KIND_GPU group on every visible GPU,
+  and the Python backend's preferred group is KIND_GPU. Each Python model instance is a
+  stub process of its own (`instances_share_process: false`): a CUDA context each.
 - `instance_group[].rate_limiter` (the first group that has one): it acts only on
   instances that declare `resources` (an instance without any never waits, so its
   priority is never weighed) and only when tritonserver runs with
@@ -94,8 +97,13 @@ GPUADMIT_PARAMS: dict[str, tuple[str, type]] = {
     "framework": ("framework", str),
     "server": ("server", str),
 }
-#: Frameworks that place instances on GPUs when the kind is left to Triton (KIND_AUTO).
-GPU_FRAMEWORKS = {"pytorch", "onnxruntime", "tensorflow", "tensorrt", "tensorrt_llm", "vllm"}
+#: Frameworks that place instances on GPUs when the kind is left to Triton (KIND_AUTO, or
+#: no instance_group at all). Triton core turns KIND_AUTO into KIND_GPU whenever GPUs are
+#: visible (`NormalizeInstanceGroup`, core `src/model_config_utils.cc`), and a config without
+#: instance_group takes the backend's preferred group: the Python backend prefers KIND_GPU
+#: when built with GPU support (python_backend `src/python_be.cc`,
+#: `TRITONBACKEND_GetBackendAttribute`, since PR #181). docs/SOURCES.md.
+GPU_FRAMEWORKS = {"pytorch", "onnxruntime", "tensorflow", "tensorrt", "tensorrt_llm", "vllm", "python"}
 #: Files that are not weights, left out of the memory estimate.
 NOT_WEIGHTS = {".py", ".pyc", ".json", ".txt", ".md", ".yaml", ".yml", ".pbtxt", ".cfg", ".toml", ".sh", ".log"}
 #: Model file names Triton looks for when a config names no backend.
@@ -283,6 +291,8 @@ def expand(
     result.positions.update(found.positions)
     result.dialect, result.dialects = source.dialect, dict(source.dialects)
     result.dialects.update({("model", m.name): "triton" for m in found.models})  # fix hints name config.pbtxt
+    # A GPU the repository's models run on: its fix hints name config.pbtxt and gpuadmit.yaml.
+    result.dialects.update({("gpu", unit): "triton" for m in found.models for unit in m.placed_on})
     result.findings = [*source.findings, *found.findings]
     return result
 
@@ -412,6 +422,9 @@ def _read_model(
     framework = _framework(config.backend, config.platform, folder, versions, config.default_model_filename)
     engine: dict[str, Any] = {}
     if framework == "python":
+        # The Python backend runs each model instance in a stub process of its own (python_backend
+        # README, "Multiple Model Instance Support"): a CUDA context per instance, not one per server.
+        model.fields["instances_share_process"] = False
         llm_api = _engine_file(folder, versions, model, plan_name, "model.yaml")
         if llm_api is not None:  # TensorRT-LLM's LLM API, served by a Python model
             framework = "tensorrt_llm"

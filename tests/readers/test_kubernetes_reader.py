@@ -357,3 +357,45 @@ def test_the_whole_realworld_k8s_folder_reads_without_a_crash() -> None:
     # One folder is one cluster: its eight files' GPU workloads fall into four sharing
     # domains (the gpu-operator time-slicing config shares every `nvidia.com/gpu`).
     assert "4 plans" in run.stdout
+
+
+# --- cloud node labels: GKE's accelerator label names the GPU --------------------------------
+
+
+def test_a_gke_accelerator_selector_names_the_catalog_product(tmp_path: Path) -> None:
+    path = _write(tmp_path, _deployment("chat", selector="{cloud.google.com/gke-accelerator: nvidia-h100-mega-80gb}"))
+    (plan,) = judge(path).plans
+    (gpu,) = plan.gpus
+    assert (gpu.product, gpu.capacity_gb) == ("H100-80GB", 81559 / 1024)
+
+
+def test_a_gke_accelerator_in_required_node_affinity_names_the_product(tmp_path: Path) -> None:
+    affinity = (
+        "      affinity:\n        nodeAffinity:\n          requiredDuringSchedulingIgnoredDuringExecution:\n"
+        "            nodeSelectorTerms:\n              - matchExpressions:\n"
+        "                  - {key: cloud.google.com/gke-accelerator, operator: In, values: [nvidia-l4]}\n"
+    )
+    path = _write(tmp_path, _deployment("chat", extra=affinity))
+    (gpu,) = judge(path).plans[0].gpus
+    assert gpu.product == "L4"
+
+
+def test_gke_time_sharing_shares_one_gpu_between_workloads(tmp_path: Path) -> None:
+    selector = "{cloud.google.com/gke-accelerator: nvidia-l4, cloud.google.com/gke-gpu-sharing-strategy: time-sharing}"
+    path = _write(
+        tmp_path,
+        _deployment("chat", selector=selector, args="[--gpu-memory-utilization, '0.5']")
+        + _deployment("rerank", selector=selector, image="reranker:1", annotations="{gpuadmit.dev/gpu-gb: '4'}"),
+    )
+    (gpu,) = judge(path).plans[0].gpus
+    assert (gpu.product, gpu.sharing, sorted(m for m, _ in gpu.models)) == ("L4", "time-slicing", ["chat", "rerank"])
+
+
+def test_a_gke_node_in_the_manifest_gives_the_product_to_workloads_without_a_selector(tmp_path: Path) -> None:
+    node = (
+        "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: gke-pool-1\n"
+        "  labels: {cloud.google.com/gke-accelerator: nvidia-tesla-t4}\n"
+    )
+    path = _write(tmp_path, node + _deployment("ocr", image="ocr:1", annotations="{gpuadmit.dev/gpu-gb: '4'}"))
+    (gpu,) = judge(path).plans[0].gpus
+    assert gpu.product == "T4"

@@ -354,7 +354,8 @@ def test_priority_levels_and_queue_policies_map_to_priorities_and_queue_bounds()
 @needs_realworld
 def test_server_examples_are_one_repository_on_one_gpu() -> None:
     read = models(TRITON / "server")
-    # simple_dyna_sequence (KIND_CPU), simple_identity and identity_fp32_timeout (Python on the CPU) use no GPU.
+    # simple_dyna_sequence and identity_fp32_timeout (KIND_CPU) use no GPU; simple_identity, a Python
+    # model without instance_group, gets the Python backend's preferred KIND_GPU instance.
     assert {n: (m.framework, m.placed_on, m.instances) for n, m in read.items()} == {
         "densenet_onnx": ("onnxruntime", ["gpu0"], 1),
         "inception_graphdef": ("tensorflow", ["gpu0"], 1),
@@ -362,6 +363,7 @@ def test_server_examples_are_one_repository_on_one_gpu() -> None:
         "priority_level1": ("onnxruntime", ["gpu0"], 1),
         "resnet_torchscript": ("pytorch", ["gpu0"], 1),
         "simple": ("onnxruntime", ["gpu0"], 1),
+        "simple_identity": ("python", ["gpu0"], 1),
     }
     assert {m.server for m in read.values()} == {"triton-server"}
     assert read["resnet_torchscript"].caps is not None and read["resnet_torchscript"].caps["max_batch_size"] == 32
@@ -375,6 +377,7 @@ def test_server_examples_are_one_repository_on_one_gpu() -> None:
         ("memory-declared", "priority_level1"),
         ("memory-declared", "resnet_torchscript"),
         ("memory-declared", "simple"),
+        ("memory-declared", "simple_identity"),
         ("schema", "preserve_ordering2"),
         ("schema", "priority_level1"),
     }
@@ -384,9 +387,12 @@ def test_server_examples_are_one_repository_on_one_gpu() -> None:
 
 @needs_realworld
 def test_cpu_only_configs_put_nothing_on_a_gpu() -> None:
-    for name in ("identity_fp32_timeout", "simple_dyna_sequence", "simple_identity"):
+    for name in ("identity_fp32_timeout", "simple_dyna_sequence"):
         report = judge(TRITON / "server" / name / "config.pbtxt")
         assert report.findings == [] and report.plans[0].gpus == []
+    # A Python model without instance_group is on the GPU (its backend's preferred KIND_GPU), alone there.
+    report = judge(TRITON / "server" / "simple_identity" / "config.pbtxt")
+    assert report.findings == [] and [m for gpu in report.plans[0].gpus for m, _ in gpu.models] == ["simple_identity"]
 
 
 @needs_realworld
@@ -441,3 +447,50 @@ def test_repository_folder_without_configs_is_not_a_repository(tmp_path: Path) -
     with pytest.raises(InputError, match="not a Triton model repository"):
         triton.read(tmp_path / "empty")
     assert os.path.isdir(tmp_path / "empty")
+
+
+# --- the Python backend's default instance ----------------------------------------------
+
+PYTHON_HF = (
+    'backend: "python"\n'
+    'parameters: { key: "huggingface_model", value: {string_value: "tiiuae/falcon-7b"} }\n'
+    'input [ { name: "text_input", data_type: TYPE_STRING, dims: [ 1 ] } ]\n'
+    'output [ { name: "text_output", data_type: TYPE_STRING, dims: [ -1 ] } ]\n'
+)
+
+
+def _python_repo(root: Path, configs: dict[str, str]) -> Path:
+    for name, text in configs.items():
+        (root / name / "1").mkdir(parents=True)
+        (root / name / "config.pbtxt").write_text(text, encoding="utf-8")
+        (root / name / "1" / "model.py").write_text("class TritonPythonModel: ...\n", encoding="utf-8")
+    (root / "gpuadmit.yaml").write_text("gpus: [{id: gpu0, product: L4}]\ntriton: {repository: .}\n", encoding="utf-8")
+    return root
+
+
+def test_a_python_model_without_instance_group_runs_on_the_gpu(tmp_path: Path) -> None:
+    # Triton gives a config without instance_group the backend's preferred group, and the
+    # Python backend prefers KIND_GPU: one instance on every GPU the server sees.
+    read = models(_python_repo(tmp_path / "repo", {"falcon7b": PYTHON_HF}))
+    assert read["falcon7b"].placed_on == ["gpu0"]
+    assert read["falcon7b"].instances_share_process is False  # a stub process per instance
+
+
+def test_python_models_without_instance_group_share_the_gpu_with_memory_unknown(tmp_path: Path) -> None:
+    repo = _python_repo(tmp_path / "repo", {"falcon7b": PYTHON_HF, "llama7b": PYTHON_HF})
+    report = judge(repo)
+    assert {f.model for f in only(report, "memory-declared")} == {"falcon7b", "llama7b"}
+    (gpu,) = report.plans[0].gpus
+    assert gpu.context_gb == 1.0  # each Python model instance is a process with its own CUDA context
+
+
+def test_an_explicit_kind_auto_python_group_runs_on_the_gpu(tmp_path: Path) -> None:
+    config = PYTHON_HF + "instance_group [ { count: 2 } ]\n"
+    read = models(_python_repo(tmp_path / "repo", {"tokenizer": config}))
+    assert read["tokenizer"].placed_on == ["gpu0"] and read["tokenizer"].instances == 2
+
+
+def test_a_python_model_on_kind_cpu_stays_off_the_gpu(tmp_path: Path) -> None:
+    config = PYTHON_HF + "instance_group [ { kind: KIND_CPU } ]\n"
+    read = models(_python_repo(tmp_path / "repo", {"tokenizer": config}))
+    assert "tokenizer" not in read  # no GPU, nothing to judge
