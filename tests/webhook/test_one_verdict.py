@@ -77,7 +77,8 @@ def test_a_warning_denies_when_the_config_fails_on_warnings(tmp_path: Path) -> N
     assert body["allowed"] is False
     assert body["status"]["message"] == (
         "gpuadmit: ServingPlan team-a/node-a is unsafe, 1 finding: [memory-headroom] gpu0: 70.5 of 80.0 GiB committed "
-        "(88 % > 85 %) (fix: keep gpu0 below 85 % (≤ 68.0 GiB): trim instances or memory fractions)"
+        "(88 % > 85 %) (fix: keep gpu0 below 85 % of its 80.0 GiB (≤ 68.0 GiB; 70.5 committed): trim instances, `gpu_gb` "
+        "or `memory_fraction`)"
     )
 
 
