@@ -836,7 +836,7 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
                     _greedy_detail(m, allocator, weights + reserve, _fraction_on(m, unit.capacity_gb, acc), unit.capacity_gb)
                 )
             if reserve > 0.0 and unit.capacity_gb is not None:
-                greedy_reservations.append(_reservation_text(m, m.allocator, reserve, unit.capacity_gb, acc))
+                greedy_reservations.append(_reservation_text(m, allocator, reserve, unit.capacity_gb, acc))
         if m is previous:
             repeats = True
             continue
