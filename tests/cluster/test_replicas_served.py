@@ -73,6 +73,12 @@ async def _send(replicas: list[Any], reviews: list[dict[str, Any]]) -> list[dict
     return [reply.json()["response"] for reply in replies]
 
 
+def _reviewed(running: Any) -> float:
+    """Deployment CREATEs a server has answered, allowed or denied."""
+    labels = 'kind="Deployment",operation="CREATE"'
+    return sum(running.metric(f'gpuadmit_reviews_total{{{labels},decision="{d}"}}') for d in ("allowed", "denied", "error"))
+
+
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_twenty_concurrent_creates_into_room_for_five_admit_exactly_five(
     served: tuple[FakeApiServer, Leases, list[Any]], replicas: int
@@ -84,7 +90,10 @@ def test_twenty_concurrent_creates_into_room_for_five_admit_exactly_five(
         obj = deployment(f"svc-{n}")
         obj["metadata"]["annotations"]["gpuadmit.dev/gpu-pool"] = pool
         reviews.append(create(obj))
+    before = [_reviewed(r) for r in running]
     answers = asyncio.run(_send(running[:replicas], reviews))
+    # Each replica judged its share: with two, ten reviews each, at the same time.
+    assert [_reviewed(r) - b for r, b in zip(running, before)][:replicas] == [20 // replicas] * replicas
     allowed = [a for a in answers if a["allowed"]]
     assert len(allowed) == 5, messages(answers)
     assert all("[memory-fit]" in a["status"]["message"] for a in answers if not a["allowed"]), messages(answers)
