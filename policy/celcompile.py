@@ -745,18 +745,27 @@ def _check_variables(variables: Sequence[str]) -> None:
 
 def translate(source: str, variables: Sequence[str]) -> str:
     """Python source text of one expression over the named variables (cacheable as text)."""
+    return _translated(source, variables)[0]
+
+
+def program(source: str, variables: Sequence[str]) -> Callable[..., Any]:
+    """`load(translate(source, variables), variables)`, with the function compiled once, not twice."""
+    return _function(_translated(source, variables)[1])
+
+
+def _translated(source: str, variables: Sequence[str]) -> tuple[str, Any]:
+    """The Python source text of the expression, and its function compiled."""
     _check_variables(variables)
     tree = parse(source)
     outside = features(tree) - SUBSET
     if outside:
         raise Unsupported(f"outside the translated subset: {', '.join(sorted(outside))}")
     try:
-        code = _Translator(variables).translate(tree, {}, 0)
-        text = code.text
-        compile(_function_source(text, variables), "<cel>", "exec")  # Python's own nesting limits
+        text = _Translator(variables).translate(tree, {}, 0).text
+        compiled = compile(_function_source(text, variables), "<cel>", "exec")  # Python's own nesting limits
     except (RecursionError, SyntaxError, MemoryError) as exc:
         raise Unsupported(f"expression too deeply nested for Python: {exc}") from None
-    return text
+    return text, compiled
 
 
 def _function_source(text: str, variables: Sequence[str]) -> str:
@@ -766,10 +775,15 @@ def _function_source(text: str, variables: Sequence[str]) -> str:
 def load(python_source: str, variables: Sequence[str]) -> Callable[..., Any]:
     """A function taking the variables as keyword arguments (and positionally, in order)."""
     _check_variables(variables)
+    return _function(compile(_function_source(python_source, variables), "<cel>", "exec"))
+
+
+def _function(compiled: Any) -> Callable[..., Any]:
+    """The program function defined by compiled function source, with the run-time helpers and no builtins."""
     namespace: dict[str, Any] = {**_RUNTIME, "__builtins__": {}}
-    exec(compile(_function_source(python_source, variables), "<cel>", "exec"), namespace)
-    program: Callable[..., Any] = namespace["_cel_program"]
-    return program
+    exec(compiled, namespace)
+    function: Callable[..., Any] = namespace["_cel_program"]
+    return function
 
 
 # -- run-time helpers: the slow paths, each exactly cel-cpp's semantics or a raise -------

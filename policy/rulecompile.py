@@ -293,6 +293,6 @@ def translated(source: str) -> Callable[..., Any] | None:
     from . import celcompile
 
     try:
-        return celcompile.load(celcompile.translate(source, VARIABLES), VARIABLES)
+        return celcompile.program(source, VARIABLES)
     except celcompile.Unsupported:
         return None

@@ -532,6 +532,24 @@ def test_shadowing_and_scoping() -> None:
     assert function([1, 2]) == [[1, 2], [2, 4]] and function(x=[3]) == [[3], [6]]
 
 
+def test_program_is_the_translation_loaded() -> None:
+    """`program` (how rules load: the function compiled once) answers as `load(translate(...))`."""
+    for source in ("x.map(x, x.map(x, x + 1))", "cel.bind(y, x.size(), x.filter(e, e > y))", "x[0] / 0"):
+        loaded, compiled = load(translate(source, ["x"]), ["x"]), celcompile.program(source, ["x"])
+        for value in ([[1], [2, 3]], [1, 5, 2], [1.5]):
+            try:
+                expected: object = loaded(value)
+            except Exception as exc:  # noqa: BLE001 - the same kind of failure from both
+                expected = type(exc)
+            try:
+                got: object = compiled(value)
+            except Exception as exc:  # noqa: BLE001
+                got = type(exc)
+            assert got == expected, (source, value)
+    with pytest.raises(Unsupported):
+        celcompile.program("x.exists(e, e)", ["x"])
+
+
 @pytest.mark.parametrize(
     "source",
     [
