@@ -212,7 +212,7 @@ def read_documents(
     """Plans from already-parsed documents: native plans one by one, Kubernetes objects together
     (or, with `objects`, collected there to be grouped by domain with other files' objects).
     Without `files`, model repositories they name become `repository-read` findings."""
-    from . import kubernetes, native
+    from . import native  # the Kubernetes reader is imported only for a document that is no plan
 
     sources: list[PlanSource] = []
     collected: list[Document] = []
@@ -225,11 +225,16 @@ def read_documents(
 
                 source = triton.resolve_plan(source, files)
             sources.append(source)
-        elif kubernetes.is_object(doc.data):
+            continue
+        from . import kubernetes
+
+        if kubernetes.is_object(doc.data):
             collected.append(doc)
         # Anything else (CI workflows, Helm values, ...) is not ours to judge: skipped.
     if collected and objects is not None:
         objects.extend(collected)
     elif collected:
+        from . import kubernetes
+
         sources.extend(kubernetes.read_objects(collected, file, default_name=default_name, files=files))
     return sources
