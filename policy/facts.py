@@ -323,7 +323,7 @@ def _unit(
 #: Every model fact, in the order they are shown. Each model's facts start as a copy of
 #: `_MODEL_FACT_TEMPLATE`: `_model_fact` fills in all but the neighbour facts, which
 #: `_neighbours_on` (a model on one unit) or `_neighbours_across` (the others) add.
-MODEL_FACTS = (
+MODEL_FACTS: tuple[str, ...] = (
     "idx",
     "name",
     # where it runs
@@ -633,7 +633,7 @@ def _older_or_same(version: str | None, until: str) -> bool:
 
 #: Every GPU (and MIG slice) fact, in the order they are shown. Each unit's facts start
 #: as a copy of `_GPU_FACT_TEMPLATE` (which holds the neutral real-capacity facts).
-GPU_FACTS = (
+GPU_FACTS: tuple[str, ...] = (
     "idx",
     "id",
     "gpu",

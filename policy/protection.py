@@ -26,7 +26,7 @@ from operator import attrgetter
 from typing import Any, Protocol, Sequence
 
 #: Model facts this module fills in (for latency-critical models; neutral for the others).
-MODEL_FACTS = (
+MODEL_FACTS: tuple[str, ...] = (
     "server_bulk",
     "best_server_bulk_priority",
     "best_server_bulk_name",
@@ -36,7 +36,7 @@ MODEL_FACTS = (
     "guaranteed_compute_pct",
 )
 #: GPU (and MIG slice) facts this module fills in.
-GPU_FACTS = (
+GPU_FACTS: tuple[str, ...] = (
     "bulk_apart",
     "bulk_apart_unlimited",
     "bulk_apart_unpinned",
