@@ -148,7 +148,7 @@ def unit_protection(models: Sequence[ModelLike], fact: dict[str, Any]) -> UnitPr
         if pct is not None:
             limit_by_server[m.server] = limit_by_server.get(m.server, 0.0) + pct
             limit_sum += pct
-            limits.append(f"{m.name} {pct:g} %")
+            limits.append(f"{m.name} {_pct_text(pct)} %")
         if m.critical:
             critical.append(m)
         else:
@@ -176,6 +176,21 @@ def unit_protection(models: Sequence[ModelLike], fact: dict[str, Any]) -> UnitPr
     fact["critical_min_compute_pct"] = worst
     fact["critical_min_compute_name"] = worst_name
     return agg
+
+
+#: `format(pct, "g")` of the compute shares seen, which repeat across units and plans.
+_PCT_TEXT: dict[float, str] = {}
+
+
+def _pct_text(pct: float) -> str:
+    """`f"{pct:g}"`, remembered for the few hundred shares a cluster uses. Shares are
+    validated to be above 0, so -0.0 and 0.0 (equal keys, different text) never meet here."""
+    text = _PCT_TEXT.get(pct)
+    if text is None:
+        text = format(pct, "g")
+        if len(_PCT_TEXT) < 1024 and pct > 0:
+            _PCT_TEXT[pct] = text
+    return text
 
 
 def guaranteed_compute_pct(model: ModelLike, agg: UnitProtection) -> float:
