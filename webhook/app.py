@@ -76,6 +76,8 @@ class Webhook:
             docs, versions = list_kube(settings.kubeconfig)
             self.cluster = view_of(docs, "kube")
             self.cluster_watch = ClusterWatch(self.cluster, docs, versions, settings.kubeconfig)
+            watch = self.cluster_watch
+            metrics.cluster_view_behind = lambda: (watch.problem() or (0.0, ""))[0]
         else:
             self.cluster = open_cluster(settings.cluster, settings.kubeconfig) if settings.cluster else None
         #: With `--cluster kube`: admissions coordinated with the other replicas through Leases.

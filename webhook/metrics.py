@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -82,6 +82,9 @@ class Metrics:
         self.rules_loaded_at = 0.0
         self.rules_count = 0
         self.started_at = time.time()
+        #: With `--cluster kube`: how far behind the cluster view is known to be (seconds;
+        #: 0 while its watch follows every kind).
+        self.cluster_view_behind: Callable[[], float] | None = None
         self.registry.register(_StateCollector(self))
 
     def review(self, kind: str, operation: str, decision: str, seconds: float) -> None:
@@ -127,6 +130,12 @@ class _StateCollector(Collector):
             "When the active rule set was compiled.",
             value=metrics.rules_loaded_at,
         )
+        if metrics.cluster_view_behind is not None:
+            yield GaugeMetricFamily(
+                "gpuadmit_cluster_view_behind_seconds",
+                "How long the cluster view's watch has been broken (0: following every kind).",
+                value=metrics.cluster_view_behind(),
+            )
         from policy.ruleeval import FALLBACKS  # the engine's count, kept per process
 
         fallbacks = CounterMetricFamily(

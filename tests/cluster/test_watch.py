@@ -212,10 +212,12 @@ def test_a_broken_watch_is_said_and_past_the_limit_is_a_failure(api: tuple[FakeA
 
     async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
         await until(lambda: watching(webhook), "every kind watched")
+        assert "gpuadmit_cluster_view_behind_seconds 0.0" in webhook.metrics.render()
         server.stop()  # the API server is gone (no replica coordination here: the view alone)
         watch = webhook.cluster_watch
         assert watch is not None
         await until(lambda: watch.problem() is not None, "the watch knows it is broken")
+        await until(lambda: "gpuadmit_cluster_view_behind_seconds 0.0" not in webhook.metrics.render(), "the gauge moves")
         answer = await post(review(SMALL))
         assert answer["allowed"] is True
         assert any("judged with the cluster view of" in w for w in answer.get("warnings", [])), answer
