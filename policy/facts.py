@@ -859,7 +859,7 @@ def _gpu_fact(idx: int, unit: CapacityUnit, acc: Accounting, usable_share: float
     usable = capacity if all_enforced else capacity * usable_share
     fact["capacity_known"] = unit.capacity_gb is not None
     fact["capacity_gb"] = capacity
-    fact["capacity_text"] = f"{capacity:.1f} GiB" if unit.capacity_gb is not None else "unknown"
+    fact["capacity_text"] = _capacity_text(unit)
     fact["usable_gb"] = usable
     fact["declared_gb"] = declared
     fact["greedy_gb"] = greedy
@@ -1004,6 +1004,17 @@ def _greedy_detail(model: _ModelView, allocator: Allocator, instance_gb: float, 
     }[allocator.basis]
     size = f": {instance_gb:.1f} GiB" if capacity is not None else ""
     return f"{model.name} ({framework} {allocator.setting} unset = {fraction:g} {basis}{size})"
+
+
+def _capacity_text(unit: CapacityUnit) -> str:
+    """A unit's memory as messages and fix hints write it; the plan's larger figure beside the
+    device's when real capacity lowered it, so one overflow needs no second finding to explain it."""
+    if unit.capacity_gb is None:
+        return "unknown"
+    declared = unit.declared_capacity_gb
+    if unit.real.verified and declared is not None and declared > unit.capacity_gb:
+        return f"{unit.capacity_gb:.1f} GiB (the device's; {declared:.1f} declared)"
+    return f"{unit.capacity_gb:.1f} GiB"
 
 
 def _reservation_text(model: _ModelView, allocator: Allocator, reserve: float, capacity: float, acc: Accounting) -> str:

@@ -316,7 +316,7 @@ GPU = _rows(
         "capacity_text",
         STRING,
         "",
-        'its memory as fix hints write it ("79.6 GiB", one decimal); "unknown" when not known',
+        'its memory as messages and fix hints write it ("79.6 GiB"; "40.0 GiB (the device\'s; 80.0 declared)" where real capacity lowered it); "unknown" when not known',
         "computed",
     ),
     ("usable_gb", DOUBLE, "GiB", "capacity less the headroom", "computed; `accounting.headroom_pct`"),

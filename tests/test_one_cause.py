@@ -56,3 +56,11 @@ def test_a_profile_over_its_limit_is_one_error_with_the_slices_it_takes() -> Non
 
 def test_a_mig_resource_on_a_node_of_unknown_product_is_not_refused() -> None:
     assert _errors(RULES / "mig-layout" / "fail-layout-unchecked-without-product.yaml") == []
+
+
+def test_a_gpu_declared_larger_than_the_device_and_overflowing_it_is_one_memory_fit_error() -> None:
+    folder = RULES / "capacity-match"
+    report = Linter(capacity=str(folder / "capacity.yaml")).lint_paths([folder / "pass-overflow-is-memory-fits.yaml"])
+    errors = [(f.rule, f.message) for f in report.findings if f.severity == "error" and f.counts]
+    assert [rule for rule, _ in errors] == ["memory-fit"]
+    assert "38.0 GiB usable (40.0 GiB (the device's; 80.0 declared) − 5 % headroom)" in errors[0][1]

@@ -186,12 +186,19 @@ def test_a_lost_gpu_is_could_not_be_verified_for_the_plan_gpu_on_it(fake_nvml: A
 
 def test_a_plan_declaring_more_memory_than_the_card_has_gets_capacity_match(fake_nvml: Any) -> None:
     fake_nvml.gpus = [FakeGpu(name="NVIDIA A100-SXM4-40GB", uuid="GPU-a40", total_mib=40960)]
-    plan = {"gpus": [{"id": "gpu0", "memory_gb": 80}], "models": [{"name": "a", "gpu": "gpu0", "gpu_gb": 50}]}
+    plan = {"gpus": [{"id": "gpu0", "memory_gb": 80}], "models": [{"name": "a", "gpu": "gpu0", "gpu_gb": 20}]}
     findings = _lint(plan)
     assert _capacity(findings) == [("error", "gpu0: declares 80.0 GiB, but index 0 NVIDIA A100-SXM4-40GB, GPU-a40 has 40.0 GiB")]
-    # memory-fit judges the real card: 50.5 GiB does not fit in 40 GiB less headroom.
+
+
+def test_a_plan_overflowing_the_smaller_card_is_one_memory_fit_error_with_both_figures(fake_nvml: Any) -> None:
+    fake_nvml.gpus = [FakeGpu(name="NVIDIA A100-SXM4-40GB", uuid="GPU-a40", total_mib=40960)]
+    plan = {"gpus": [{"id": "gpu0", "memory_gb": 80}], "models": [{"name": "a", "gpu": "gpu0", "gpu_gb": 50}]}
+    findings = _lint(plan)
+    # memory-fit judges the real card: 50.5 GiB does not fit in 40 GiB less headroom; one cause, one error.
+    assert _capacity(findings) == []
     assert [f.message for f in findings if f.rule == "memory-fit"] == [
-        "gpu0: 50.5 GiB committed > 38.0 GiB usable (40.0 GiB − 5 % headroom); largest: a 50.5 GiB"
+        "gpu0: 50.5 GiB committed > 38.0 GiB usable (40.0 GiB (the device's; 80.0 declared) − 5 % headroom); largest: a 50.5 GiB"
     ]
 
 
