@@ -4,8 +4,6 @@ webhook configuration sends are the kinds the webhook judges with their neighbou
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from fakes.kube_api import FakeApiServer
+from fakes.webhook_servers import webhook_support
 
 pytest.importorskip("lightkube")
 
@@ -21,20 +20,7 @@ ITEMS = yaml.safe_load((DATA / "snapshot.yaml").read_text(encoding="utf-8"))["it
 SHARED_A100 = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB-SHARED"}
 
 
-def _webhook_support() -> Any:
-    """tests/webhook/webhook_support.py, loaded by its path (its folder's conftest must not
-    shadow the suite's)."""
-    if "webhook_support" not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "webhook" / "webhook_support.py"
-        spec = importlib.util.spec_from_file_location("webhook_support", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["webhook_support"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["webhook_support"]
-
-
-support = _webhook_support()
+support = webhook_support()
 
 
 @pytest.fixture(scope="module")

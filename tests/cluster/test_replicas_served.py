@@ -6,37 +6,22 @@ replica and with two."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import ssl
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fakes.kube_api import FakeApiServer
+from fakes.webhook_servers import webhook_support
 from fakes.kube_leases import Leases
 from replicas_support import NODE, create, deployment, messages
 
 pytest.importorskip("lightkube")
 
 
-def _webhook_support() -> Any:
-    """tests/webhook/webhook_support.py (real servers over TLS), loaded by its path: putting
-    its folder on sys.path would let its conftest shadow the suite's."""
-    if "webhook_support" not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "webhook" / "webhook_support.py"
-        spec = importlib.util.spec_from_file_location("webhook_support", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["webhook_support"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["webhook_support"]
-
-
-support = _webhook_support()
+support = webhook_support()
 
 from webhook.coordination import RESERVATIONS, lease_name  # noqa: E402
 

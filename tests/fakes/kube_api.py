@@ -359,13 +359,13 @@ class FakeApiServer:
                         return
                 parsed = outer._parse(parts.path) if method == "GET" else None
                 if parsed is None:
-                    self._json(404, _status(404, "NotFound", f"the server could not find {parts.path}"))
+                    self._json(404, status_object(404, "NotFound", f"the server could not find {parts.path}"))
                     return
                 kind, namespace, name = parsed
                 if name is not None:
                     found = outer.get(kind, namespace or "", name)
                     if found is None:
-                        self._json(404, _status(404, "NotFound", f'{kind.lower()} "{name}" not found'))
+                        self._json(404, status_object(404, "NotFound", f'{kind.lower()} "{name}" not found'))
                     else:
                         self._json(200, found)
                 elif query.get("watch") in ("true", "1"):
@@ -383,7 +383,7 @@ class FakeApiServer:
 
             def _watch(self, kind: str, namespace: str | None, query: dict[str, str]) -> None:
                 watch, code = outer._open_watch(kind, namespace, query.get("resourceVersion"))
-                gone = _status(410, "Expired", f"too old resource version: {query.get('resourceVersion')}")
+                gone = status_object(410, "Expired", f"too old resource version: {query.get('resourceVersion')}")
                 if watch is None and outer.gone_status:
                     self._json(410, gone)
                     return
@@ -437,7 +437,7 @@ def _events(watch: _Watch, timeout: float | None) -> Iterator[dict[str, Any] | N
             return
 
 
-def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+def status_object(code: int, reason: str, message: str) -> dict[str, Any]:
     return {
         "kind": "Status",
         "apiVersion": "v1",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fakes.kube_api import FakeApiServer, Request
+from fakes.kube_api import FakeApiServer, Request, status_object
 
 LEASES = r"/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases"
 
@@ -62,9 +62,9 @@ class Leases:
             if early is not None:
                 return early
             if self.server.get("Lease", namespace, name) is not None:
-                return 409, _status(409, "AlreadyExists", f'leases.coordination.k8s.io "{name}" already exists')
+                return 409, status_object(409, "AlreadyExists", f'leases.coordination.k8s.io "{name}" already exists')
             if meta.get("resourceVersion"):
-                return 500, _status(500, "InternalError", "resourceVersion should not be set on objects to be created")
+                return 500, status_object(500, "InternalError", "resourceVersion should not be set on objects to be created")
             meta["namespace"] = namespace
             body.update(kind="Lease", apiVersion="coordination.k8s.io/v1", metadata=meta)
             return 201, self.server.add(body)
@@ -79,9 +79,9 @@ class Leases:
                 return early
             stored = self.server.get("Lease", namespace, name)
             if stored is None:
-                return 404, _status(404, "NotFound", f'leases.coordination.k8s.io "{name}" not found')
+                return 404, status_object(404, "NotFound", f'leases.coordination.k8s.io "{name}" not found')
             if not meta.get("resourceVersion"):
-                return 422, _status(
+                return 422, status_object(
                     422, "Invalid", "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
                 )
             if self._conflicts:
@@ -97,26 +97,14 @@ class Leases:
     def _early(self) -> tuple[int, Any] | None:
         if self._fail:
             status = self._fail.pop(0)
-            return status, _status(status, "ServiceUnavailable", "etcd leader changed")
+            return status, status_object(status, "ServiceUnavailable", "etcd leader changed")
         return None
 
 
 def _conflict(name: str) -> dict[str, Any]:
-    return _status(
+    return status_object(
         409,
         "Conflict",
         f'Operation cannot be fulfilled on leases.coordination.k8s.io "{name}": the object has been modified; '
         "please apply your changes to the latest version and try again",
     )
-
-
-def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
