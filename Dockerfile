@@ -1,4 +1,5 @@
-# The image samples/deploy/ runs (gpuadmit:0.1.0): the gpuadmit wheel in a virtual
+# The image samples/deploy/ runs (gpuadmit:0.1.0): the gpuadmit wheel (with the `kube`
+# extra: the Deployment runs `--cluster kube`) in a virtual
 # environment, nothing to build with at run time, user 65532, and a root filesystem that
 # may be mounted read-only (bytecode compiled at build time; the rule cache under /tmp,
 # which the Deployment mounts as an emptyDir).
@@ -19,10 +20,11 @@ COPY samples/ samples/
 RUN python -m pip install --quiet build \
  && python -m build --wheel --outdir /dist . \
  && python -m venv /opt/gpuadmit \
- && /opt/gpuadmit/bin/pip install --quiet /dist/gpuadmit-*.whl \
+ && /opt/gpuadmit/bin/pip install --quiet "$(ls /dist/gpuadmit-*.whl)[kube]" \
  && /opt/gpuadmit/bin/pip uninstall --quiet --yes pip setuptools wheel || true \
  && /opt/gpuadmit/bin/python -m compileall -q /opt/gpuadmit \
- && /opt/gpuadmit/bin/gpuadmit rules list > /dev/null
+ && /opt/gpuadmit/bin/gpuadmit rules list > /dev/null \
+ && /opt/gpuadmit/bin/python -c "import lightkube"
 
 FROM ${PYTHON_IMAGE}
 # No package manager tools or compilers are added; pip and setuptools leave the image too.

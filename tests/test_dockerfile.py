@@ -22,8 +22,8 @@ from conftest import ROOT, SAMPLES
 DOCKERFILE = ROOT / "Dockerfile"
 
 
-def _final_stage() -> list[tuple[str, str]]:
-    """(instruction, arguments) of the last stage, continuation lines joined."""
+def _instructions() -> list[tuple[str, str]]:
+    """(instruction, arguments) of every stage, continuation lines joined."""
     text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
     instructions = []
     for line in text.splitlines():
@@ -31,6 +31,12 @@ def _final_stage() -> list[tuple[str, str]]:
         if line and not line.startswith("#"):
             word, _, rest = line.partition(" ")
             instructions.append((word.upper(), rest.strip()))
+    return instructions
+
+
+def _final_stage() -> list[tuple[str, str]]:
+    """(instruction, arguments) of the last stage."""
+    instructions = _instructions()
     last_from = max(n for n, (word, _) in enumerate(instructions) if word == "FROM")
     return instructions[last_from:]
 
@@ -137,3 +143,12 @@ def test_gpuadmit_runs_with_the_image_environment_and_no_writable_home(tmp_path:
     assert run.returncode == 0, run.stdout + run.stderr
     assert not Path("/nonexistent").exists()
     assert [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(cache)] == []
+
+
+def test_the_image_holds_the_kubernetes_client_the_deployment_args_need() -> None:
+    """The sample Deployment judges with the cluster's neighbours (`--cluster kube`), which
+    needs the `kube` extra: an image without it would fail every replica at start."""
+    args = _container()["args"]
+    assert "--cluster=kube" in args
+    build = "\n".join(rest for word, rest in _instructions() if word == "RUN")
+    assert "[kube]" in build and "import lightkube" in build
