@@ -21,14 +21,14 @@ RUN python -m pip install --quiet build \
  && python -m build --wheel --outdir /dist . \
  && python -m venv /opt/gpuadmit \
  && /opt/gpuadmit/bin/pip install --quiet "$(ls /dist/gpuadmit-*.whl)[kube]" \
- && /opt/gpuadmit/bin/pip uninstall --quiet --yes pip setuptools wheel || true \
+ && { /opt/gpuadmit/bin/pip uninstall --quiet --yes pip setuptools wheel || true; } \
  && /opt/gpuadmit/bin/python -m compileall -q /opt/gpuadmit \
  && /opt/gpuadmit/bin/gpuadmit rules list > /dev/null \
  && /opt/gpuadmit/bin/python -c "import lightkube"
 
 FROM ${PYTHON_IMAGE}
 # No package manager tools or compilers are added; pip and setuptools leave the image too.
-RUN python -m pip uninstall --quiet --yes pip setuptools wheel || true \
+RUN { python -m pip uninstall --quiet --yes pip setuptools wheel || true; } \
  && groupadd --gid 65532 gpuadmit \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin gpuadmit
 COPY --from=build /opt/gpuadmit /opt/gpuadmit

@@ -177,7 +177,7 @@ def _lint(args: argparse.Namespace) -> int:
     )
     sys.stdout.write(render(report, args.format, color=color))
     for fmt, file in outputs:
-        Path(file).write_text(render(report, fmt), encoding="utf-8")
+        _write(file, render(report, fmt), "-o")
     return report.exit_code(config.fail_on)
 
 
@@ -203,9 +203,19 @@ def _audit(args: argparse.Namespace) -> int:
         if args.policy_report == "-":
             sys.stdout.write(text)
             return report.exit_code(config.fail_on)
-        Path(args.policy_report).write_text(text, encoding="utf-8")
+        _write(args.policy_report, text, "--policy-report")
     sys.stdout.write(render(report, args.format))
     return report.exit_code(config.fail_on)
+
+
+def _write(file: str, text: str, option: str) -> None:
+    """A report written where `option` asked; a path that cannot be written is bad input."""
+    from .errors import InputError
+
+    try:
+        Path(file).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{option}: cannot write the report: {exc.strerror or exc}", file=file) from None
 
 
 def _parse_output(spec: str, default_format: str) -> tuple[str, str]:

@@ -65,7 +65,3 @@ class InputError(GpuadmitError):
 
 class RuleError(InputError):
     """A rule file or project config that cannot be loaded or compiled."""
-
-
-class CapacityError(GpuadmitError):
-    """Real capacity could not be read (NVML, node labels). Becomes a finding, never a crash."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -618,10 +619,10 @@ def _older_or_same(version: str | None, until: str) -> bool:
         return False
     parts: list[int] = []
     for piece in version.lstrip("vV").split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
-        if not digits:
+        leading = re.match(r"\d+", piece)  # `3rc1` is 3: a pre-release of 0.6.3, not 0.6.31
+        if leading is None:
             break
-        parts.append(int(digits))
+        parts.append(int(leading.group()))
     if not parts:
         return False
     limit = [int(p) for p in until.split(".")]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import json
 import json.scanner
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -428,10 +427,6 @@ def check_size(data: Any, file: str) -> None:
             stack.extend((v, depth + 1) for v in value.values())
         elif isinstance(value, list):
             stack.extend((v, depth + 1) for v in value)
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def position(data: Any, path: tuple[Any, ...]) -> tuple[int | None, int | None]:

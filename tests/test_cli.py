@@ -259,3 +259,40 @@ def test_catalog_lists_products_with_nvml_memory_and_mig_profiles() -> None:
     gh200 = next(line for line in run.stdout.splitlines() if line.startswith("GH200-144GB"))
     assert "146831 MiB" in gh200 and "3g.72gb×2 (70.5 GiB)" in gh200 and "1g.18gb+me×1" in gh200
     assert "  A100         A100-40GB | A100-80GB" in run.stdout.splitlines()
+
+
+def test_a_report_path_that_cannot_be_written_is_a_one_line_error_exit_2(tmp_path: Path) -> None:
+    run = run_cli("lint", str(SAMPLES / "seed-demo-safe.yaml"), "-o", str(tmp_path / "missing" / "report.json"))
+    assert run.code == 2, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"gpuadmit: {tmp_path / 'missing' / 'report.json'}: -o: cannot write the report: No such file or directory"
+    ]
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf"])
+def test_serve_refuses_a_cluster_stale_after_that_is_not_a_finite_non_negative_time(value: str) -> None:
+    run = run_cli("serve", "--plain-http", "--cluster-stale-after", value)
+    assert run.code == 2, run.stderr
+    assert (
+        run.stderr.startswith(f"gpuadmit: --cluster-stale-after {float(value)} must be at least 0.0")
+        and "Traceback" not in run.stderr
+    )
+
+
+def test_cluster_kube_without_the_kubernetes_client_is_a_one_line_error_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    # As on an install without the `kube` extra: importing lightkube fails.
+    script = "import sys; sys.modules['lightkube'] = None; from policy.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "lint", "--cluster", "kube", str(SAMPLES / "seed-demo-safe.yaml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == "gpuadmit: --cluster kube needs the Kubernetes client: pip install 'gpuadmit[kube]'"

@@ -218,6 +218,7 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
         ("--drain-timeout", args.drain_timeout, 0.0),
         ("--idle-timeout", args.idle_timeout, 0.1),
         ("--tls-handshake-timeout", args.tls_handshake_timeout, 0.1),
+        ("--cluster-stale-after", float(getattr(args, "cluster_stale_after", 60.0)), 0.0),
     ):
         if not math.isfinite(value) or value < low:
             raise InputError(f"{label} {value} must be at least {low}")
@@ -242,7 +243,7 @@ def from_args(args: argparse.Namespace) -> ServeConfig:
         capacity=args.capacity,
         cluster=_cluster(args),
         kubeconfig=getattr(args, "kubeconfig", None),
-        cluster_stale_after_s=max(0.0, float(getattr(args, "cluster_stale_after", 60.0))),
+        cluster_stale_after_s=float(getattr(args, "cluster_stale_after", 60.0)),
         coordinate=not getattr(args, "no_coordination", False),
         reservation_ttl_s=ttl,
         rule_dirs=tuple(Path(d) for d in args.rules),

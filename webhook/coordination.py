@@ -167,11 +167,12 @@ class KubeLeases:
     @classmethod
     def connect(cls, kubeconfig: str | None, timeout_s: float) -> KubeLeases:
         """A client with the credentials `--cluster kube` uses, in their namespace (the pod's)."""
-        from lightkube import Client, KubeConfig
+        from policy.cluster.kube import kube_config
 
+        config = kube_config(kubeconfig)
         import httpx2
+        from lightkube import Client
 
-        config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
         client = Client(config, timeout=httpx2.Timeout(timeout_s))
         return cls(client, client.namespace)
 

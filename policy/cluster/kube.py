@@ -115,10 +115,10 @@ def as_data(obj: Any, resource: Any) -> dict[str, Any]:
 def list_kube(kubeconfig: str | None = None, timeout_s: float = 10.0) -> tuple[list[Document], dict[str, str]]:
     """Every object of every kind, and the resourceVersion each kind's list was taken at
     (where a watch of that kind starts); an unreachable API is an InputError."""
-    from lightkube import ApiError, Client
+    config = kube_config(kubeconfig)  # first: without lightkube, a one-line error
     import httpx2
+    from lightkube import ApiError, Client
 
-    config = kube_config(kubeconfig)
     try:
         client = Client(config, timeout=httpx2.Timeout(timeout_s))
     except (OSError, ValueError) as exc:

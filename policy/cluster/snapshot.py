@@ -299,10 +299,7 @@ class ClusterView:
 def load_snapshot(path: str | Path) -> ClusterView:
     """A snapshot file as a ClusterView; an unreadable file is an InputError (exit 2)."""
     file = str(path)
-    try:
-        text = read_text(Path(path), what="cluster snapshot")
-    except InputError:
-        raise
+    text = read_text(Path(path), what="cluster snapshot")
     docs = load_documents(text, file)
     if not docs:
         raise InputError("empty cluster snapshot; expected `kubectl get nodes,deployments,... -o yaml` output", file=file)

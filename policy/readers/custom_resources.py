@@ -47,7 +47,8 @@ class PodTemplate:
     annotations: dict[str, str] = field(default_factory=dict)
 
 
-def _get(data: Any, *path: str) -> Any:
+def get_path(data: Any, *path: str) -> Any:
+    """`data[path[0]][path[1]]...`, or None where a step is missing or not a mapping."""
     for part in path:
         if not isinstance(data, dict):
             return None
@@ -63,8 +64,8 @@ def _count(value: Any, default: int = 1) -> int:
 
 def _template_pod(template: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """A pod template's spec and its annotations."""
-    spec = _get(template, "spec")
-    annotations = _get(template, "metadata", "annotations")
+    spec = get_path(template, "spec")
+    annotations = get_path(template, "metadata", "annotations")
     notes = {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict) else {}
     return (spec if isinstance(spec, dict) else None), notes
 
@@ -105,20 +106,20 @@ def _serve_engine_flags(serve_config: Any, file: str) -> tuple[bool, list[str]]:
     except InputError:
         return True, []
     for doc in docs:
-        for app in _get(doc.data, "applications") or []:
-            for llm in _get(app, "args", "llm_configs") or []:
-                kwargs = _get(llm, "engine_kwargs")
+        for app in get_path(doc.data, "applications") or []:
+            for llm in get_path(app, "args", "llm_configs") or []:
+                kwargs = get_path(llm, "engine_kwargs")
                 return True, _flags(kwargs) if isinstance(kwargs, dict) else []
     return True, []
 
 
 def _ray_cluster(spec: Any, llm: bool, engine_flags: list[str]) -> list[PodTemplate]:
     templates: list[PodTemplate] = []
-    head = _get(spec, "headGroupSpec", "template")
+    head = get_path(spec, "headGroupSpec", "template")
     pod, notes = _template_pod(head)
     if pod is not None:
         templates.append(PodTemplate("head", _with_args(pod, engine_flags), 1, "vllm" if llm else None, notes))
-    for group in _get(spec, "workerGroupSpecs") or []:
+    for group in get_path(spec, "workerGroupSpecs") or []:
         if not isinstance(group, dict):
             continue
         pod, notes = _template_pod(group.get("template"))
@@ -131,8 +132,8 @@ def _ray_cluster(spec: Any, llm: bool, engine_flags: list[str]) -> list[PodTempl
 
 
 def _ray_service(data: dict[str, Any], file: str) -> list[PodTemplate]:
-    llm, engine_flags = _serve_engine_flags(_get(data, "spec", "serveConfigV2"), file)
-    return _ray_cluster(_get(data, "spec", "rayClusterConfig"), llm, engine_flags)
+    llm, engine_flags = _serve_engine_flags(get_path(data, "spec", "serveConfigV2"), file)
+    return _ray_cluster(get_path(data, "spec", "rayClusterConfig"), llm, engine_flags)
 
 
 def _ray_cluster_object(data: dict[str, Any], file: str) -> list[PodTemplate]:
@@ -144,12 +145,12 @@ def _ray_cluster_object(data: dict[str, Any], file: str) -> list[PodTemplate]:
 
 def _leader_worker_set(data: dict[str, Any], file: str) -> list[PodTemplate]:
     spec = data.get("spec")
-    groups = max(_count(_get(spec, "replicas")), 1)
-    lwt = _get(spec, "leaderWorkerTemplate")
-    size = max(_count(_get(lwt, "size")), 1)
+    groups = max(_count(get_path(spec, "replicas")), 1)
+    lwt = get_path(spec, "leaderWorkerTemplate")
+    size = max(_count(get_path(lwt, "size")), 1)
     templates: list[PodTemplate] = []
-    worker, worker_notes = _template_pod(_get(lwt, "workerTemplate"))
-    leader, leader_notes = _template_pod(_get(lwt, "leaderTemplate"))
+    worker, worker_notes = _template_pod(get_path(lwt, "workerTemplate"))
+    leader, leader_notes = _template_pod(get_path(lwt, "leaderTemplate"))
     if leader is not None:
         templates.append(PodTemplate("leader", leader, groups, None, leader_notes))
         if worker is not None and size > 1:
@@ -176,7 +177,7 @@ def _nim_service(data: dict[str, Any], file: str) -> list[PodTemplate]:
     for key in ("nodeSelector", "affinity", "priorityClassName", "tolerations"):
         if key in spec:
             pod[key] = spec[key]
-    replicas = max(_count(spec.get("replicas")), _count(_get(spec, "scale", "hpa", "maxReplicas"), 0), 1)
+    replicas = max(_count(spec.get("replicas")), _count(get_path(spec, "scale", "hpa", "maxReplicas"), 0), 1)
     notes = spec.get("annotations")
     return [PodTemplate("", pod, replicas, "nim", {str(k): str(v) for k, v in notes.items()} if isinstance(notes, dict) else {})]
 
@@ -186,8 +187,8 @@ def _nim_service(data: dict[str, Any], file: str) -> list[PodTemplate]:
 
 def _vllm_runtime(data: dict[str, Any], file: str) -> list[PodTemplate]:
     spec = data.get("spec")
-    deployment = _get(spec, "deploymentConfig")
-    vllm = _get(spec, "vllmConfig")
+    deployment = get_path(spec, "deploymentConfig")
+    vllm = get_path(spec, "vllmConfig")
     if not isinstance(deployment, dict):
         return []
     found = deployment.get("resources")
@@ -214,13 +215,13 @@ def _vllm_runtime(data: dict[str, Any], file: str) -> list[PodTemplate]:
         extra = vllm.get("extraArgs")
         if isinstance(extra, list):
             args.extend(str(a) for a in extra if isinstance(a, (str, int, float)))
-    seqs = _get(spec, "model", "maxNumSeqs")
+    seqs = get_path(spec, "model", "maxNumSeqs")
     if seqs not in (None, "") and "--max-num-seqs" not in args:
         args.extend(["--max-num-seqs", str(seqs)])
     container: dict[str, Any] = {"name": "vllm", "image": reference, "args": ["vllm", "serve", *args]}
     if limits:
         container["resources"] = {"limits": limits}
-    env = _get(vllm, "env")
+    env = get_path(vllm, "env")
     if isinstance(env, list):
         container["env"] = env
     pod: dict[str, Any] = {"containers": [container]}
@@ -270,9 +271,10 @@ def pod_templates(data: dict[str, Any], file: str) -> list[PodTemplate] | None:
 
 
 def holds_gpus(data: Any, depth: int = 0) -> bool:
-    """True when a GPU resource is asked for anywhere in `data` (a positive count)."""
+    """True when a GPU resource is asked for anywhere in `data` (a positive count); True too
+    past `MAX_DEPTH`, where it stops looking: an object too deep to search is reported, not passed."""
     if depth > MAX_DEPTH:
-        return False
+        return True
     if isinstance(data, dict):
         for key, value in data.items():
             name = str(key)

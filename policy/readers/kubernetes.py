@@ -60,6 +60,7 @@ from ..source import PlanSource, Position
 from ..yamlio import Document, LineDict, LineList, load_documents
 from ..unit_slips import unit_hint
 from . import custom_resources, flags
+from .custom_resources import get_path
 from .files import Files, not_followed
 
 ANNOTATION_PREFIX = "gpuadmit.dev/"
@@ -276,7 +277,7 @@ def _learn(doc: Document, context: _Context) -> None:
         return
     kind = data.get("kind")
     if kind == "PriorityClass":
-        name = _get(data, "metadata", "name")
+        name = get_path(data, "metadata", "name")
         value = data.get("value")
         if isinstance(name, str) and isinstance(value, int) and not isinstance(value, bool):
             context.priority_classes[name] = value
@@ -292,7 +293,7 @@ def _learn(doc: Document, context: _Context) -> None:
 
 def _learn_node(data: dict[str, Any], context: _Context) -> None:
     """A GPU node's GFD labels: its product, memory (MiB), and how its GPUs are shared."""
-    labels = _get(data, "metadata", "labels")
+    labels = get_path(data, "metadata", "labels")
     named = catalog.product_from_labels(labels) if isinstance(labels, dict) else None
     if named is None:
         return
@@ -315,7 +316,7 @@ def _learn_time_slicing(text: str, file: str, context: _Context) -> None:
     except InputError:
         return
     for inner in docs:
-        sharing = _get(inner.data, "sharing", "timeSlicing")
+        sharing = get_path(inner.data, "sharing", "timeSlicing")
         if not isinstance(sharing, dict):
             continue
         rename = sharing.get("renameByDefault") is True
@@ -324,14 +325,6 @@ def _learn_time_slicing(text: str, file: str, context: _Context) -> None:
                 name = resource["name"] + (".shared" if rename else "")
                 replicas = resource.get("replicas")
                 context.time_sliced[name] = replicas if isinstance(replicas, int) and replicas > 0 else 0
-
-
-def _get(data: Any, *path: str) -> Any:
-    for part in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(part)
-    return data
 
 
 def _workloads(doc: Document, context: _Context) -> list[_Workload]:
@@ -347,29 +340,36 @@ def _workloads(doc: Document, context: _Context) -> list[_Workload]:
         template: Any = spec
         replicas = 1
         if kind == "CronJob":
-            spec = _get(spec, "jobTemplate", "spec") or {}
+            spec = get_path(spec, "jobTemplate", "spec") or {}
         if kind != "Pod":
             template = spec.get("template") if isinstance(spec, dict) else None
             if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
                 replicas = _count(spec.get("replicas"), 1, doc, "spec.replicas")
             elif kind in ("Job", "CronJob"):
                 replicas = _count(spec.get("parallelism"), 1, doc, "spec.parallelism")
-            tmeta = _get(template, "metadata")
+            tmeta = get_path(template, "metadata")
             if isinstance(tmeta, dict):
                 more, more_lines = _annotations(tmeta)
                 annotations, lines = {**annotations, **more}, {**lines, **more_lines}
-            pod = _get(template, "spec")
+            pod = get_path(template, "spec")
         else:
             pod = spec
         return _pod_workloads(name, kind, doc, pod, annotations, lines, replicas, None, context)
     if kind == "InferenceService":
         spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
         found: list[_Workload] = []
+        workers_reported = False
         for component in ("predictor", "transformer", "explainer"):
             part = spec.get(component)
             if isinstance(part, dict):
                 label = name if component == "predictor" else f"{name}-{component}"
                 found.extend(_kserve_component(label, doc, part, annotations, lines, context))
+                # Multi-node workers (`workerSpec`) are not read: said, never counted as nothing.
+                if custom_resources.holds_gpus(part.get("workerSpec")):
+                    context.unjudged.append((kind, f"{label} workerSpec", doc.line))
+                    workers_reported = True
+        if not found and not workers_reported and custom_resources.holds_gpus(spec):
+            context.unjudged.append((kind, name, doc.line))
         return found
     if kind == "LLMInferenceService":
         spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
@@ -381,6 +381,8 @@ def _workloads(doc: Document, context: _Context) -> list[_Workload]:
                     f"{name}-{part.suffix}", kind, doc, part.pod, annotations, lines, part.replicas, part.framework, context
                 )
             )
+        if not found and custom_resources.holds_gpus(spec):
+            context.unjudged.append((kind, name, doc.line))
         return found
     parts = custom_resources.pod_templates(data, doc.file)
     if parts is not None:
@@ -418,7 +420,7 @@ def _kserve_component(
     for key, value in part.items():
         if isinstance(value, dict) and key not in ("nodeSelector", "annotations", "labels", "affinity", "resources"):
             if key == "model":
-                model_format = str(_get(value, "modelFormat", "name") or "").lower()
+                model_format = str(get_path(value, "modelFormat", "name") or "").lower()
                 hint = KSERVE_FORMATS.get(model_format, model_format or None)
                 words = _words(value)
                 if hint == "vllm" and flags.last(flags.flag_values(words), "--backend") == "huggingface":
@@ -507,9 +509,9 @@ def _pod_workloads(
 
 def _affinity_product(affinity: Any) -> str | None:
     """A GPU product pinned by required node affinity (`In` with one value) on a product label."""
-    terms = _get(affinity, "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+    terms = get_path(affinity, "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
     for term in terms or []:
-        for expression in _get(term, "matchExpressions") or []:
+        for expression in get_path(term, "matchExpressions") or []:
             if (
                 isinstance(expression, dict)
                 and expression.get("key") in catalog.product_label_keys()

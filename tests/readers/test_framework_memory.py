@@ -564,6 +564,45 @@ def test_an_unknown_object_without_gpus_stays_quiet(tmp_path: Path) -> None:
     assert report.plans == [] and report.findings == []
 
 
+KSERVE_MULTI_NODE = """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: big-llm}
+spec:
+  predictor:
+    model:
+      modelFormat: {name: huggingface}
+      resources: {limits: {nvidia.com/gpu: "8"}}
+    workerSpec:
+      tensorParallelSize: 8
+      containers:
+        - name: worker
+          resources: {limits: {nvidia.com/gpu: "8"}}
+"""
+
+
+def test_kserve_multi_node_workers_are_said_to_be_unjudged(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"isvc.yaml": KSERVE_MULTI_NODE}) / "isvc.yaml"
+    (finding,) = only(judge(path), "unjudged-gpu-object")
+    assert finding.message == "not judged: InferenceService big-llm workerSpec holds GPUs in fields gpuadmit does not read"
+
+
+def test_an_object_too_deep_to_search_for_gpus_is_reported_not_passed(tmp_path: Path) -> None:
+    nested = "      resources: {limits: {cpu: 1}}\n"
+    deep = "x: {" * 30 + "nvidia.com/gpu: 1" + "}" * 30
+    text = OTHER_GPU_OBJECT.replace('gpu: "1"', 'cpu: "1"').replace(nested, "") + f"  deep: {{{deep}}}\n"
+    path = _write(tmp_path, {"dgd.yaml": text}) / "dgd.yaml"
+    (finding,) = only(judge(path), "unjudged-gpu-object")
+    assert "DynamoGraphDeployment disagg" in finding.message
+
+
+def test_a_vllm_release_candidate_takes_the_default_of_its_release() -> None:
+    from policy.facts import _older_or_same
+
+    assert _older_or_same("0.6.3rc1", "0.6.4") and _older_or_same("v0.6.4.post1", "0.6.4")
+    assert not _older_or_same("0.6.5rc1", "0.6.4") and not _older_or_same("latest", "0.6.4")
+
+
 # --- the real files these shapes come from (skipped where shared/realworld is absent) -----
 
 MORE = REALWORLD / "more"
