@@ -36,7 +36,7 @@ from policy.errors import InputError
 
 from .config import ServeConfig
 from .coordination import CoordinationError, Coordinator, KubeLeases
-from .judge import JUDGED_OPERATIONS, describe, judge
+from .judge import JUDGED_OPERATIONS, ViewBusy, describe, judge
 from .limits import REQUEST_STARTED
 from .metrics import CONTENT_TYPE, Metrics
 from .review import Answer, BadRequest, Review, deny, failure, parse_json, parse_review, warning
@@ -205,12 +205,19 @@ class Webhook:
                 )
             if size <= self.settings.inline_max_bytes and due - loop.time() > min(INLINE_MIN_BUDGET_S, deadline / 2):
                 # A small review is judged in well under a millisecond: a thread hop costs more.
-                answer = judge(linter, review, mode, self.cluster, reserve_s=self._reserve_s)
-                if loop.time() <= due:
-                    return answer
-                # Too late to count: the API server has given up on it, so it is answered
-                # (and logged and counted) as the deadline's answer, like a threaded one.
-                raise asyncio.TimeoutError
+                # But never waiting on the event loop: while a refresh or a threaded review
+                # holds the cluster view, this one waits for it in a thread, and the loop
+                # goes on answering probes and other reviews.
+                try:
+                    answer = judge(linter, review, mode, self.cluster, reserve_s=self._reserve_s, wait=False)
+                except ViewBusy:
+                    pass
+                else:
+                    if loop.time() <= due:
+                        return answer
+                    # Too late to count: the API server has given up on it, so it is answered
+                    # (and logged and counted) as the deadline's answer, like a threaded one.
+                    raise asyncio.TimeoutError
             return await asyncio.wait_for(
                 run_in_threadpool(judge, linter, review, mode, self.cluster, None, None, self._reserve_s),
                 timeout=max(due - loop.time(), 0.0),

@@ -32,6 +32,10 @@ JUDGED_OPERATIONS = {"CREATE", "UPDATE"}
 OPERATIONS = JUDGED_OPERATIONS | {"DELETE", "CONNECT"}
 
 
+class ViewBusy(Exception):
+    """The cluster view is held by another review or by a refresh, and the caller may not wait."""
+
+
 def judge(
     linter: Linter,
     review: Review,
@@ -40,6 +44,8 @@ def judge(
     coordinator: Coordinator | None = None,
     due: float | None = None,
     reserve_s: float | None = None,
+    *,
+    wait: bool = True,
 ) -> Answer:
     """The answer for one well-formed review (CPU-bound; may run in a worker thread).
 
@@ -48,6 +54,8 @@ def judge(
     `coordinator` too, in step with the other replicas (webhook.coordination), which may
     raise CoordinationError (gpuadmit's own failure) and gives up at `due` (time.monotonic).
     An admitted object is reserved for `reserve_s` (default: neighbours.RESERVATION_SECONDS).
+    With `wait=False`, raises ViewBusy rather than wait for the cluster view's lock: the
+    event loop judges inline only what it can judge at once.
     """
     with gc_paused():
         if cluster is None:
@@ -59,7 +67,9 @@ def judge(
         # One review of the cluster at a time: judged and, when admitted, counted before
         # the next is judged (docs/DOMAINS.md, "No race").
         view = cluster
-        with view.lock:
+        if not view.lock.acquire(blocking=wait):
+            raise ViewBusy
+        try:
             view.expire()
 
             def decide() -> Answer:
@@ -75,6 +85,8 @@ def judge(
                 if doc is not None:
                     cluster.reserve(doc, reserve_s or reservation_seconds())
             return answer
+        finally:
+            view.lock.release()
 
 
 def _judge_scale(linter: Linter, review: Review, mode: Mode, cluster: ClusterView) -> Answer:

@@ -1,0 +1,112 @@
+"""The event loop never waits on the cluster view: while a refresh (or a review judged in a
+thread) holds the view, a small review waits for it in a worker thread, and probes and
+other requests are answered meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from webhook_support import review
+
+from webhook.app import Webhook, build_app
+from webhook.config import ServeConfig
+from webhook.metrics import Metrics
+from webhook.ruleset import RuleHolder
+
+NODES = """\
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Node
+    metadata:
+      name: gpu-a100-1
+      labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB-SHARED, nvidia.com/gpu.memory: "81920"}
+"""
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "svc", "namespace": "prod", "annotations": {"gpuadmit.dev/gpu-gb": "14"}},
+    "spec": {
+        "replicas": 1,
+        "template": {
+            "spec": {
+                "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB-SHARED"},
+                "containers": [{"name": "c", "image": "server:1", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
+            }
+        },
+    },
+}
+
+#: How long the view stays held: long enough that an event loop blocked on it shows.
+HELD_S = 1.5
+
+
+def _webhook(tmp_path: Path) -> Webhook:
+    snapshot = tmp_path / "snapshot.yaml"
+    snapshot.write_text(NODES, encoding="utf-8")
+    settings = ServeConfig(plain_http=True, cluster=str(snapshot))  # small reviews judged inline by default
+    metrics = Metrics()
+    return Webhook(settings, RuleHolder(settings, metrics), metrics, None)
+
+
+async def _review_and_probe_while_held(webhook: Webhook) -> tuple[dict[str, Any], float, float]:
+    """Hold the view in another thread (as a refresh does), send a review, then probe
+    /healthz: returns the review's answer, when the probe was answered and when the view
+    was let go (both on time.monotonic)."""
+    assert webhook.cluster is not None
+    lock = webhook.cluster.lock
+    held = threading.Event()
+    released_at: list[float] = []
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            time.sleep(HELD_S)
+            released_at.append(time.monotonic())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    transport = httpx.ASGITransport(app=build_app(webhook))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gpuadmit", timeout=30) as http:
+        judged = asyncio.create_task(http.post("/validate", json=review(DEPLOYMENT, kind=("apps", "v1", "Deployment"))))
+        await asyncio.sleep(0.05)  # the review has reached the view's lock
+        probe = await http.get("/healthz")
+        probed_at = time.monotonic()
+        assert probe.status_code == 200
+        answer = (await judged).json()["response"]
+    holder.join()
+    return answer, probed_at, released_at[0]
+
+
+def test_a_probe_is_answered_while_a_refresh_holds_the_cluster_view(tmp_path: Path) -> None:
+    answer, probed_at, released_at = asyncio.run(_review_and_probe_while_held(_webhook(tmp_path)))
+    assert probed_at < released_at, "the event loop waited for the cluster view's lock"
+    # The review itself waited for the view and was then judged with it, not dropped.
+    assert answer["allowed"] is True, answer
+
+
+def test_a_review_judged_inline_is_still_counted_before_the_next(tmp_path: Path) -> None:
+    """Inline judging takes the view's lock as the threaded path does: an admitted object is
+    reserved, so a second one that only fits alone is denied."""
+    webhook = _webhook(tmp_path)
+    big = {**DEPLOYMENT, "metadata": {**DEPLOYMENT["metadata"], "annotations": {"gpuadmit.dev/gpu-gb": "50"}}}
+    other = {**big, "metadata": {**big["metadata"], "name": "svc-2"}}
+
+    async def both() -> list[dict[str, Any]]:
+        transport = httpx.ASGITransport(app=build_app(webhook))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gpuadmit", timeout=30) as http:
+            first = await http.post("/validate", json=review(big, kind=("apps", "v1", "Deployment")))
+            second = await http.post("/validate", json=review(other, kind=("apps", "v1", "Deployment")))
+        return [first.json()["response"], second.json()["response"]]
+
+    first, second = asyncio.run(both())
+    assert first["allowed"] is True, first
+    assert second["allowed"] is False and "[memory-fit]" in second["status"]["message"], second
