@@ -80,9 +80,7 @@ def cel_env() -> tuple[Any, Any]:
     reach it as messages (policy.ruleeval), which also keep a NUL inside a string
     where cel-expr-python 0.1.3 cuts a plain str short.
     """
-    cel, types, _ = _typed()
-    from cel_expr_python.ext import ext_bindings, ext_math, ext_strings
-
+    cel, types = _typed()
     env = cel.NewEnv(
         factschema.descriptor_pool(),
         variables={
@@ -93,9 +91,20 @@ def cel_env() -> tuple[Any, Any]:
             "plan": types["plan"],
             "rule_params": cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
         },
-        extensions=[ext_bindings.ExtBindings(), ext_math.ExtMath(), ext_strings.ExtStrings()],
+        extensions=cel_extensions(),
     )
     return cel, env
+
+
+def cel_extensions() -> list[Any]:
+    """The CEL extensions rules may use: `cel.bind`, the math and the strings libraries.
+
+    One list for the environment that checks each expression when a rule loads and the
+    one its program runs in, so a rule the checker accepts always runs, and the reverse.
+    """
+    from cel_expr_python.ext import ext_bindings, ext_math, ext_strings
+
+    return [ext_bindings.ExtBindings(), ext_math.ExtMath(), ext_strings.ExtStrings()]
 
 
 def _bind(variables: Sequence[tuple[str, str]], body: str) -> str:
@@ -161,20 +170,20 @@ _UNDEFINED_FIELD = re.compile(r"undefined field '(\w+)' not found in struct '[\w
 
 
 @functools.lru_cache(maxsize=1)
-def _typed() -> tuple[Any, dict[str, Any], list[Any]]:
-    """(cel module, each scope's fact type, extensions) for checking rule expressions."""
+def _typed() -> tuple[Any, dict[str, Any]]:
+    """(cel module, each scope's fact type) for checking rule expressions."""
     from cel_expr_python import cel
-    from cel_expr_python.ext import ext_math, ext_strings
 
     factschema.descriptor_pool()
     types = {scope: cel.Type(factschema.message_name(scope)) for scope in factschema.SCHEMA}
-    return cel, types, [ext_math.ExtMath(), ext_strings.ExtStrings()]
+    return cel, types
 
 
 def check_rule(rule: CompiledRule) -> None:
     """Compile each expression alone in the schema-typed environment, so an error names its
     own field; check its type, the parameters it reads and the message templates."""
-    cel, types, extensions = _typed()
+    cel, types = _typed()
+    extensions = cel_extensions()
     pool = factschema.descriptor_pool()
     spec = rule.spec
     scope = SCOPES[spec.scope]

@@ -34,13 +34,15 @@ INT64_MIN = -(2**63)
 
 @functools.lru_cache(maxsize=1)
 def _env() -> Any:
-    """As policy.engine._cel() builds it; x, y, z are dyn, m a map(string, dyn)."""
+    """With the extensions rules run with (policy.rulecompile.cel_extensions); x, y, z are
+    dyn, m a map(string, dyn)."""
     from cel_expr_python import cel
-    from cel_expr_python.ext import ext_bindings, ext_math, ext_strings
+
+    from policy.rulecompile import cel_extensions
 
     return cel.NewEnv(
         variables={"x": cel.Type.DYN, "y": cel.Type.DYN, "z": cel.Type.DYN, "m": cel.Type.Map(cel.Type.STRING, cel.Type.DYN)},
-        extensions=[ext_bindings.ExtBindings(), ext_math.ExtMath(), ext_strings.ExtStrings()],
+        extensions=cel_extensions(),
     )
 
 
