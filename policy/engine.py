@@ -9,6 +9,7 @@ Its parts, one job each: rule files and overrides (policy.rules), the facts sche
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -23,6 +24,7 @@ from .rules import RuleOverride, RuleSpec, builtin_rules_dir, load_specs
 from .settings import Accounting
 from .source import PlanSource
 from .unmatched_waivers import unmatched_waivers
+from .waivers import expired, waives
 
 if TYPE_CHECKING:
     from .capacity.inventory import Inventory
@@ -217,14 +219,11 @@ def _remediation(spec: RuleSpec, source: PlanSource, scope: Scope, subject: Fact
 def _apply_waivers(findings: list[Finding], waivers: Sequence[Waiver], today: str, n_own: int) -> None:
     """Mark findings an unexpired waiver covers; the first `n_own` waivers are the plan's
     own (reported as in-source suppressions), the rest come from the project config."""
-    active = [(n, w) for n, w in enumerate(waivers) if not (w.expires and w.expires.isoformat() < today)]
+    day = dt.date.fromisoformat(today)
+    active = [(n, w) for n, w in enumerate(waivers) if not expired(w, day)]
     for finding in findings:
         for n, waiver in active:
-            if (
-                waiver.rule == finding.rule
-                and (waiver.model is None or waiver.model == finding.model)
-                and (waiver.gpu is None or waiver.gpu == finding.gpu)
-            ):
+            if waives(waiver, finding.rule, finding.model, finding.gpu):
                 finding.waived = True
                 finding.waiver_reason = waiver.reason
                 finding.waiver_source = "plan" if n < n_own else "config"

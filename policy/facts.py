@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from . import catalog, protection
+from . import catalog, protection, waivers
 from .capacity.match import PlanCapacity, RealUnit, match_plan
 from .plan import Gpu, Model, ServingPlan
 from .settings import Accounting
@@ -245,8 +245,8 @@ def build_facts(
             "gpu": w.gpu or "",
             "reason": w.reason,
             "expires": w.expires.isoformat() if w.expires else "",
-            "expired": bool(w.expires and w.expires < today),
-            "days_expired": (today - w.expires).days if w.expires and w.expires < today else 0,
+            "expired": waivers.expired(w, today),
+            "days_expired": waivers.days_expired(w, today),
         }
         for i, w in enumerate(plan.waivers)
     ]

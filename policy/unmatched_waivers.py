@@ -10,15 +10,24 @@ every plan, and most of them match nothing in any one plan.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import datetime as dt
+from typing import Literal, Mapping, NamedTuple, Sequence
 
 from .closest import did_you_mean
 from .facts import Facts
 from .findings import Finding
-from .plan import Waiver
 from .source import PlanSource
+from .waivers import Waiver, expired, waives
 
 RULE = "waiver-unmatched"
+
+
+class Problem(NamedTuple):
+    """Why a waiver waives nothing, how to fix it, and the waiver's key at fault (None: the waiver as a whole)."""
+
+    text: str
+    fix: str
+    key: Literal["rule", "model", "gpu"] | None
 
 
 def unmatched_waivers(
@@ -34,31 +43,29 @@ def unmatched_waivers(
     """
     if not waivers:
         return []
-    today = facts.plan["today"]
+    today = dt.date.fromisoformat(facts.plan["today"])
     models = [m["name"] for m in facts.models]
     gpus = [g["id"] for g in facts.gpus]
     gpus_of = {m["name"]: m["gpus"] or m["targets"] for m in facts.models}
     result: list[Finding] = []
     for n, waiver in enumerate(waivers):
-        if waiver.expires is not None and waiver.expires.isoformat() < today:
+        if expired(waiver, today):
             continue  # `waiver-expired` speaks for it
-        problem, fix = _problem(waiver, scopes, models, gpus, gpus_of, findings)
+        problem = _problem(waiver, scopes, models, gpus, gpus_of, findings)
         if problem is None:
             continue
-        # Point at the key that is wrong: `rule:`, `model:` or `gpu:`, else the waiver.
-        key = next((k for k in ("rule", "model", "GPU") if problem.startswith(k)), None)
-        file, line, column = source.locate("waiver", n, key.lower() if key else None)
+        file, line, column = source.locate("waiver", n, problem.key)
         result.append(
             Finding(
                 rule=RULE,
                 severity="warning",
-                message=f"waiver of {waiver.rule} for {waiver.model or waiver.gpu}: {problem}",
+                message=f"waiver of {waiver.rule} for {waiver.model or waiver.gpu}: {problem.text}",
                 model=waiver.model,
                 gpu=waiver.gpu,
                 file=file,
                 line=line,
                 column=column,
-                fix=fix,
+                fix=problem.fix,
                 plan=source.plan.metadata.name,
             )
         )
@@ -72,38 +79,38 @@ def _problem(
     gpus: list[str],
     gpus_of: Mapping[str, list[str]],
     findings: Sequence[Finding],
-) -> tuple[str | None, str]:
-    """What is wrong with a waiver, and how to fix it; (None, "") when it waives something."""
+) -> Problem | None:
+    """What is wrong with a waiver; None when it waives something."""
     scope = scopes.get(waiver.rule)
     if scope is None:
-        return (
+        return Problem(
             f"rule {waiver.rule!r} does not exist{did_you_mean(waiver.rule, scopes)}",
             "name the rule exactly as `gpuadmit rules list` prints it",
+            "rule",
         )
     if waiver.model is not None and waiver.model not in models:
-        return (
+        return Problem(
             f"model {waiver.model!r} is not in this plan{did_you_mean(waiver.model, models)}",
             "name the model exactly as the plan does",
+            "model",
         )
     if waiver.gpu is not None and waiver.gpu not in gpus:
-        return (
+        return Problem(
             f"GPU {waiver.gpu!r} is not in this plan{did_you_mean(waiver.gpu, gpus)}",
             "name the GPU (or MIG slice) exactly as the plan does",
+            "gpu",
         )
     if scope == "gpu" and waiver.gpu is None:
         on = ", ".join(gpus_of.get(waiver.model or "", [])) or "its GPU"
-        return (
+        return Problem(
             f"{waiver.rule} judges GPUs, not models, so a waiver naming only a model waives nothing",
             f"waive it for the GPU instead: `gpu: {on}`",
+            None,
         )
-    for finding in findings:
-        if (
-            finding.rule == waiver.rule
-            and (waiver.model is None or waiver.model == finding.model)
-            and (waiver.gpu is None or waiver.gpu == finding.gpu)
-        ):
-            return None, ""
-    return (
+    if any(waives(waiver, finding.rule, finding.model, finding.gpu) for finding in findings):
+        return None
+    return Problem(
         f"{waiver.rule} finds nothing to waive here",
         "remove the waiver: the finding it was written for is gone",
+        None,
     )

@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "policy.yamlio",
             "policy.plan",
+            "policy.waivers",
             "policy.catalog",
             "policy.source",
             "policy.celcompile",

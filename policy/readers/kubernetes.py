@@ -42,7 +42,6 @@ everything read.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from .. import catalog
 from ..closest import did_you_mean
 from ..errors import InputError
 from ..plan import Gpu, Model, ServingPlan, Waiver
+from ..waivers import parse_expires
 from ..findings import Finding
 from ..source import PlanSource, Position
 from ..yamlio import Document, LineDict, LineList, load_documents
@@ -1168,10 +1168,10 @@ def _waivers(workload: _Workload, model: str, raw: Any, context: _Context) -> li
             name, _, value = option.partition("=")
             if name.strip() == "expires":
                 try:
-                    data["expires"] = dt.date.fromisoformat(value.strip())
-                except ValueError:
+                    data["expires"] = parse_expires(value)
+                except ValueError as exc:
                     raise InputError(
-                        f"expires must be a date YYYY-MM-DD, got {value.strip()!r}",
+                        str(exc),
                         file=workload.doc.file,
                         line=line,
                         column=column,
