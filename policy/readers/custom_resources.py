@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
-from ..yamlio import load_documents
+from ..yamlio import LineDict, load_documents
 
 #: Resource names that hold a GPU or a share of one.
 GPU_RESOURCE_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-", "amd.com/gpu", "gpu.intel.com/")
@@ -56,10 +56,29 @@ def get_path(data: Any, *path: str) -> Any:
     return data
 
 
-def _count(value: Any, default: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+def _count(parent: Any, key: str, file: str, where: str, default: int = 1) -> int:
+    """The count (replicas, size) at `parent[key]`, `default` when absent.
+
+    Anything but a whole number ≥ 0 (`"4"`, `-1`, `true`, `2.5`) is bad input naming the
+    file, the field's line and its path `where`: the operator would refuse it or read
+    something else, so no count is guessed for it.
+    """
+    value = parent.get(key) if isinstance(parent, dict) else None
+    if value is None:
         return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        line, column = _position(parent, key)
+        raise InputError(f"expected a whole number ≥ 0, got {value!r}", file=file, line=line, column=column, field=where)
     return value
+
+
+def _position(parent: Any, key: str) -> tuple[int | None, int | None]:
+    """(line, column) of `key` in `parent` where the reader recorded it, else of `parent`."""
+    if isinstance(parent, LineDict):
+        if key in parent.key_lines:
+            return parent.key_lines[key]
+        return parent.line, parent.column
+    return None, None
 
 
 def _template_pod(template: Any) -> tuple[dict[str, Any] | None, dict[str, str]]:
@@ -113,19 +132,22 @@ def _serve_engine_flags(serve_config: Any, file: str) -> tuple[bool, list[str]]:
     return True, []
 
 
-def _ray_cluster(spec: Any, llm: bool, engine_flags: list[str]) -> list[PodTemplate]:
+def _ray_cluster(spec: Any, llm: bool, engine_flags: list[str], file: str, where: str) -> list[PodTemplate]:
     templates: list[PodTemplate] = []
     head = get_path(spec, "headGroupSpec", "template")
     pod, notes = _template_pod(head)
     if pod is not None:
         templates.append(PodTemplate("head", _with_args(pod, engine_flags), 1, "vllm" if llm else None, notes))
-    for group in get_path(spec, "workerGroupSpecs") or []:
+    for n, group in enumerate(get_path(spec, "workerGroupSpecs") or []):
         if not isinstance(group, dict):
             continue
         pod, notes = _template_pod(group.get("template"))
         if pod is None:
             continue
-        replicas = max(_count(group.get("replicas")), _count(group.get("maxReplicas"), 0), 1)
+        at = f"{where}.workerGroupSpecs[{n}]"
+        replicas = max(
+            _count(group, "replicas", file, f"{at}.replicas"), _count(group, "maxReplicas", file, f"{at}.maxReplicas", 0), 1
+        )
         name = str(group.get("groupName") or f"group{len(templates)}")
         templates.append(PodTemplate(name, _with_args(pod, engine_flags), replicas, "vllm" if llm else None, notes))
     return templates
@@ -133,11 +155,11 @@ def _ray_cluster(spec: Any, llm: bool, engine_flags: list[str]) -> list[PodTempl
 
 def _ray_service(data: dict[str, Any], file: str) -> list[PodTemplate]:
     llm, engine_flags = _serve_engine_flags(get_path(data, "spec", "serveConfigV2"), file)
-    return _ray_cluster(get_path(data, "spec", "rayClusterConfig"), llm, engine_flags)
+    return _ray_cluster(get_path(data, "spec", "rayClusterConfig"), llm, engine_flags, file, "spec.rayClusterConfig")
 
 
 def _ray_cluster_object(data: dict[str, Any], file: str) -> list[PodTemplate]:
-    return _ray_cluster(data.get("spec"), False, [])
+    return _ray_cluster(data.get("spec"), False, [], file, "spec")
 
 
 # -- LeaderWorkerSet ----------------------------------------------------------------------
@@ -145,9 +167,9 @@ def _ray_cluster_object(data: dict[str, Any], file: str) -> list[PodTemplate]:
 
 def _leader_worker_set(data: dict[str, Any], file: str) -> list[PodTemplate]:
     spec = data.get("spec")
-    groups = max(_count(get_path(spec, "replicas")), 1)
+    groups = max(_count(spec, "replicas", file, "spec.replicas"), 1)
     lwt = get_path(spec, "leaderWorkerTemplate")
-    size = max(_count(get_path(lwt, "size")), 1)
+    size = max(_count(lwt, "size", file, "spec.leaderWorkerTemplate.size"), 1)
     templates: list[PodTemplate] = []
     worker, worker_notes = _template_pod(get_path(lwt, "workerTemplate"))
     leader, leader_notes = _template_pod(get_path(lwt, "leaderTemplate"))
@@ -177,7 +199,10 @@ def _nim_service(data: dict[str, Any], file: str) -> list[PodTemplate]:
     for key in ("nodeSelector", "affinity", "priorityClassName", "tolerations"):
         if key in spec:
             pod[key] = spec[key]
-    replicas = max(_count(spec.get("replicas")), _count(get_path(spec, "scale", "hpa", "maxReplicas"), 0), 1)
+    hpa = get_path(spec, "scale", "hpa")
+    replicas = max(
+        _count(spec, "replicas", file, "spec.replicas"), _count(hpa, "maxReplicas", file, "spec.scale.hpa.maxReplicas", 0), 1
+    )
     notes = spec.get("annotations")
     return [PodTemplate("", pod, replicas, "nim", {str(k): str(v) for k, v in notes.items()} if isinstance(notes, dict) else {})]
 
@@ -228,24 +253,25 @@ def _vllm_runtime(data: dict[str, Any], file: str) -> list[PodTemplate]:
     for key in ("nodeSelector", "affinity", "priorityClassName"):
         if key in deployment:
             pod[key] = deployment[key]
-    return [PodTemplate("", pod, max(_count(deployment.get("replicas")), 1), "vllm")]
+    replicas = max(_count(deployment, "replicas", file, "spec.deploymentConfig.replicas"), 1)
+    return [PodTemplate("", pod, replicas, "vllm")]
 
 
 # -- KServe LLMInferenceService -------------------------------------------------------------
 
 
-def llm_inference_service_parts(spec: Any) -> list[PodTemplate]:
+def llm_inference_service_parts(spec: Any, file: str) -> list[PodTemplate]:
     """The pods of an LLMInferenceService beyond `spec.template`: multi-node workers and prefill."""
     templates: list[PodTemplate] = []
     if not isinstance(spec, dict):
         return templates
-    replicas = max(_count(spec.get("replicas")), 1)
+    replicas = max(_count(spec, "replicas", file, "spec.replicas"), 1)
     worker = spec.get("worker")
     if isinstance(worker, dict):
         templates.append(PodTemplate("worker", worker, replicas, "vllm"))
     prefill = spec.get("prefill")
     if isinstance(prefill, dict):
-        prefill_replicas = max(_count(prefill.get("replicas")), 1)
+        prefill_replicas = max(_count(prefill, "replicas", file, "spec.prefill.replicas"), 1)
         if isinstance(prefill.get("template"), dict):
             templates.append(PodTemplate("prefill", prefill["template"], prefill_replicas, "vllm"))
         if isinstance(prefill.get("worker"), dict):

@@ -375,7 +375,7 @@ def _workloads(doc: Document, context: _Context) -> list[_Workload]:
         spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
         replicas = _count(spec.get("replicas"), 1, doc, "spec.replicas")
         found = _pod_workloads(name, kind, doc, spec.get("template"), annotations, lines, replicas, "vllm", context)
-        for part in custom_resources.llm_inference_service_parts(spec):
+        for part in custom_resources.llm_inference_service_parts(spec, doc.file):
             found.extend(
                 _pod_workloads(
                     f"{name}-{part.suffix}", kind, doc, part.pod, annotations, lines, part.replicas, part.framework, context
