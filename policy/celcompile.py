@@ -31,11 +31,12 @@ comprehension's iterable), and `cel.bind` becomes an assignment expression.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Iterable, Sequence, Union
 
 
 class Unsupported(Exception):
@@ -410,8 +411,12 @@ class _Parser:
         return Call(name, args, target)
 
 
+@functools.lru_cache(maxsize=256)
 def parse(source: str) -> Node:
-    """The syntax tree of one CEL expression; `Unsupported` on syntax errors."""
+    """The syntax tree of one CEL expression; `Unsupported` on syntax errors.
+
+    Remembered: rules load parses each program twice, to translate it and to find the
+    facts it reads (policy.rulecompile.fact_keys); a tree is immutable."""
     try:
         return _Parser(source).parse()
     except RecursionError:
@@ -520,6 +525,60 @@ def _uses(node: Node, name: str) -> bool:
     if isinstance(node, Bind):
         return _uses(node.init, name) or (node.var != name and _uses(node.body, name))
     return any(_uses(child, name) for child in _children(node))
+
+
+def fields_read(node: Node, name: str) -> frozenset[str] | None:
+    """The fields of variable `name` that `node` reads where it occurs free (macro and bind
+    variables shadow it): `name.field` and `has(name.field)`; None where `name` itself is
+    used other than that (passed whole, indexed, compared)."""
+    if isinstance(node, (Select, Has)) and isinstance(node.operand, Ident) and node.operand.name == name:
+        return frozenset([node.field])
+    if isinstance(node, Ident):
+        return None if node.name == name else frozenset()
+    if isinstance(node, Macro):
+        parts = [node.range, *(node.args if node.var != name else ())]
+    elif isinstance(node, Bind):
+        parts = [node.init, *((node.body,) if node.var != name else ())]
+    else:
+        parts = _children(node)
+    return _union(fields_read(part, name) for part in parts)
+
+
+def element_fields_read(node: Node, collection: str) -> frozenset[str] | None:
+    """The fields of the elements of list variable `collection` that `node` reads: through
+    the variable of a macro over it (`models.filter(model, model.name != "")`, also over
+    what such a `filter` keeps); None where the list or an element is used otherwise."""
+    if isinstance(node, Ident):
+        return None if node.name == collection else frozenset()
+    if isinstance(node, Macro):
+        over_list = isinstance(node.range, Ident) and node.range.name == collection
+        found = [frozenset() if over_list else element_fields_read(node.range, collection)]
+        if _elements_of(node.range, collection):
+            found += [fields_read(arg, node.var) for arg in node.args]
+        if node.var != collection:
+            found += [element_fields_read(arg, collection) for arg in node.args]
+        return _union(found)
+    if isinstance(node, Bind):
+        parts = [node.init, *((node.body,) if node.var != collection else ())]
+        return _union(element_fields_read(part, collection) for part in parts)
+    return _union(element_fields_read(part, collection) for part in _children(node))
+
+
+def _elements_of(node: Node, collection: str) -> bool:
+    """Whether `node`'s items are items of `collection` itself (the list, or a filter of it)."""
+    if isinstance(node, Ident):
+        return node.name == collection
+    return isinstance(node, Macro) and node.kind == "filter" and _elements_of(node.range, collection)
+
+
+def _union(parts: Iterable[frozenset[str] | None]) -> frozenset[str] | None:
+    """All the fields read, or None when any part reads the whole."""
+    found: set[str] = set()
+    for part in parts:
+        if part is None:
+            return None
+        found |= part
+    return frozenset(found)
 
 
 class _Translator:

@@ -10,6 +10,7 @@ Its parts, one job each: rule files and overrides (policy.rules), the facts sche
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -39,7 +40,6 @@ class RuleSet:
         self.active = [r for r in rules if r.spec.enabled and r.spec.scope != "input"]
         self.by_id = {r.id: r for r in rules}
         self._rule_params = {r.id: r.params for r in rules}
-        self._fact_keys = fact_keys(self.active)
         self._scopes = {r.id: r.spec.scope for r in rules}
 
     @classmethod
@@ -99,6 +99,12 @@ class RuleSet:
             rules.append(rule)
         return cls(rules)
 
+    @functools.cached_property
+    def _fact_keys(self) -> dict[str, frozenset[str] | None]:
+        """The fact keys the rules read (rulecompile.fact_keys): worked out the first time
+        cel-cpp judges a plan, which a translated rule set seldom needs."""
+        return fact_keys(self.active)
+
     @property
     def untranslated(self) -> list[str]:
         """Active rules the translator refused at load (CEL outside celcompile.SUBSET):
@@ -136,7 +142,7 @@ class RuleSet:
         report = PlanReport(name=plan.metadata.name, file=source.file, facts=facts)
         report.findings.extend(source.findings)
         collections = facts.collections()
-        for rule, rows, error in evaluate(self.active, facts, self._rule_params, self._fact_keys):
+        for rule, rows, error in evaluate(self.active, facts, self._rule_params, lambda: self._fact_keys):
             if error is not None:
                 # Fail closed: a rule that cannot judge this plan is an error, not a pass.
                 report.findings.append(

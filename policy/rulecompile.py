@@ -271,29 +271,33 @@ def _cel_message(exc: Exception) -> str:
 
 
 def fact_keys(rules: Iterable[CompiledRule]) -> dict[str, frozenset[str] | None]:
-    """Per collection, the fact keys the rules' expressions read (None: all of them).
+    """Per collection, the fact keys the rules' programs read (None: all of them).
 
-    Converting facts into the expression engine costs about 130 ns per value and is
-    paid on every plan, so only what some expression reads is handed over. A scope
-    variable used other than as `var.key` (passed whole to a function, say) keeps
-    every key of its collection.
+    Converting facts for cel-cpp costs about 130 ns per value, paid on every plan judged
+    there (policy.ruleeval), so only what some program reads is handed over. What a
+    program reads is found on its syntax tree (policy.celcompile, the tree its translation
+    was made from), strings and shadowing variables understood: a fact left out would
+    reach cel-cpp as its type's default, a silent wrong answer. A subject used other than
+    as `var.key` (passed whole to a function, say), or a program the translator's parser
+    does not take, keeps every key of its collection.
     """
+    from . import celcompile
+
     keys: dict[str, set[str] | None] = {scope.collection: {"idx"} for scope in SCOPES.values()}
     for rule in rules:
-        scope = SCOPES[rule.spec.scope]
-        for _, expression, _ in expressions(rule.spec):
-            code = _STRING_LITERAL.sub('""', expression)
-            for other in SCOPES.values():
-                if other.var == "plan" and scope.var != "plan":
-                    continue  # the top-level `plan` is one small map, never projected
-                found = keys[other.collection]
-                var = rf"(?<![\w.]){other.var}\b"  # the variable itself, not a field of that name
-                if found is None or not re.search(var, code):
-                    continue
-                if re.search(rf"{var}(?!\s*\.\s*[A-Za-z_])", code):
-                    keys[other.collection] = None
-                else:
-                    found.update(re.findall(rf"{var}\s*\.\s*([A-Za-z_]\w*)", code))
+        name = rule.spec.scope
+        collection = SCOPES[name].collection
+        found = keys[collection]
+        if found is None:
+            continue
+        try:
+            fields = celcompile.element_fields_read(celcompile.parse(program_source(rule.spec)), collection)
+        except celcompile.Unsupported:
+            fields = None
+        if fields is None:
+            keys[collection] = None
+        else:
+            found.update(fields & frozenset(factschema.fact_names(name)))
     return {name: frozenset(found) if found is not None else None for name, found in keys.items()}
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from . import factschema
 from .errors import RuleError
@@ -36,17 +36,23 @@ CHUNK = 128
 #: raised). Read by the webhook's /metrics; only ever grows.
 FALLBACKS: Counter[str] = Counter()
 
+#: Per collection, the fact keys cel-cpp is handed (None: all of them).
+FactKeys = dict[str, frozenset[str] | None]
+
 #: One chunk's values of rulecompile.VARIABLES.
 Chunk = tuple[list[Fact], list[Fact], list[Fact], list[Fact], Fact, dict[str, Any]]
 
 
 def evaluate(
-    rules: Sequence[CompiledRule], facts: Facts, rule_params: dict[str, Any], keys: dict[str, frozenset[str] | None]
+    rules: Sequence[CompiledRule],
+    facts: Facts,
+    rule_params: dict[str, Any],
+    keys: FactKeys | Callable[[], FactKeys],
 ) -> Iterable[tuple[CompiledRule, list[list[Any]], str | None]]:
     """Each rule's rows (subject index, validation results, variables), or its error.
 
-    `keys` are the fact keys the rules read, per collection (rulecompile.fact_keys):
-    cel-cpp is handed only those.
+    `keys` are the fact keys the rules read, per collection (rulecompile.fact_keys), or
+    what gives them, asked only when cel-cpp judges: cel-cpp is handed only those.
     """
     chunks = _chunks(facts, rule_params)
     activations: list[Any] = []
@@ -63,7 +69,7 @@ def evaluate(
                 FALLBACKS[rule.id] += 1
         if not activations and unusable is None:
             try:
-                activations = _activations(chunks, keys)
+                activations = _activations(chunks, keys() if callable(keys) else keys)
             except (KeyError, TypeError, ValueError) as exc:  # protobuf refuses a wrong type or range
                 unusable = f"the facts do not match the facts schema: {type(exc).__name__}: {exc}"
         if unusable is not None:
