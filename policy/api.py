@@ -80,12 +80,16 @@ class Linter:
         """
         return self._rule_infos
 
-    def lint_paths(self, paths: Sequence[str | Path], neighbours: Sequence[Batch] = ()) -> Report:
+    def lint_paths(
+        self, paths: Sequence[str | Path], neighbours: Sequence[Batch] = (), files_roots: Sequence[str | Path] = ()
+    ) -> Report:
         """Judge files and folders on this machine, following the model repositories they
-        name (file access is what a caller pointing at paths has; admission has none).
-        `neighbours` (a cluster's objects) join the domains they share."""
+        name inside the folders being linted and `files_roots` (file access is what a
+        caller pointing at paths has; admission has none). `neighbours` (a cluster's
+        objects) join the domains they share."""
         with gc_paused():
-            read = read_paths(paths, ignore=self.config.ignored(), neighbours=neighbours, files=Files())
+            files = Files.within(paths, files_roots)
+            read = read_paths(paths, ignore=self.config.ignored(), neighbours=neighbours, files=files)
             return self.lint_sources(read.sources, read)
 
 

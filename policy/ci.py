@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="FILE", default="", help="project config (default: nearest .gpuadmit.yaml)")
     parser.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
+    parser.add_argument(
+        "--files-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="read model repositories in this folder too, beside the working directory and the paths (repeatable)",
+    )
     return parser
 
 
@@ -65,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(Path(args.config) if args.config else find_config())
     if args.fail_on:
         config.fail_on = args.fail_on
-    report = Linter(config, args.rules).lint_paths(paths)
+    report = Linter(config, args.rules).lint_paths(paths, files_roots=args.files_root)
 
     sys.stdout.write(render(report, args.format))
     if args.sarif:

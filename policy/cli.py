@@ -56,6 +56,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     lint.add_argument("--kubeconfig", metavar="FILE", help="with --cluster kube (default: service account, $KUBECONFIG)")
     lint.add_argument(
+        "--files-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a model repository named by a plan or manifest is read only inside the folders being linted "
+        "(the working directory and the PATHs); this adds one (repeatable)",
+    )
+    lint.add_argument(
         "--changed",
         action="store_true",
         help="the PATHs are changed files (pre-commit): judge the units they belong to, read from the working directory",
@@ -165,13 +173,14 @@ def _lint(args: argparse.Namespace) -> int:
     if args.changed:
         from .units import lint_changed
 
-        report = lint_changed(linter, args.paths)
+        report = lint_changed(linter, args.paths, files_roots=args.files_root)
     elif args.cluster:
         from .cluster.kube import open_cluster
 
-        report = linter.lint_paths(args.paths, neighbours=[open_cluster(args.cluster, args.kubeconfig).batch()])
+        neighbours = [open_cluster(args.cluster, args.kubeconfig).batch()]
+        report = linter.lint_paths(args.paths, neighbours=neighbours, files_roots=args.files_root)
     else:
-        report = linter.lint_paths(args.paths)
+        report = linter.lint_paths(args.paths, files_roots=args.files_root)
     color = args.color == "always" or (
         args.color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ and args.format == "text"
     )

@@ -21,20 +21,22 @@ if TYPE_CHECKING:
     from .report import Report
 
 
-def read_units(changed: Sequence[str | Path], root: Path, linter: Linter) -> ReadResult:
+def read_units(changed: Sequence[str | Path], root: Path, linter: Linter, files_roots: Sequence[str | Path] = ()) -> ReadResult:
     """The plans (domains) of `root` that a changed file is part of."""
     targets = {Path(path).resolve() for path in changed}
-    read = read_paths([root], ignore=linter.config.ignored(), files=Files())
+    read = read_paths([root], ignore=linter.config.ignored(), files=Files.within([root], files_roots))
     read.sources = [source for source in read.sources if _touches(source, targets)]
     read.findings = [f for f in read.findings if f.file is not None and _within(Path(f.file).resolve(), targets)]
     return read
 
 
-def lint_changed(linter: Linter, changed: Sequence[str | Path], root: Path | None = None) -> Report:
+def lint_changed(
+    linter: Linter, changed: Sequence[str | Path], root: Path | None = None, files_roots: Sequence[str | Path] = ()
+) -> Report:
     from .api import gc_paused
 
     with gc_paused():
-        read = read_units(changed, root or Path("."), linter)
+        read = read_units(changed, root or Path("."), linter, files_roots)
         return linter.lint_sources(read.sources, read)
 
 

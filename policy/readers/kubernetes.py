@@ -61,7 +61,7 @@ from ..yamlio import Document, LineDict, LineList, load_documents
 from ..unit_slips import unit_hint
 from . import custom_resources, flags
 from .custom_resources import get_path
-from .files import Files, not_followed
+from .files import OUTSIDE, Files, not_followed
 
 ANNOTATION_PREFIX = "gpuadmit.dev/"
 GPU = "nvidia.com/gpu"
@@ -925,11 +925,19 @@ def _triton_repository(workload: _Workload, model: str, annotations: dict[str, A
         reason = "admission reads no files"
     else:
         folder = context.files.resolve(file, str(named))
-        if folder.is_dir() and any((p / "config.pbtxt").is_file() for p in folder.iterdir() if p.is_dir()):
+        if not context.files.permits(folder):
+            reason = (
+                OUTSIDE
+                if annotated
+                else "no model repository is there inside the folders being linted (the path is inside the container "
+                "image, or remote; --files-root adds a folder)"
+            )
+        elif folder.is_dir() and any((p / "config.pbtxt").is_file() for p in folder.iterdir() if p.is_dir()):
             return folder
-        if annotated:
+        elif annotated:
             raise InputError(f"no Triton model repository at {folder}", file=file, line=line, column=column, field=what)
-        reason = "no model repository is there beside the manifest (the path is inside the container, or remote)"
+        else:
+            reason = "no model repository is there beside the manifest (the path is inside the container, or remote)"
     context.findings.append(
         not_followed(
             f"{workload.name}: {what}",

@@ -69,7 +69,7 @@ from ..source import PlanSource, Position
 from ..yamlio import load_documents, read_text
 from ..unit_slips import unit_hint
 from . import flags
-from .files import Files, not_followed
+from .files import OUTSIDE, Files, not_followed
 from .triton_config import ParsedConfig, map_key_line, parse
 
 CONFIG = "config.pbtxt"
@@ -205,15 +205,17 @@ def resolve_plan(source: PlanSource, files: Files | None) -> PlanSource:
         return source
     line, column = source.positions.get(("plan", source.plan.metadata.name), (source.line or 1, 1))[:2]
     if files is None:
-        return _unread(source, line, column)
+        return _unread(source, line, column, "admission reads no files")
     repo = files.resolve(source.file, section.repository)
+    if not files.permits(repo):
+        return _unread(source, line, column, OUTSIDE)
     if not repo.is_dir():
         raise InputError(f"no model repository at {repo}", file=source.file, line=line, column=column, field="triton.repository")
     return expand(source, repo, section)
 
 
-def _unread(source: PlanSource, line: int, column: int) -> PlanSource:
-    """The plan judged without its repository, and an error that says so.
+def _unread(source: PlanSource, line: int, column: int, reason: str) -> PlanSource:
+    """The plan judged without its repository, and an error that says why (`reason`).
 
     Its `models` entries without a GPU describe repository models (the configs place
     them): judged alone they would only be reported as unplaced, so they are left out.
@@ -222,7 +224,7 @@ def _unread(source: PlanSource, line: int, column: int) -> PlanSource:
     plan = source.plan
     beside = [m for m in plan.models if m.placed_on]
     left_out = len(plan.models) - len(beside)
-    consequence = "admission reads no files, so the repository's models were not judged"
+    consequence = f"{reason}, so the repository's models were not judged"
     if left_out:
         consequence += f" (nor the {left_out} `models` entries without a GPU that describe them)"
     result = PlanSource(

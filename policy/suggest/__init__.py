@@ -75,7 +75,7 @@ def suggest(
         config = load_config(Path(config) if config is not None else find_config())
     linter = Linter(config, rule_dirs, capacity=capacity)
     with gc_paused():
-        read = read_paths(paths, ignore=config.ignored(), files=Files())
+        read = read_paths(paths, ignore=config.ignored(), files=Files.within(paths))
     result = Suggestion(input_findings=list(read.findings))
     if result.unusable_input:
         return result

@@ -29,7 +29,7 @@ def judge(*paths: Path) -> Report:
 
 def models(path: Path) -> dict[str, Model]:
     """Every model read from `path`, by name, as `gpuadmit lint` reads it (with file access)."""
-    read = read_paths([path], files=Files())
+    read = read_paths([path], files=Files.within([path]))
     assert not read.findings, read.findings
     return {m.name: m for source in read.sources for m in source.plan.models}
 
