@@ -195,7 +195,7 @@ def check_rule(rule: CompiledRule) -> None:
     samples: dict[str, Any] = {scope.var: sample_facts(spec.scope), "plan": sample_facts("plan"), "params": rule.params}
     variable = 0
     for field_name, expression, kind in expressions(spec):
-        for name in _PARAM.findall(_STRING_LITERAL.sub('""', expression)):
+        for name in _params_read(expression):
             if name not in spec.params:
                 raise RuleError(
                     f"rule has no parameter {name!r}" + did_you_mean(name, spec.params), file=rule.file, field=field_name
@@ -220,6 +220,18 @@ def check_rule(rule: CompiledRule) -> None:
         if problem is not None:
             where = "message " if field_name.endswith(".message") else ""
             raise RuleError(where + problem, file=rule.file, field=field_name)
+
+
+def _params_read(expression: str) -> list[str]:
+    """The parameters an expression reads as `params.name`, found on its syntax tree, so a
+    string never hides one; by a text search where the translator's parser refuses it."""
+    from . import celcompile
+
+    try:
+        found = celcompile.fields_read(celcompile.parse(expression), "params")
+    except celcompile.Unsupported:
+        return _PARAM.findall(_STRING_LITERAL.sub('""', expression))
+    return sorted(found or ())  # None: `params` used whole, checked when it runs
 
 
 def _locate(file: str, field_name: str) -> tuple[int | None, int | None]:

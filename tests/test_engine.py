@@ -84,6 +84,14 @@ def test_params_and_severity_are_overridden_by_config(tmp_path: Path) -> None:
             "rule has no parameter 'limitt'; did you mean 'limit'?",
             "validations[0].expression",
         ),
+        (  # a string that a text search takes for one running on over `params.limitt`
+            (
+                "expression: model.instances <= params.limit",
+                "expression: \"'''it's''' != model.name && model.instances <= params.limitt && model.name != 'x'\"",
+            ),
+            "rule has no parameter 'limitt'; did you mean 'limit'?",
+            "validations[0].expression",
+        ),
         (
             ("{model.instances} instances", "{model.instancez} instances"),
             "message placeholder {model.instancez} is not a known value; did you mean 'instances'?",
