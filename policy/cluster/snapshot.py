@@ -1,8 +1,10 @@
 """A cluster snapshot file to the objects gpuadmit judges beside the given ones.
 
 - `List` documents (`kubectl get ... -o yaml|json`) are unwrapped into their items.
-- Objects that have an owner (a Deployment's ReplicaSets and Pods, a Job's Pods, ...) are
-  left out: their owner is counted, with all its replicas. Export the owners with the pods.
+- Objects whose controller is of a kind the view reads and counts (a Deployment's
+  ReplicaSets and Pods, a Job's Pods, ...) are left out: their controller is counted, with
+  all its replicas; export the controllers with the pods. What a controller of another kind
+  owns (a PyTorchJob's Pods, ...) is counted from its own spec (policy.cluster.owners).
 - An object given for judging replaces the cluster's object of the same kind, namespace and
   name: it is that object's next version (an UPDATE, a `kubectl apply` of a change).
 """
@@ -20,6 +22,7 @@ from ..domains import Batch, identity
 from ..errors import InputError
 from ..source import PlanSource, Position
 from ..yamlio import Document, LineList, load_documents, read_text
+from .owners import left_out
 
 #: Kinds a snapshot contributes: GPU nodes, cluster-wide settings and workloads.
 KINDS = {
@@ -307,17 +310,17 @@ def load_snapshot(path: str | Path) -> ClusterView:
 
 
 def view_of(docs: list[Document], source: str) -> ClusterView:
-    """The cluster objects among `docs` (List documents unwrapped, owned objects left out)."""
+    """The cluster objects among `docs` (List documents unwrapped; objects a counted
+    controller owns and Pods that have ended left out: policy.cluster.owners)."""
     items: list[Document] = []
     for doc in docs:
         items.extend(_items(doc))
-    uids = {_uid(d.data) for d in items} - {None}
     view = ClusterView(source)
     for doc in items:
         data = doc.data
         if not isinstance(data, dict) or data.get("kind") not in KINDS:
             continue
-        if _owned(data, uids):
+        if left_out(data):
             continue
         view.objects.append(doc)
         view.by_identity[identity(doc)] = doc
@@ -412,19 +415,3 @@ def _merged(base: PlanSource, own: PlanSource, replaced: set[str], name: str) ->
     findings = [f for f in base.findings if f.model not in replaced] + list(own.findings)
     positions[("plan", name)] = (own.line or 1, 1, own.file or "")
     return PlanSource(plan=plan, file=own.file, line=own.line, positions=positions, findings=findings)
-
-
-def _uid(data: Any) -> str | None:
-    meta = data.get("metadata") if isinstance(data, dict) else None
-    uid = meta.get("uid") if isinstance(meta, dict) else None
-    return uid if isinstance(uid, str) else None
-
-
-def _owned(data: dict[str, Any], uids: set[str | None]) -> bool:
-    """Counted through its owner: a controller owner reference (to an object in the snapshot,
-    or any controller: a Pod's ReplicaSet is rarely exported, its Deployment is)."""
-    meta = data.get("metadata")
-    refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
-    if not isinstance(refs, list):
-        return False
-    return any(isinstance(ref, dict) and (ref.get("controller") is True or ref.get("uid") in uids) for ref in refs)

@@ -31,6 +31,7 @@ from typing import Any
 from ..domains import identity
 from ..yamlio import Document
 from .kube import OPTIONAL, SELECTORS, SOURCE, as_data, kube_config, resources
+from .owners import left_out
 from .snapshot import ClusterView, view_of
 
 log = logging.getLogger("gpuadmit.cluster")
@@ -71,10 +72,11 @@ class ClusterWatch:
         self.max_backoff_s = max_backoff_s
         self.absent_retry_s = absent_retry_s
         self.server_timeout_s = server_timeout_s
-        #: What the API holds, by identity: the view is rebuilt from these. Objects a
-        #: controller owns (a Deployment's Pods and ReplicaSets) are counted through their
-        #: controller and left out of the view, so their many changes are not kept at all.
-        self._objects: dict[tuple[str, str, str], Document] = {identity(d): d for d in docs if not _controlled(d.data)}
+        #: What the API holds, by identity: the view is rebuilt from these. Objects a counted
+        #: controller owns (a Deployment's Pods and ReplicaSets) are counted through it and
+        #: Pods that have ended hold nothing (policy.cluster.owners): they are left out of
+        #: the view, so their many changes are not kept at all.
+        self._objects: dict[tuple[str, str, str], Document] = {identity(d): d for d in docs if not left_out(d.data)}
         self._line = len(docs)
         self.kinds: dict[str, KindState] = {}
         for kind, _, _ in resources():
@@ -149,7 +151,7 @@ class ClusterWatch:
         try:
             async for obj in listed:
                 doc = self._document(as_data(obj, resource))
-                if not _controlled(doc.data):
+                if not left_out(doc.data):
                     fresh[identity(doc)] = doc
         except Exception as exc:
             if state.kind in OPTIONAL and _status_code(exc) == 404:
@@ -215,10 +217,11 @@ class ClusterWatch:
 
     def _take(self, change: str, doc: Document) -> None:
         key = identity(doc)
-        if _controlled(doc.data) and key not in self._objects:
-            return  # counted through its controller: the view does not change
-        if change == "DELETED":
-            self._objects.pop(key, None)
+        if change == "DELETED" or left_out(doc.data):
+            # Gone, counted through its controller, or ended (a Pod that was running): only
+            # an object the view held changes it.
+            if self._objects.pop(key, None) is None:
+                return
         else:
             self._objects[key] = doc
         self.received += 1
@@ -261,13 +264,6 @@ class ClusterWatch:
         """Wait until the view has taken every change received so far."""
         while self.applied < self.received:
             await asyncio.sleep(0.01)
-
-
-def _controlled(data: Any) -> bool:
-    """Whether a controller owns the object (policy.cluster.snapshot leaves those out)."""
-    meta = data.get("metadata") if isinstance(data, dict) else None
-    refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
-    return isinstance(refs, list) and any(isinstance(ref, dict) and ref.get("controller") is True for ref in refs)
 
 
 def _status_code(exc: BaseException) -> int | None:

@@ -273,3 +273,71 @@ def test_pods_a_controller_owns_change_nothing_in_the_view(api: tuple[FakeApiSer
         assert (await post(review(SMALL)))["allowed"] is False
 
     run(server, kubeconfig, scenario)
+
+
+def test_a_pod_of_a_controller_the_view_does_not_read_counts_until_it_ends(api: tuple[FakeApiServer, Path]) -> None:
+    """A PyTorchJob's pod holds a GPU of the pool: the next review is judged with it; once
+    the pod has Succeeded it holds nothing, and the review fits again."""
+    from test_owned import owned
+
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        watch = webhook.cluster_watch
+        assert watch is not None
+        assert (await post(review(SMALL)))["allowed"] is True
+        pod = owned("Pod", "trainer-master-0", "kubeflow.org/v1", "PyTorchJob", gb="20")
+        version = int(server.add(pod)["metadata"]["resourceVersion"])
+        await until(lambda: int(watch.kinds["Pod"].version or 0) >= version, "the pod's event delivered")
+        await watch.settled()
+        assert webhook.cluster is not None and webhook.cluster.find("Pod", "prod", "trainer-master-0") is not None
+        denied = await post(review(SMALL))
+        assert denied["allowed"] is False and "[memory-fit]" in denied["status"]["message"], denied
+        finished = server.get("Pod", "prod", "trainer-master-0")
+        assert finished is not None
+        finished["status"] = {"phase": "Succeeded"}
+        version = int(server.modify(finished)["metadata"]["resourceVersion"])
+        await until(lambda: int(watch.kinds["Pod"].version or 0) >= version, "the pod's end delivered")
+        await watch.settled()
+        assert webhook.cluster.find("Pod", "prod", "trainer-master-0") is None
+        assert (await post(review(SMALL)))["allowed"] is True
+
+    run(server, kubeconfig, scenario)
+
+
+def test_what_a_counted_controller_owns_changes_nothing_in_the_view(api: tuple[FakeApiServer, Path]) -> None:
+    """A KServe serverless revision's Deployment (counted by its InferenceService) and a
+    LeaderWorkerSet's worker StatefulSet (counted by the LeaderWorkerSet) are dropped as
+    they come; a plain Knative revision's Deployment is a neighbour."""
+    from test_owned import owned
+
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        watch = webhook.cluster_watch
+        assert watch is not None
+        kserve = owned(
+            "Deployment",
+            "llm-predictor-00001-deployment",
+            "serving.knative.dev/v1",
+            "Revision",
+            labels={"serving.kserve.io/inferenceservice": "llm"},
+            gb="30",
+        )
+        workers = owned("StatefulSet", "vllm-0", "v1", "Pod", labels={"leaderworkerset.sigs.k8s.io/name": "vllm"}, gb="30")
+        deployed = int(server.add(kserve)["metadata"]["resourceVersion"])
+        version = int(server.add(workers)["metadata"]["resourceVersion"])
+        await until(lambda: int(watch.kinds["Deployment"].version or 0) >= deployed, "the revision's Deployment delivered")
+        await until(lambda: int(watch.kinds["StatefulSet"].version or 0) >= version, "the worker set delivered")
+        await watch.settled()
+        assert watch.received == 0, "neither changed the view"
+        assert (await post(review(SMALL)))["allowed"] is True
+        plain = owned("Deployment", "hello-00001-deployment", "serving.knative.dev/v1", "Revision", gb="30")
+        server.add(plain)
+        await seen(webhook, server)
+        assert watch.received == 1
+        assert (await post(review(SMALL)))["allowed"] is False
+
+    run(server, kubeconfig, scenario)

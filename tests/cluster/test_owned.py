@@ -1,0 +1,180 @@
+"""Objects a controller owns, in a cluster snapshot: left out only when the controller is of
+a kind the view reads and counts (policy.cluster.owners); what a controller of any other
+kind owns holds real GPUs and is counted from its own spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import run_cli
+
+from policy.cluster.owners import COUNTING_CONTROLLERS, counted_by_controller
+
+DATA = Path(__file__).parent / "data"
+SNAPSHOT = DATA / "snapshot.yaml"
+FITTING = DATA / "new-embeddings-small.yaml"
+SHARED = "NVIDIA-A100-SXM4-80GB-SHARED"
+POOL = "shared-nvidia-a100-sxm4-80gb"
+
+
+def pod_spec() -> dict[str, Any]:
+    """A pod on the shared A100s that asks for one GPU."""
+    return {
+        "nodeSelector": {"nvidia.com/gpu.product": SHARED},
+        "containers": [{"name": "main", "image": "example/worker:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+    }
+
+
+def owned(
+    kind: str,
+    name: str,
+    owner_api_version: str,
+    owner_kind: str,
+    *,
+    labels: dict[str, str] | None = None,
+    phase: str | None = None,
+    gb: str = "20",
+) -> dict[str, Any]:
+    """A GPU Pod, Deployment or StatefulSet on the shared A100s whose controller is
+    `owner_kind` of `owner_api_version`, declaring `gb` GiB per replica."""
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": "prod",
+        "uid": f"uid-{name}",
+        "annotations": {"gpuadmit.dev/gpu-gb": gb},
+        "ownerReferences": [
+            {"apiVersion": owner_api_version, "kind": owner_kind, "name": "owner", "uid": "uid-owner", "controller": True}
+        ],
+    }
+    if labels:
+        meta["labels"] = labels
+    obj: dict[str, Any]
+    if kind == "Pod":
+        obj = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec()}
+        if phase:
+            obj["status"] = {"phase": phase}
+    else:
+        obj = {
+            "apiVersion": "apps/v1",
+            "kind": kind,
+            "metadata": meta,
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name, **(labels or {})}}, "spec": pod_spec()},
+            },
+        }
+    return obj
+
+
+def snapshot_with(tmp_path: Path, *extra: dict[str, Any]) -> Path:
+    data = yaml.safe_load(SNAPSHOT.read_text(encoding="utf-8"))
+    data["items"].extend(extra)
+    path = tmp_path / "snapshot.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def shared_models(snapshot: Path) -> list[str]:
+    """The models `gpuadmit audit` judges on the shared A100 pool of `snapshot`."""
+    run = run_cli("audit", "--cluster", str(snapshot), "--format", "json")
+    assert "Traceback" not in run.stderr, run.stderr
+    found = json.loads(run.stdout)
+    shared = next(p for p in found["plans"] if p["name"] == POOL)
+    return sorted(m["name"] for g in shared["gpus"] for m in g["models"])
+
+
+#: (case, the object, whether the view counts it from its own spec)
+CASES = [
+    ("PyTorchJob pod", owned("Pod", "trainer-master-0", "kubeflow.org/v1", "PyTorchJob"), True),
+    ("MPIJob pod", owned("Pod", "allreduce-worker-0", "kubeflow.org/v2beta1", "MPIJob"), True),
+    # Volcano's Job is a `Job` too: the API group tells it from batch/v1's.
+    ("Volcano Job pod", owned("Pod", "vcjob-task-0", "batch.volcano.sh/v1alpha1", "Job"), True),
+    ("Argo Workflow pod", owned("Pod", "wf-step-1", "argoproj.io/v1alpha1", "Workflow"), True),
+    ("Argo Rollout ReplicaSet", owned("ReplicaSet", "canary-6c9d", "argoproj.io/v1alpha1", "Rollout"), True),
+    ("batch Job pod", owned("Pod", "nightly-x7k2p", "batch/v1", "Job"), False),
+    ("StatefulSet pod", owned("Pod", "db-0", "apps/v1", "StatefulSet"), False),
+    ("Deployment ReplicaSet", owned("ReplicaSet", "chat-7f9c", "apps/v1", "Deployment"), False),
+    ("RayCluster pod", owned("Pod", "ray-worker-abc", "ray.io/v1", "RayCluster"), False),
+    (
+        "KServe serverless revision Deployment",
+        owned(
+            "Deployment",
+            "llm-predictor-00001-deployment",
+            "serving.knative.dev/v1",
+            "Revision",
+            labels={"serving.kserve.io/inferenceservice": "llm", "serving.knative.dev/revision": "llm-predictor-00001"},
+        ),
+        False,
+    ),
+    (
+        "plain Knative revision Deployment",
+        owned(
+            "Deployment",
+            "hello-00001-deployment",
+            "serving.knative.dev/v1",
+            "Revision",
+            labels={"serving.knative.dev/revision": "hello-00001"},
+        ),
+        True,
+    ),
+    (
+        "LeaderWorkerSet worker StatefulSet",
+        owned("StatefulSet", "vllm-0", "v1", "Pod", labels={"leaderworkerset.sigs.k8s.io/name": "vllm"}),
+        False,
+    ),
+    ("StatefulSet a Pod owns", owned("StatefulSet", "sidecar-set", "v1", "Pod"), True),
+    ("ended PyTorchJob pod", owned("Pod", "done-master-0", "kubeflow.org/v1", "PyTorchJob", phase="Succeeded"), False),
+    ("failed bare pod", {**owned("Pod", "crashed", "v1", "Nothing", phase="Failed"), "metadata": {"name": "crashed"}}, False),
+]
+
+
+@pytest.mark.parametrize(("case", "obj", "counted"), CASES, ids=[c[0] for c in CASES])
+def test_an_owned_object_is_counted_unless_a_counted_controller_holds_it(
+    tmp_path: Path, case: str, obj: dict[str, Any], counted: bool
+) -> None:
+    models = shared_models(snapshot_with(tmp_path, obj))
+    name = obj["metadata"]["name"]
+    assert (name in models) is counted, (case, models)
+    assert "chat-llm" in models
+    assert models.count("chat-llm") == 1, "the Deployment's own ReplicaSet and Pod are not counted again"
+
+
+def test_a_pytorchjob_pod_holding_a_gpu_in_the_pool_makes_a_new_workload_overflow(tmp_path: Path) -> None:
+    """Without the job's pod the small embeddings fit beside chat-llm; with it, they do not."""
+    assert run_cli("lint", "--cluster", str(SNAPSHOT), str(FITTING)).code == 0
+    snapshot = snapshot_with(tmp_path, owned("Pod", "trainer-master-0", "kubeflow.org/v1", "PyTorchJob", gb="20"))
+    run = run_cli("lint", "--cluster", str(snapshot), str(FITTING), "--format", "json")
+    assert run.code == 1, run.stdout
+    found = json.loads(run.stdout)
+    fit = [f for f in found["findings"] if f["rule"] == "memory-fit"]
+    assert len(fit) == 1 and fit[0]["message"].startswith(f"{POOL}: 77.5 GiB committed > 76.0 GiB usable"), fit
+
+
+def test_the_counting_controllers_are_the_kinds_the_view_lists_and_reads_with_their_pods() -> None:
+    """Leaving out what a controller owns is safe only where the view holds that controller
+    and its reader counts the pods it makes."""
+    from policy.cluster.kube import KINDS
+    from policy.readers import custom_resources, kubernetes
+
+    listed = {(group, kind) for group, _, kind, _, _ in KINDS}
+    assert COUNTING_CONTROLLERS <= listed
+    read_with_pods = (
+        {(g, k) for g, _, k, _, _ in KINDS if k in kubernetes.WORKLOAD_KINDS - {"Pod"}}
+        | {(g, k) for g, _, k, _, _ in KINDS if k in kubernetes.KSERVE_KINDS}
+        | set(custom_resources.READERS)
+    )
+    assert COUNTING_CONTROLLERS == read_with_pods
+
+
+def test_only_the_controller_reference_decides() -> None:
+    """A reference without `controller: true` (garbage collection only) counts nothing."""
+    pod = owned("Pod", "p", "apps/v1", "ReplicaSet")
+    pod["metadata"]["ownerReferences"][0]["controller"] = False
+    assert not counted_by_controller(pod)
+    pod["metadata"]["ownerReferences"].append({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "controller": True})
+    assert not counted_by_controller(pod)
