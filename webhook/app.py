@@ -36,11 +36,12 @@ from policy.errors import InputError
 
 from .config import ServeConfig
 from .coordination import CoordinationError, Coordinator, KubeLeases
-from .judge import JUDGED_OPERATIONS, ViewBusy, describe, judge
+from .judge import JUDGED_OPERATIONS, ViewBusy, describe, judge, malformed
 from .limits import REQUEST_STARTED
 from .metrics import CONTENT_TYPE, Metrics
 from .review import Answer, BadRequest, Review, deny, failure, parse_json, parse_review, warning
 from .ruleset import RuleHolder
+from .scale import malformed_scale
 from .tls import ReloadingContext
 
 log = logging.getLogger("gpuadmit.webhook")
@@ -187,7 +188,12 @@ class Webhook:
             return await self._verdict(review, size, deadline, due)
         seconds, why = problem
         if seconds > self.settings.cluster_stale_after_s:
-            return self._failure(review, f"cluster view {seconds:.0f} s behind, over --cluster-stale-after ({why})")
+            # Bad input is denied as such, never answered by the failure policy.
+            return (
+                malformed(review)
+                or malformed_scale(review)
+                or self._failure(review, f"cluster view {seconds:.0f} s behind, over --cluster-stale-after ({why})")
+            )
         answer = await self._verdict(review, size, deadline, due)
         answer.warnings.append(warning(f"gpuadmit: judged with the cluster view of {seconds:.0f} s ago ({why})"))
         return answer

@@ -21,6 +21,7 @@ from policy.verdict import Mode
 from policy.yamlio import Document, load_documents
 
 from .review import Answer, Review, allow, deny, verdict, warning
+from .scale import is_scale, malformed_scale, not_in_view, scaled_review, without_view
 
 if TYPE_CHECKING:
     from .coordination import Coordinator
@@ -58,9 +59,12 @@ def judge(
     event loop judges inline only what it can judge at once.
     """
     with gc_paused():
+        bad = malformed_scale(review)  # bad input: denied with or without a view, in every mode
+        if bad is not None:
+            return bad
         if cluster is None:
-            if review.sub_resource == "scale" and review.operation == "UPDATE":
-                return allow([warning(f"gpuadmit: replicas of {review.subject} not judged: no cluster view (serve --cluster)")])
+            if is_scale(review):
+                return without_view(review)
             return _judge(linter, review, mode)
         from .neighbours import admitted, reservation_seconds
 
@@ -71,10 +75,14 @@ def judge(
             raise ViewBusy
         try:
             view.expire()
+            if is_scale(review):
+                # The scaled object, built once: judged, and reserved when admitted.
+                scaled = scaled_review(review, view)
+                if scaled is None:
+                    return not_in_view(review)
+                review = scaled
 
             def decide() -> Answer:
-                if review.sub_resource == "scale" and review.operation == "UPDATE":
-                    return _judge_scale(linter, review, mode, view)
                 return _judge(linter, review, mode, view)
 
             if coordinator is not None:
@@ -87,34 +95,6 @@ def judge(
             return answer
         finally:
             view.lock.release()
-
-
-def _judge_scale(linter: Linter, review: Review, mode: Mode, cluster: ClusterView) -> Answer:
-    from .neighbours import scaled_object
-
-    obj = scaled_object(review, cluster)
-    if obj is None:
-        return allow(
-            [
-                warning(
-                    f"gpuadmit: {review.resource}/scale of {review.namespace}/{review.name} is not in the cluster view; not judged"
-                )
-            ]
-        )
-    kind = str(obj.get("kind") or review.kind)
-    scaled = Review(
-        uid=review.uid,
-        kind=kind,
-        group="apps",
-        operation="UPDATE",
-        namespace=review.namespace,
-        name=review.name,
-        dry_run=review.dry_run,
-        sub_resource="",
-        object=obj,
-        resource=review.resource,
-    )
-    return _judge(linter, scaled, mode, cluster)
 
 
 def malformed(review: Review) -> Answer | None:

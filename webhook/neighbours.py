@@ -2,8 +2,8 @@
 
 With `gpuadmit serve --cluster FILE`, each reviewed object joins the domains it shares with
 the snapshot's workloads (policy.domains): CREATE adds it, UPDATE replaces the cluster's
-version of it (same kind, namespace and name), and a `deployments/scale` or
-`statefulsets/scale` request is judged as the cluster's object with the new replica count.
+version of it (same kind, namespace and name), and a `<resource>/scale` request is judged
+as the cluster's object with the new replica count (webhook.scale).
 """
 
 from __future__ import annotations
@@ -56,18 +56,6 @@ def _with_bound_workloads(plans: list[PlanSource], cluster: ClusterView) -> tupl
     return [*merged, *grouped.sources], grouped.findings
 
 
-def scaled_object(review: Review, cluster: ClusterView) -> dict[str, Any] | None:
-    """The cluster's object behind a scale request, with the requested replicas; None when
-    the request is not a scale of an object in the snapshot."""
-    scale = review.object if isinstance(review.object, dict) else {}
-    spec = scale.get("spec") if isinstance(scale.get("spec"), dict) else {}
-    replicas = spec.get("replicas") if isinstance(spec, dict) else None
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-        return None
-    found = cluster.scaled(review.resource, review.namespace, review.name, replicas)
-    return found.data if found is not None and isinstance(found.data, dict) else None
-
-
 #: How long an admitted object counts before the snapshot must show it: a snapshot exported
 #: more often than this keeps every admitted workload counted.
 RESERVATION_SECONDS = 600.0
@@ -78,17 +66,19 @@ def reservation_seconds() -> float:
 
 
 def admitted(review: Review, cluster: ClusterView) -> Document | None:
-    """What an allowed CREATE, UPDATE or scale adds to the cluster: its GPU workload, or None."""
+    """What an allowed CREATE, UPDATE or scale (the review of the scaled object,
+    webhook.scale.scaled_review) adds to the cluster: its GPU workload, or None."""
     from policy.readers import kubernetes
 
     if review.operation not in ("CREATE", "UPDATE"):
         return None
-    obj = scaled_object(review, cluster) if review.sub_resource == "scale" else review.object
-    if review.sub_resource not in ("", "scale") or not isinstance(obj, dict) or not kubernetes.is_object(obj):
+    obj = review.object
+    # A scale request is admitted as the review webhook.scale built of the scaled object.
+    if review.sub_resource or not isinstance(obj, dict) or not kubernetes.is_object(obj):
         return None
     data = _namespaced(obj, review.namespace)
     meta = data.get("metadata")
-    if review.sub_resource == "scale" and isinstance(meta, dict):
+    if review.scale_of and isinstance(meta, dict):
         # The API server counts the new replicas as a spec change: the object it stores is
         # one generation on from the cluster's version copied here, and only a listing at
         # that generation shows the scale applied.

@@ -50,8 +50,13 @@ class Review:
     sub_resource: str
     object: Any
     timeout_s: float | None = None
-    #: The resource the request is about (`deployments` for `deployments/scale`).
+    #: The resource the request is about (`deployments` for `deployments/scale`), and its
+    #: API group (`apps`; a scale's `kind` is `autoscaling` Scale whatever it scales).
     resource: str = ""
+    resource_group: str = ""
+    #: Set on the review webhook.scale builds of the cluster's object behind a
+    #: `<resource>/scale` request: that resource. Judged as an UPDATE of the object.
+    scale_of: str = ""
 
     @property
     def subject(self) -> str:
@@ -89,6 +94,8 @@ def parse_review(data: Any) -> Review:
     kind: dict[str, Any] = raw_kind if isinstance(raw_kind, dict) else {}
     uid = request.get("uid")
     obj = request.get("object")
+    raw_resource = request.get("resource")
+    resource: dict[str, Any] = raw_resource if isinstance(raw_resource, dict) else {}
     metadata: dict[str, Any] = {}
     if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
         metadata = obj["metadata"]
@@ -101,7 +108,8 @@ def parse_review(data: Any) -> Review:
         name=_text(request.get("name")) or _text(metadata.get("name")) or _text(metadata.get("generateName")),
         dry_run=request.get("dryRun") is True,
         sub_resource=_text(request.get("subResource")),
-        resource=_text(request["resource"].get("resource")) if isinstance(request.get("resource"), dict) else "",
+        resource=_text(resource.get("resource")),
+        resource_group=_text(resource.get("group")),
         object=obj,
     )
 

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,8 +44,16 @@ KINDS = {
     "NIMService",
     "VLLMRuntime",
 }
-#: Kinds with a `scale` subresource gpuadmit judges, by resource name.
-SCALABLE = {"deployments": "Deployment", "statefulsets": "StatefulSet", "replicasets": "ReplicaSet"}
+#: Kinds whose `scale` subresource gpuadmit judges, by (API group, resource): each keeps
+#: its replica count in `spec.replicas` (LeaderWorkerSet: groups, its CRD's
+#: `subresource:scale:specpath=.spec.replicas`). samples/deploy/07-webhook.yaml registers
+#: `<resource>/scale` for exactly these (tests/cluster/test_registration.py).
+SCALABLE = {
+    ("apps", "deployments"): "Deployment",
+    ("apps", "statefulsets"): "StatefulSet",
+    ("apps", "replicasets"): "ReplicaSet",
+    ("leaderworkerset.x-k8s.io", "leaderworkersets"): "LeaderWorkerSet",
+}
 
 
 @dataclass
@@ -286,17 +293,14 @@ class ClusterView:
     def find(self, kind: str, namespace: str, name: str) -> Document | None:
         return self.by_identity.get((kind, namespace or "default", name))
 
-    def scaled(self, resource: str, namespace: str, name: str, replicas: int) -> Document | None:
-        """The cluster's object behind a `<resource>/scale` request, with the new replica count."""
-        kind = SCALABLE.get(resource)
+    def find_scalable(self, group: str, resource: str, namespace: str, name: str) -> Document | None:
+        """The cluster's object behind a `<resource>/scale` request of API group `group`."""
+        kind = SCALABLE.get((group, resource))
         found = self.find(kind, namespace, name) if kind else None
         if found is None or not isinstance(found.data, dict):
             return None
-        data = copy.deepcopy(found.data)
-        spec = data.setdefault("spec", {})
-        if isinstance(spec, dict):
-            spec["replicas"] = replicas
-        return Document(data, found.file, found.index, found.line)
+        api_version = str(found.data.get("apiVersion") or "")
+        return found if (api_version.partition("/")[0] if "/" in api_version else "") == group else None
 
 
 def load_snapshot(path: str | Path) -> ClusterView:

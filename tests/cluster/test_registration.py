@@ -94,6 +94,28 @@ def test_every_kind_the_readers_understand_is_registered_with_its_api_group() ->
     assert registered[("apps", "statefulsets/scale")] == {"UPDATE"}
 
 
+def test_the_scale_subresources_registered_are_the_ones_gpuadmit_judges() -> None:
+    """A scale registered but not judged would be allowed with a warning in every case; one
+    judged but not registered is never sent. Each scalable kind is one the readers read."""
+    from policy.cluster.snapshot import SCALABLE
+
+    registered = {
+        (group, resource.removesuffix("/scale")): ops
+        for (group, resource), ops in _registered().items()
+        if resource.endswith("/scale")
+    }
+    assert set(registered) == set(SCALABLE)
+    assert all(ops == {"UPDATE"} for ops in registered.values())
+    for (group, resource), kind in SCALABLE.items():
+        assert SERVED_AS[kind] == (group, resource), kind
+    (scale,) = [
+        hook for hook in _webhooks().values() if any(r.endswith("/scale") for rule in hook["rules"] for r in rule["resources"])
+    ]
+    # The object of a scale request is an autoscaling/v1 Scale: a condition on a workload's
+    # template would fail to evaluate and deny every scale under failurePolicy: Fail.
+    assert not scale.get("matchConditions")
+
+
 def _cel(expression: str, data: dict[str, Any]) -> Any:
     """A matchCondition evaluated as the API server does: `object` and `request` are dynamic."""
     from cel_expr_python import cel

@@ -241,6 +241,14 @@ def test_a_broken_watch_past_the_limit_is_allowed_with_a_warning_under_fail_open
         answer = await post(review(copy.deepcopy(SMALL)))
         assert answer["allowed"] is True
         assert any(w.startswith("gpuadmit could not judge") and "cluster view" in w for w in answer["warnings"]), answer
+        # Bad input is denied as such, not answered by the failure policy.
+        bad = review(
+            {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "chat-llm"}, "spec": {"replicas": -2}}
+        )
+        bad["request"].update(operation="UPDATE", subResource="scale", dryRun=False)
+        bad["request"]["resource"] = {"group": "apps", "version": "v1", "resource": "deployments"}
+        answer = await post(bad)
+        assert answer["allowed"] is False and answer["status"]["code"] == 400, answer
 
     run(server, kubeconfig, scenario, fail_open=True, cluster_stale_after_s=0.0, coordinate=False)
 
