@@ -39,6 +39,7 @@ from .coordination import CoordinationError, Coordinator, KubeLeases
 from .judge import JUDGED_OPERATIONS, ViewBusy, describe, judge, malformed
 from .limits import REQUEST_STARTED
 from .metrics import CONTENT_TYPE, Metrics
+from .readiness import cluster_view_readiness
 from .review import Answer, BadRequest, Review, deny, failure, parse_json, parse_review, warning
 from .ruleset import RuleHolder
 from .scale import malformed_scale
@@ -268,7 +269,15 @@ class Webhook:
             return PlainTextResponse(
                 f"not ready: {self.rules.last_error or 'capacity source not checked yet'}\n", status_code=503
             )
-        return PlainTextResponse(f"ready: {self.metrics.rules_count} rules, capacity {self.settings.capacity}\n")
+        view = ""
+        if self.cluster_watch is not None:  # a view behind past --cluster-stale-after: webhook.readiness
+            ready, view = cluster_view_readiness(
+                self.cluster_watch.problem(), stale_after_s=self.settings.cluster_stale_after_s, fail_open=self.settings.fail_open
+            )
+            if not ready:
+                return PlainTextResponse(f"not ready: {view}\n", status_code=503)
+        text = f"ready: {self.metrics.rules_count} rules, capacity {self.settings.capacity}"
+        return PlainTextResponse(f"{text}; {view}\n" if view else f"{text}\n")
 
     async def metrics_text(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)

@@ -12,7 +12,7 @@ import copy
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -349,3 +349,57 @@ def test_what_a_counted_controller_owns_changes_nothing_in_the_view(api: tuple[F
         assert (await post(review(SMALL)))["allowed"] is False
 
     run(server, kubeconfig, scenario)
+
+
+async def readiness(webhook: Webhook) -> tuple[int, str]:
+    """What `/readyz` answers now (its handler reads nothing of the request), the capacity
+    source checked as the server does at start."""
+    if not webhook.rules.capacity_ready:
+        await asyncio.to_thread(webhook.rules.check_capacity)
+    response = await webhook.readyz(cast(Any, None))
+    return response.status_code, bytes(response.body).decode()
+
+
+def test_readiness_says_the_view_is_behind_and_past_the_limit_turns_not_ready_until_the_watch_is_back(
+    api: tuple[FakeApiServer, Path],
+) -> None:
+    """A replica that would deny every review for a stale view leaves the Service to the
+    replicas that can judge; within the limit, and once the watch is back, it is ready."""
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        watch = webhook.cluster_watch
+        assert watch is not None
+        code, text = await readiness(webhook)
+        assert code == 200 and "cluster view" not in text, text
+        server.drop_watches()
+        await until(lambda: watch.problem() is not None, "the watch knows it is broken")
+        code, text = await readiness(webhook)
+        assert code == 200 and "cluster view" in text and "judged with it, with a warning" in text, text
+        webhook.settings = dataclasses.replace(webhook.settings, cluster_stale_after_s=0.0)
+        await until(lambda: watch.problem() is not None, "broken again")
+        code, text = await readiness(webhook)
+        assert code == 503 and text.startswith("not ready: cluster view") and "over --cluster-stale-after" in text, text
+        await until(lambda: watch.problem() is None, "the watch reopened")
+        code, text = await readiness(webhook)
+        assert code == 200 and "cluster view" not in text, text
+
+    run(server, kubeconfig, scenario, coordinate=False)
+
+
+def test_under_fail_open_a_stale_view_keeps_the_replica_ready_and_says_so(api: tuple[FakeApiServer, Path]) -> None:
+    """Its reviews are allowed with a warning: not-ready would turn them into the API
+    server's failurePolicy answer."""
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        watch = webhook.cluster_watch
+        assert watch is not None
+        server.stop()
+        await until(lambda: watch.problem() is not None, "the watch knows it is broken")
+        code, text = await readiness(webhook)
+        assert code == 200 and "over --cluster-stale-after" in text and "--fail-open" in text, text
+
+    run(server, kubeconfig, scenario, fail_open=True, cluster_stale_after_s=0.0, coordinate=False)
