@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 from policy.cluster import ClusterView
+from policy.cluster.owners import counted_by_controller
 from policy.domains import Batch, group_with_plans
 from policy.findings import Finding
 from policy.readers import read_documents
@@ -24,7 +25,12 @@ from .review import Review
 def read_with_cluster(
     review: Review, obj: dict[str, Any], file: str, cluster: ClusterView
 ) -> tuple[list[PlanSource], list[Finding]]:
-    """The plans of the domains `obj` joins, its neighbours from `cluster` included."""
+    """The plans of the domains `obj` joins, its neighbours from `cluster` included; none for
+    an object its controller counts (a Deployment's ReplicaSet: policy.cluster.owners). That
+    controller was judged with every replica; judging the object beside it would count them
+    twice and deny the controller's own ReplicaSet at every rollout."""
+    if counted_by_controller(obj):
+        return [], []
     doc = Document(_namespaced(obj, review.namespace), file, 0, 1)
     objects: list[Document] = []
     plans = read_documents([doc], file, default_name=review.name or "plan", objects=objects)
@@ -76,6 +82,8 @@ def admitted(review: Review, cluster: ClusterView) -> Document | None:
     # A scale request is admitted as the review webhook.scale built of the scaled object.
     if review.sub_resource or not isinstance(obj, dict) or not kubernetes.is_object(obj):
         return None
+    if counted_by_controller(obj):
+        return None  # counted through its controller, never beside it
     data = _namespaced(obj, review.namespace)
     meta = data.get("metadata")
     if review.scale_of and isinstance(meta, dict):

@@ -178,3 +178,42 @@ def test_only_the_controller_reference_decides() -> None:
     assert not counted_by_controller(pod)
     pod["metadata"]["ownerReferences"].append({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "controller": True})
     assert not counted_by_controller(pod)
+
+
+def _review(obj: dict[str, Any], operation: str = "CREATE", uid: str = "u1") -> Any:
+    from webhook.review import parse_review
+
+    group = obj["apiVersion"].partition("/")[0] if "/" in obj["apiVersion"] else ""
+    request = {
+        "uid": uid,
+        "kind": {"group": group, "version": "v1", "kind": obj["kind"]},
+        "namespace": obj["metadata"].get("namespace", "prod"),
+        "name": obj["metadata"]["name"],
+        "operation": operation,
+        "object": obj,
+    }
+    return parse_review({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+
+
+def test_the_webhook_admits_a_deployments_own_replica_set_without_counting_it_twice() -> None:
+    """The Deployment controller creates and updates a ReplicaSet at every rollout and scale:
+    beside its own Deployment it would count twice (2 × 0.6 of the GPU) and be denied."""
+    from policy.api import Linter
+    from policy.cluster import view_of
+    from policy.yamlio import Document
+    from webhook.judge import judge
+
+    items = yaml.safe_load(SNAPSHOT.read_text(encoding="utf-8"))["items"]
+    cluster = view_of([Document(o, "cluster", n, n + 1) for n, o in enumerate(items)], "cluster")
+    own = next(i for i in items if i["kind"] == "ReplicaSet")
+    linter = Linter()
+    for operation in ("CREATE", "UPDATE"):
+        answer = judge(linter, _review(own, operation, uid=f"rs-{operation}"), cluster=cluster)
+        assert answer.allowed is True and not answer.warnings, answer
+    assert cluster.reserved_from(("ReplicaSet", "prod", own["metadata"]["name"])) is None, "counted through its Deployment"
+    small = yaml.safe_load(FITTING.read_text(encoding="utf-8"))
+    assert judge(linter, _review(small, uid="small"), cluster=cluster).allowed is True
+    # A ReplicaSet of a controller gpuadmit does not read (an Argo Rollout) holds its own GPUs.
+    rollout = owned("ReplicaSet", "canary-6c9d", "argoproj.io/v1alpha1", "Rollout", gb="40")
+    denied = judge(linter, _review(rollout, uid="rollout"), cluster=cluster)
+    assert denied.allowed is False and "[memory-fit]" in (denied.message or ""), denied
