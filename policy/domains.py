@@ -7,7 +7,8 @@ input and a cluster snapshot — into domains before a plan is built:
 - the objects of one input file stay together (as they were written, one plan);
 - objects that share a GPU pool (same product and sharing mode, or the same
   `gpuadmit.dev/gpu-pool`) join one domain, whatever file or cluster they come from;
-- a workload annotated `gpuadmit.dev/plan: NAME` joins the ServingPlan of that name: its
+- a workload annotated `gpuadmit.dev/plan: NAME` joins the ServingPlan of that name in its
+  own namespace (no namespace is `default`; ServingPlans are namespaced): its
   model is placed on every GPU of the plan (the scheduler may put it on any of them, and
   each must fit), all its replicas on each;
 - PriorityClasses and device-plugin time-slicing ConfigMaps are cluster-wide: they inform
@@ -86,7 +87,7 @@ def group(
         return list(plans), Grouped()
     placements = kubernetes.placements([doc for _, _, doc in entries])
     context = [doc for (_, _, doc), p in zip(entries, placements) if not p.gpu and _kind(doc) in CONTEXT_KINDS]
-    by_plan = {source.plan.metadata.name: source for source in plans}
+    by_plan = {plan_key(source): source for source in plans}
     grouped = Grouped()
 
     bound: dict[str, list[Document]] = {}
@@ -155,7 +156,7 @@ def group(
             grouped.sources.append(source)
             grouped.order.append(min(entries[i][1].order for i in members if entries[i][1].judged))
 
-    merged = [_bind(source, bound.get(source.plan.metadata.name, []), context, grouped, files) for source in plans]
+    merged = [_bind(source, bound.get(plan_key(source), []), context, grouped, files) for source in plans]
     return merged, grouped
 
 
@@ -175,7 +176,7 @@ def group_with_plans(
     merged, grouped = group(batches, [*plans, *extra], files=files)
     wanted = _bound_by_judged(batches)
     for source in merged[len(plans) :]:
-        order = wanted.get(source.plan.metadata.name, wanted.get("", None))
+        order = wanted.get(plan_key(source), wanted.get("", None))
         if order is not None:
             grouped.sources.append(source)
             grouped.order.append(order)
@@ -187,19 +188,19 @@ def cluster_plans(batches: Sequence[Batch], given: Sequence[PlanSource] = ()) ->
     plan that cannot be read is left out (a workload bound to it is then reported unbound)."""
     from .readers import native
 
-    names = {source.plan.metadata.name for source in given}
+    keys = {plan_key(source) for source in given}
     found: list[PlanSource] = []
     for batch in batches:
         if not batch.replaceable:
             continue
         for doc in batch.docs:
-            if _kind(doc) != "ServingPlan" or _name(doc) in names:
+            if _kind(doc) != "ServingPlan" or _doc_plan_key(doc) in keys:
                 continue
             try:
                 found.append(native.read_plan_document(doc, default_name=_name(doc) or "plan"))
             except InputError:
                 continue
-            names.add(_name(doc))
+            keys.add(_doc_plan_key(doc))
     return found
 
 
@@ -218,6 +219,20 @@ def _bound_by_judged(batches: Sequence[Batch]) -> dict[str, int]:
             if placement.plan is not None:
                 wanted.setdefault(placement.plan, batch.order)
     return wanted
+
+
+def plan_key(source: PlanSource) -> str:
+    """The ServingPlan as bindings name it (`readers.kubernetes.binding_key`): namespace and name."""
+    from .readers.kubernetes import binding_key
+
+    metadata = source.plan.metadata
+    namespace = (metadata.model_extra or {}).get("namespace")
+    return binding_key(str(namespace) if namespace else None, metadata.name)
+
+
+def _doc_plan_key(doc: Document) -> str:
+    _, namespace, name = identity(doc)
+    return f"{namespace}/{name}"
 
 
 def identity(doc: Document) -> tuple[str, str, str]:
@@ -245,14 +260,18 @@ def _domain_name(members: list[int], placements: list[Any], entries: list[Any]) 
     return str(name or entries[members[0]][1].name)
 
 
-def _unbound(doc: Document, plan: str) -> Finding:
+def _unbound(doc: Document, key: str) -> Finding:
+    namespace, _, plan = key.partition("/")
     return Finding(
         rule="schema",
         severity="warning",
-        message=f"{BINDING}: {plan!r} names a ServingPlan that is not in this input; judged without the plan's other models",
+        message=(
+            f"{BINDING}: {plan!r} names a ServingPlan that is not in this input in namespace {namespace!r}; "
+            "judged without the plan's other models"
+        ),
         file=doc.file,
         line=doc.line,
-        fix=f"lint the ServingPlan {plan!r} together with this workload (or with --cluster)",
+        fix=f"lint the ServingPlan {plan!r} of namespace {namespace!r} together with this workload (or with --cluster)",
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from policy.cluster import ClusterView
 from policy.cluster.owners import counted_by_controller
-from policy.domains import Batch, group_with_plans
+from policy.domains import Batch, group_with_plans, plan_key
 from policy.findings import Finding
 from policy.readers import read_documents
 from policy.source import PlanSource
@@ -51,7 +51,7 @@ def _with_bound_workloads(plans: list[PlanSource], cluster: ClusterView) -> tupl
     bound = [
         doc
         for source in plans
-        for doc in cluster.plan_members(source.plan.metadata.name)
+        for doc in cluster.plan_members(plan_key(source))
         if isinstance(doc.data, dict) and doc.data.get("kind") != "ServingPlan"
     ]
     if not bound:

@@ -208,9 +208,9 @@ class ClusterView:
             picked.extend(doc for doc in self.plan_members(name) if id(doc) not in seen)
         return Batch(self.source, [*context, *picked], "cluster", together=False, judged=False, replaceable=True)
 
-    def plan_members(self, name: str) -> list[Document]:
-        """The cluster's ServingPlan `name` (by `metadata.name`, as a binding names it) and
-        the workloads bound to it."""
+    def plan_members(self, key: str) -> list[Document]:
+        """The cluster's ServingPlan `key` (`namespace/name`, as a binding names it:
+        readers.kubernetes.binding_key) and the workloads bound to it."""
         cached = self._bindings
         if cached is None or cached[0] is not self.objects:
             from ..readers import kubernetes
@@ -218,14 +218,13 @@ class ClusterView:
             index: dict[str, list[Document]] = {}
             for doc, placement in zip(self.objects, kubernetes.placements(self.objects) if self.objects else []):
                 if isinstance(doc.data, dict) and doc.data.get("kind") == "ServingPlan":
-                    meta = doc.data.get("metadata")
-                    plan = str(meta.get("name") or "") if isinstance(meta, dict) else ""
-                    index.setdefault(plan, []).append(doc)
+                    _, namespace, name = identity(doc)
+                    index.setdefault(kubernetes.binding_key(namespace, name), []).append(doc)
                 elif placement.plan is not None:
                     index.setdefault(placement.plan, []).append(doc)
             # Keyed on the object list itself: every change to the view makes a new list.
             cached = self._bindings = (self.objects, index)
-        return list(cached[1].get(name, []))
+        return list(cached[1].get(key, []))
 
     def _index(self) -> list[Document]:
         if self._context is not None:

@@ -223,10 +223,25 @@ class Placement:
 
     #: The shared-GPU pools its workloads join (the same keys `read_objects` pools by).
     pools: list[str] = field(default_factory=list)
-    #: The ServingPlan named by `gpuadmit.dev/plan`, for workloads placed on a plan's GPUs.
+    #: The ServingPlan named by `gpuadmit.dev/plan`, for workloads placed on a plan's GPUs, as
+    #: `binding_key` writes it: the plan of that name in the workload's own namespace.
     plan: str | None = None
     #: Whether it holds a GPU workload at all.
     gpu: bool = False
+
+
+def binding_key(namespace: str | None, name: str) -> str:
+    """What a `gpuadmit.dev/plan: NAME` binding names: the ServingPlan NAME in the workload's
+    own namespace. ServingPlans are namespaced (samples/deploy/01-crd.yaml), so a workload
+    never joins another namespace's plan of the same name; no namespace is `default`, where
+    `kubectl apply` puts an object that names none (as `policy.domains.identity` reads it)."""
+    return f"{namespace or 'default'}/{name}"
+
+
+def _namespace(doc: Document) -> str | None:
+    meta = doc.data.get("metadata") if isinstance(doc.data, dict) else None
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    return str(namespace) if namespace else None
 
 
 def placements(docs: list[Document]) -> list[Placement]:
@@ -246,7 +261,9 @@ def placements(docs: list[Document]) -> list[Placement]:
             for workload in found:
                 placement.gpu = True
                 annotations = _gpuadmit_annotations(workload, context)
-                placement.plan = placement.plan or (str(annotations.pop("plan", "")) or None)
+                named = str(annotations.pop("plan", ""))
+                if named and placement.plan is None:
+                    placement.plan = binding_key(_namespace(workload.doc), named)
                 if workload.request.mig:
                     continue
                 product = context.product(annotations.pop("gpu-product", None) or workload.node_selector.get(PRODUCT_LABEL))

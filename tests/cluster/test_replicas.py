@@ -290,7 +290,7 @@ def test_workloads_bound_to_one_serving_plan_on_two_replicas_do_not_both_take_it
         reviews.append(create(bound))
     answers = asyncio.run(send(apps, reviews))
     assert sum(a["allowed"] for a in answers) == 1, messages(answers)
-    lease = server.get("Lease", "default", lease_name("plan:node-a"))
+    lease = server.get("Lease", "default", lease_name("plan:prod/node-a"))
     assert lease is not None and len(json.loads(lease["metadata"]["annotations"][RESERVATIONS])) == 1
 
 

@@ -1,0 +1,145 @@
+"""`gpuadmit.dev/plan: NAME` binds a workload to the ServingPlan NAME of its own namespace.
+ServingPlans are namespaced: two teams may each have a plan `node-a`, and one team's workload
+must neither squeeze into nor be judged against the other's."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from conftest import run_cli
+
+BOUND = Path(__file__).resolve().parent / "data" / "bound"
+#: node-a: one time-sliced A100 80GB whose model takes 44 GiB; room for one 16 GiB replica more, not two.
+PLAN = yaml.safe_load((BOUND / "node-a.yaml").read_text(encoding="utf-8"))
+PLAN["models"] = [
+    {k: v for k, v in PLAN["models"][0].items() if k not in ("latency_critical", "sla_ms", "rate_limit", "priority")}
+]
+RERANKER = yaml.safe_load((BOUND / "reranker.yaml").read_text(encoding="utf-8"))
+
+
+def _plan(namespace: str | None) -> dict[str, Any]:
+    plan = copy.deepcopy(PLAN)
+    plan["metadata"] = {"name": "node-a", **({"namespace": namespace} if namespace else {})}
+    return plan
+
+
+def _reranker(namespace: str | None, replicas: int = 2) -> dict[str, Any]:
+    obj = copy.deepcopy(RERANKER)
+    obj["spec"]["replicas"] = replicas
+    if namespace:
+        obj["metadata"]["namespace"] = namespace
+    return obj
+
+
+def _lint(tmp_path: Path, *docs: dict[str, Any], cluster: list[dict[str, Any]] | None = None) -> tuple[int, dict[str, Any]]:
+    given = tmp_path / "given.yaml"
+    given.write_text(yaml.safe_dump_all(docs), encoding="utf-8")
+    args = ["lint", str(given), "--format", "json"]
+    if cluster is not None:
+        snapshot = tmp_path / "snapshot.yaml"
+        snapshot.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": cluster}), encoding="utf-8")
+        args += ["--cluster", str(snapshot)]
+    run = run_cli(*args)
+    assert run.code in (0, 1), run.stdout + run.stderr
+    return run.code, json.loads(run.stdout)
+
+
+def _unbound(report: dict[str, Any]) -> list[str]:
+    return [f["message"] for f in report["findings"] if "names a ServingPlan that is not in this input" in f["message"]]
+
+
+def test_a_workload_joins_the_plan_of_its_own_namespace(tmp_path: Path) -> None:
+    code, report = _lint(tmp_path, _plan("team-a"), _reranker("team-a"))
+    assert code == 1 and any(f["rule"] == "memory-fit" for f in report["findings"])
+    assert not _unbound(report)
+
+
+def test_a_workload_does_not_join_another_namespaces_plan_of_the_same_name(tmp_path: Path) -> None:
+    code, report = _lint(tmp_path, _plan("team-a"), _reranker("team-b"))
+    (message,) = _unbound(report)
+    assert "'node-a'" in message and "'team-b'" in message
+    # team-a's plan was judged without team-b's workload: it fits.
+    assert not [f for f in report["findings"] if f["rule"] == "memory-fit"]
+
+
+def test_no_namespace_on_either_side_is_the_default_namespace(tmp_path: Path) -> None:
+    code, report = _lint(tmp_path, _plan(None), _reranker(None))
+    assert code == 1 and not _unbound(report)
+    _, report = _lint(tmp_path, _plan(None), _reranker("team-b"))
+    assert _unbound(report)
+
+
+def test_the_cluster_plan_of_another_namespace_is_not_joined(tmp_path: Path) -> None:
+    _, report = _lint(tmp_path, _reranker("team-b"), cluster=[_plan("team-a")])
+    assert _unbound(report) and not [f for f in report["findings"] if f["rule"] == "memory-fit"]
+    code, report = _lint(tmp_path, _reranker("team-a"), cluster=[_plan("team-a")])
+    assert code == 1 and [f for f in report["findings"] if f["rule"] == "memory-fit"]
+
+
+def _review(obj: dict[str, Any], kind: tuple[str, str, str], namespace: str, operation: str = "CREATE") -> dict[str, Any]:
+    group, version, name = kind
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u1",
+            "kind": {"group": group, "version": version, "kind": name},
+            "resource": {"group": group, "version": version, "resource": name.lower() + "s"},
+            "namespace": namespace,
+            "name": obj["metadata"]["name"],
+            "operation": operation,
+            "dryRun": True,
+            "object": obj,
+        },
+    }
+
+
+def _post(tmp_path: Path, cluster: list[dict[str, Any]], review: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    from webhook.app import Webhook, build_app
+    from webhook.config import ServeConfig
+    from webhook.metrics import Metrics
+    from webhook.ruleset import RuleHolder
+
+    snapshot = tmp_path / "snapshot.yaml"
+    snapshot.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": cluster}), encoding="utf-8")
+    settings = ServeConfig(plain_http=True, cluster=str(snapshot))
+    metrics = Metrics()
+    app = build_app(Webhook(settings, RuleHolder(settings, metrics), metrics, None))
+
+    async def post() -> dict[str, Any]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gpuadmit") as http:
+            answer: dict[str, Any] = (await http.post("/validate", json=review)).json()["response"]
+            return answer
+
+    return asyncio.run(post())
+
+
+DEPLOYMENT = ("apps", "v1", "Deployment")
+SERVING_PLAN = ("gpuadmit.dev", "v1alpha1", "ServingPlan")
+
+
+def test_the_webhook_binds_a_workload_in_its_request_namespace(tmp_path: Path) -> None:
+    """The object of a CREATE may leave its namespace out: the request's namespace decides."""
+    cluster = [_plan("team-a")]
+    denied = _post(tmp_path, cluster, _review(_reranker(None), DEPLOYMENT, "team-a"))
+    assert denied["allowed"] is False and "[memory-fit]" in denied["status"]["message"]
+    other = _post(tmp_path, cluster, _review(_reranker(None), DEPLOYMENT, "team-b"))
+    assert other["allowed"] is True
+    assert any("not in this input" in w and "team-b" in w for w in other.get("warnings", []))
+
+
+def test_a_plan_update_is_not_judged_with_another_namespaces_bound_workloads(tmp_path: Path) -> None:
+    bigger = _plan("team-a")
+    bigger["models"][0]["gpu_gb"] = 62  # alone it fits; beside a running 16 GiB reranker it does not
+    beside_other_team = [_plan("team-a"), _reranker("team-b", replicas=1)]
+    assert _post(tmp_path, beside_other_team, _review(bigger, SERVING_PLAN, "team-a", "UPDATE"))["allowed"] is True
+    beside_own_team = [_plan("team-a"), _reranker("team-a", replicas=1)]
+    denied = _post(tmp_path, beside_own_team, _review(bigger, SERVING_PLAN, "team-a", "UPDATE"))
+    assert denied["allowed"] is False and "[memory-fit]" in denied["status"]["message"]
