@@ -223,7 +223,12 @@ class ClusterWatch:
             if self._objects.pop(key, None) is None:
                 return
         else:
+            held = self._objects.get(key)
             self._objects[key] = doc
+            if held is not None and _judged(held.data) == _judged(doc.data):
+                # Only its status or the API's bookkeeping moved (a Deployment's ready count,
+                # a Pod's conditions): nothing judging reads, so the view is not rebuilt.
+                return
         self.received += 1
         self._dirty.set()
 
@@ -264,6 +269,22 @@ class ClusterWatch:
         """Wait until the view has taken every change received so far."""
         while self.applied < self.received:
             await asyncio.sleep(0.01)
+
+
+#: What the API server changes on its own, and judging never reads.
+_BOOKKEEPING = {"resourceVersion", "managedFields"}
+
+
+def _judged(data: Any) -> Any:
+    """The object without its `status` and the API's bookkeeping: everything a reader or a
+    reservation could read (a Pod that has ended is left out before this is asked)."""
+    if not isinstance(data, dict):
+        return data
+    kept = {k: v for k, v in data.items() if k != "status"}
+    meta = kept.get("metadata")
+    if isinstance(meta, dict):
+        kept["metadata"] = {k: v for k, v in meta.items() if k not in _BOOKKEEPING}
+    return kept
 
 
 def _status_code(exc: BaseException) -> int | None:

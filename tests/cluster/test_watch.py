@@ -403,3 +403,31 @@ def test_under_fail_open_a_stale_view_keeps_the_replica_ready_and_says_so(api: t
         assert code == 200 and "over --cluster-stale-after" in text and "--fail-open" in text, text
 
     run(server, kubeconfig, scenario, fail_open=True, cluster_stale_after_s=0.0, coordinate=False)
+
+
+def test_a_change_of_status_alone_does_not_rebuild_the_view(api: tuple[FakeApiServer, Path]) -> None:
+    """Controllers write their objects' status all the time (ready replicas, conditions):
+    judging never reads it, so the view is rebuilt only for what it reads."""
+    server, kubeconfig = api
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        watch = webhook.cluster_watch
+        assert watch is not None
+        chat = server.get("Deployment", "prod", "chat-llm")
+        assert chat is not None
+        chat["status"] = {"replicas": 1, "readyReplicas": 1, "observedGeneration": 1}
+        server.modify_status(chat)
+        await seen(webhook, server)
+        assert watch.received == 0, "a status update is not a change of the view"
+        chat = server.get("Deployment", "prod", "chat-llm")
+        assert chat is not None
+        chat["metadata"].setdefault("annotations", {})["gpuadmit.dev/gpu-gb"] = "30"
+        server.modify(chat)
+        await seen(webhook, server)
+        assert watch.received == 1, "an annotation is read: the view takes it"
+        assert webhook.cluster is not None
+        taken = webhook.cluster.find("Deployment", "prod", "chat-llm")
+        assert taken is not None and taken.data["metadata"]["annotations"]["gpuadmit.dev/gpu-gb"] == "30"
+
+    run(server, kubeconfig, scenario)

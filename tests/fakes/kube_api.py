@@ -198,6 +198,11 @@ class FakeApiServer:
         """Replace an object (MODIFIED); `metadata.generation` goes up by one."""
         return self._store(obj, "MODIFIED", quietly=quietly)
 
+    def modify_status(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace an object's `status` only (MODIFIED), as a write to its status subresource
+        does: the API server keeps `metadata.generation`."""
+        return self._store(obj, "MODIFIED", status_only=True)
+
     def delete(self, kind: str, namespace: str, name: str, *, quietly: bool = False) -> dict[str, Any] | None:
         """Remove an object (DELETED, with the object at the deletion's resourceVersion)."""
         with self._lock:
@@ -242,7 +247,9 @@ class FakeApiServer:
         with `handler`, before the built-in collection and object endpoints."""
         self._routes.append((method.upper(), re.compile(pattern), handler))
 
-    def _store(self, obj: dict[str, Any], event: str, *, record: bool = True, quietly: bool = False) -> dict[str, Any]:
+    def _store(
+        self, obj: dict[str, Any], event: str, *, record: bool = True, quietly: bool = False, status_only: bool = False
+    ) -> dict[str, Any]:
         kind = str(obj["kind"])
         resource = self.resources[kind]
         stored = copy.deepcopy(obj)
@@ -258,7 +265,11 @@ class FakeApiServer:
                 event = "MODIFIED"
             if event == "MODIFIED" and previous is not None:
                 meta.setdefault("uid", previous["metadata"].get("uid"))
-                meta["generation"] = int(previous["metadata"].get("generation", 1)) + 1
+                if status_only:
+                    stored = {**copy.deepcopy(previous), "status": stored.get("status")}
+                    meta = stored["metadata"]
+                else:
+                    meta["generation"] = int(previous["metadata"].get("generation", 1)) + 1
             meta.setdefault("uid", f"uid-{kind.lower()}-{namespace}-{meta['name']}")
             meta.setdefault("generation", 1)
             self._version += 1
