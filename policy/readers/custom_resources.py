@@ -67,12 +67,12 @@ def _count(parent: Any, key: str, file: str, where: str, default: int = 1) -> in
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        line, column = _position(parent, key)
+        line, column = key_position(parent, key)
         raise InputError(f"expected a whole number ≥ 0, got {value!r}", file=file, line=line, column=column, field=where)
     return value
 
 
-def _position(parent: Any, key: str) -> tuple[int | None, int | None]:
+def key_position(parent: Any, key: str) -> tuple[int | None, int | None]:
     """(line, column) of `key` in `parent` where the reader recorded it, else of `parent`."""
     if isinstance(parent, LineDict):
         if key in parent.key_lines:

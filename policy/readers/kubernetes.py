@@ -361,9 +361,9 @@ def _workloads(doc: Document, context: _Context) -> list[_Workload]:
         if kind != "Pod":
             template = spec.get("template") if isinstance(spec, dict) else None
             if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
-                replicas = _count(spec.get("replicas"), 1, doc, "spec.replicas")
+                replicas = _count(spec, "replicas", 1, doc, "spec.replicas")
             elif kind in ("Job", "CronJob"):
-                replicas = _count(spec.get("parallelism"), 1, doc, "spec.parallelism")
+                replicas = _count(spec, "parallelism", 1, doc, "spec.parallelism")
             tmeta = get_path(template, "metadata")
             if isinstance(tmeta, dict):
                 more, more_lines = _annotations(tmeta)
@@ -390,7 +390,7 @@ def _workloads(doc: Document, context: _Context) -> list[_Workload]:
         return found
     if kind == "LLMInferenceService":
         spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
-        replicas = _count(spec.get("replicas"), 1, doc, "spec.replicas")
+        replicas = _count(spec, "replicas", 1, doc, "spec.replicas")
         found = _pod_workloads(name, kind, doc, spec.get("template"), annotations, lines, replicas, "vllm", context)
         for part in custom_resources.llm_inference_service_parts(spec, doc.file):
             found.extend(
@@ -431,7 +431,8 @@ def _kserve_component(
     """A KServe component: a `model:`/framework block or `containers:`, plus pod fields beside them."""
     more, more_lines = _annotations(part)
     annotations, lines = {**annotations, **more}, {**lines, **more_lines}
-    replicas = _count(part.get("maxReplicas") or part.get("minReplicas"), 1, doc, "maxReplicas")
+    count_key = "maxReplicas" if part.get("maxReplicas") else "minReplicas"
+    replicas = _count(part, count_key, 1, doc, count_key)
     replicas = max(replicas, 1)
     containers: list[tuple[dict[str, Any], str | None]] = []
     for key, value in part.items():
@@ -596,11 +597,18 @@ def _quantity(value: Any, key: str, parent: Any, doc: Document, upper: float | N
     return number
 
 
-def _count(value: Any, default: int, doc: Document, where: str) -> int:
+def _count(parent: Any, key: str, default: int, doc: Document, where: str) -> int:
+    """The count at `parent[key]` (replicas, parallelism), `default` when absent; anything but
+    a whole number ≥ 0 is bad input naming the field's own line (the document's where the
+    reader has none)."""
+    value = parent.get(key) if isinstance(parent, dict) else None
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"expected a whole number ≥ 0, got {value!r}", file=doc.file, line=doc.line, field=where)
+        line, column = custom_resources.key_position(parent, key)
+        raise InputError(
+            f"expected a whole number ≥ 0, got {value!r}", file=doc.file, line=line or doc.line, column=column, field=where
+        )
     return value
 
 
