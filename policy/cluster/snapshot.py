@@ -90,15 +90,18 @@ class ClusterView:
         key = identity(doc)
         replaced = self._reserved[key][2] if key in self._reserved else self.by_identity.get(key)
         self._reserved[key] = (doc, now + seconds, replaced)
-        self._replace(key, doc)
+        self._replace({key: doc})
 
     def expire(self, now: float | None = None) -> None:
         """Drop reservations past their time; the snapshot's own version comes back."""
         now = time.monotonic() if now is None else now
+        back: dict[tuple[str, str, str], Document | None] = {}
         for key, (_, until, replaced) in list(self._reserved.items()):
             if until <= now:
                 del self._reserved[key]
-                self._replace(key, replaced)
+                back[key] = replaced
+        if back:
+            self._replace(back)
 
     def refresh(self, fresh: ClusterView) -> None:
         """Take `fresh`'s objects (a new list or snapshot) in place, keeping the reservations
@@ -109,20 +112,26 @@ class ClusterView:
             self.by_identity = dict(fresh.by_identity)
             self._context = None
             self._plans = {}
+            kept: dict[tuple[str, str, str], Document | None] = {}
             for key, (doc, until, _) in list(self._reserved.items()):
                 listed = self.by_identity.get(key)
                 if listed is not None and shows_admitted(listed.data, doc.data):
                     del self._reserved[key]
                 else:
                     self._reserved[key] = (doc, until, listed)
-                    self._replace(key, doc)
+                    kept[key] = doc
+            if kept:
+                self._replace(kept)
 
-    def _replace(self, key: tuple[str, str, str], doc: Document | None) -> None:
-        self.objects = [d for d in self.objects if identity(d) != key] + ([doc] if doc is not None else [])
-        if doc is not None:
-            self.by_identity[key] = doc
-        else:
-            self.by_identity.pop(key, None)
+    def _replace(self, docs: dict[tuple[str, str, str], Document | None]) -> None:
+        """Each identity's object replaced by `docs`' (None: removed), in one pass over the
+        objects: a refresh with many reservations is not one pass per reservation, under the lock."""
+        self.objects = [d for d in self.objects if identity(d) not in docs] + [d for d in docs.values() if d is not None]
+        for key, doc in docs.items():
+            if doc is not None:
+                self.by_identity[key] = doc
+            else:
+                self.by_identity.pop(key, None)
         self._context = None  # the domains are indexed again on the next review
         self._plans = {}
 
