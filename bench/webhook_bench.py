@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: What the webhook must reach on a 2-core machine with one worker (docs/PERFORMANCE.md).
-FLOOR_RATIO = 0.35
+FLOOR_RATIO = 0.30
 FLOOR_P99_MS_AT_16 = 10.0
 FLOOR_RSS_MIB = 150.0
 
