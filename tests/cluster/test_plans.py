@@ -4,7 +4,6 @@ the workloads the cluster binds to it."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import run_cli
+from fakes.admission import DEPLOYMENT, SERVING_PLAN, answer, review, webhook_app
 from fakes.kube_api import FakeApiServer
 
 BOUND = Path(__file__).resolve().parents[1] / "domains" / "data" / "bound"
@@ -95,54 +95,18 @@ def test_audit_judges_the_cluster_plans_with_their_bound_workloads(tmp_path: Pat
 
 
 def _review(obj: dict[str, Any], kind: tuple[str, str, str], operation: str = "CREATE") -> dict[str, Any]:
-    group, version, name = kind
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u1",
-            "kind": {"group": group, "version": version, "kind": name},
-            "resource": {"group": group, "version": version, "resource": name.lower() + "s"},
-            "namespace": "prod",
-            "name": obj["metadata"]["name"],
-            "operation": operation,
-            "dryRun": True,
-            "object": obj,
-        },
-    }
-
-
-DEPLOYMENT = ("apps", "v1", "Deployment")
-SERVING_PLAN = ("gpuadmit.dev", "v1alpha1", "ServingPlan")
-
-
-def _post(app: Any, review: dict[str, Any]) -> dict[str, Any]:
-    import httpx
-
-    async def post() -> dict[str, Any]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gpuadmit") as http:
-            answer: dict[str, Any] = (await http.post("/validate", json=review)).json()["response"]
-            return answer
-
-    return asyncio.run(post())
+    return review(obj, kind=kind, operation=operation, namespace="prod", dry_run=True)
 
 
 def _app(cluster: str, kubeconfig: str | None = None) -> Any:
-    from webhook.app import Webhook, build_app
-    from webhook.config import ServeConfig
-    from webhook.metrics import Metrics
-    from webhook.ruleset import RuleHolder
-
-    settings = ServeConfig(plain_http=True, cluster=cluster, kubeconfig=kubeconfig)
-    metrics = Metrics()
-    return build_app(Webhook(settings, RuleHolder(settings, metrics), metrics, None))
+    return webhook_app(cluster=cluster, kubeconfig=kubeconfig)
 
 
 def test_the_webhook_judges_a_bound_workload_in_the_snapshot_plan(tmp_path: Path) -> None:
     app = _app(str(_snapshot(tmp_path, PLAN)))
-    denied = _post(app, _review(_reranker(2), DEPLOYMENT))
+    denied = answer(app, _review(_reranker(2), DEPLOYMENT))
     assert denied["allowed"] is False and "[memory-fit]" in denied["status"]["message"]
-    allowed = _post(app, _review(_reranker(1), DEPLOYMENT))
+    allowed = answer(app, _review(_reranker(1), DEPLOYMENT))
     assert allowed["allowed"] is True and not any("not in this input" in w for w in allowed.get("warnings", []))
 
 
@@ -150,9 +114,9 @@ def test_the_webhook_judges_a_plan_update_with_the_workloads_bound_to_it(tmp_pat
     app = _app(str(_snapshot(tmp_path, PLAN, _reranker(1))))
     bigger = copy.deepcopy(PLAN)
     bigger["models"][0]["gpu_gb"] = 62
-    denied = _post(app, _review(bigger, SERVING_PLAN, "UPDATE"))
+    denied = answer(app, _review(bigger, SERVING_PLAN, "UPDATE"))
     assert denied["allowed"] is False and "[memory-fit]" in denied["status"]["message"]
-    assert _post(app, _review(copy.deepcopy(PLAN), SERVING_PLAN, "UPDATE"))["allowed"] is True
+    assert answer(app, _review(copy.deepcopy(PLAN), SERVING_PLAN, "UPDATE"))["allowed"] is True
 
 
 def test_the_webhook_reads_serving_plans_from_the_api(tmp_path: Path) -> None:
@@ -160,9 +124,9 @@ def test_the_webhook_reads_serving_plans_from_the_api(tmp_path: Path) -> None:
     with FakeApiServer([PLAN]) as server:
         app = _app("kube", str(server.kubeconfig(tmp_path)))
         assert "/apis/gpuadmit.dev/v1alpha1/servingplans" in server.requests
-        denied = _post(app, _review(_reranker(2), DEPLOYMENT))
+        denied = answer(app, _review(_reranker(2), DEPLOYMENT))
         assert denied["allowed"] is False and "[memory-fit]" in denied["status"]["message"]
-        assert _post(app, _review(_reranker(1), DEPLOYMENT))["allowed"] is True
+        assert answer(app, _review(_reranker(1), DEPLOYMENT))["allowed"] is True
 
 
 def test_lint_reads_serving_plans_from_the_api(tmp_path: Path) -> None:

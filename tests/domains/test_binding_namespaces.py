@@ -4,7 +4,6 @@ must neither squeeze into nor be judged against the other's."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import yaml
 from conftest import run_cli
+from fakes.admission import DEPLOYMENT, answer, review, webhook_app
 
 BOUND = Path(__file__).resolve().parent / "data" / "bound"
 #: node-a: one time-sliced A100 80GB whose model takes 44 GiB; room for one 16 GiB replica more, not two.
@@ -81,56 +81,18 @@ def test_the_cluster_plan_of_another_namespace_is_not_joined(tmp_path: Path) -> 
     assert code == 1 and [f for f in report["findings"] if f["rule"] == "memory-fit"]
 
 
-def _review(obj: dict[str, Any], kind: tuple[str, str, str], namespace: str, operation: str = "CREATE") -> dict[str, Any]:
-    group, version, name = kind
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u1",
-            "kind": {"group": group, "version": version, "kind": name},
-            "resource": {"group": group, "version": version, "resource": name.lower() + "s"},
-            "namespace": namespace,
-            "name": obj["metadata"]["name"],
-            "operation": operation,
-            "dryRun": True,
-            "object": obj,
-        },
-    }
-
-
-def _post(tmp_path: Path, cluster: list[dict[str, Any]], review: dict[str, Any]) -> dict[str, Any]:
-    import httpx
-
-    from webhook.app import Webhook, build_app
-    from webhook.config import ServeConfig
-    from webhook.metrics import Metrics
-    from webhook.ruleset import RuleHolder
-
+def _post(tmp_path: Path, cluster: list[dict[str, Any]], request: dict[str, Any]) -> dict[str, Any]:
     snapshot = tmp_path / "snapshot.yaml"
     snapshot.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": cluster}), encoding="utf-8")
-    settings = ServeConfig(plain_http=True, cluster=str(snapshot))
-    metrics = Metrics()
-    app = build_app(Webhook(settings, RuleHolder(settings, metrics), metrics, None))
-
-    async def post() -> dict[str, Any]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gpuadmit") as http:
-            answer: dict[str, Any] = (await http.post("/validate", json=review)).json()["response"]
-            return answer
-
-    return asyncio.run(post())
-
-
-DEPLOYMENT = ("apps", "v1", "Deployment")
-SERVING_PLAN = ("gpuadmit.dev", "v1alpha1", "ServingPlan")
+    return answer(webhook_app(cluster=str(snapshot)), request)
 
 
 def test_the_webhook_binds_a_workload_in_its_request_namespace(tmp_path: Path) -> None:
     """The object of a CREATE may leave its namespace out: the request's namespace decides."""
     cluster = [_plan("team-a")]
-    denied = _post(tmp_path, cluster, _review(_reranker(None), DEPLOYMENT, "team-a"))
+    denied = _post(tmp_path, cluster, review(_reranker(None), kind=DEPLOYMENT, namespace="team-a", dry_run=True))
     assert denied["allowed"] is False and "[memory-fit]" in denied["status"]["message"]
-    other = _post(tmp_path, cluster, _review(_reranker(None), DEPLOYMENT, "team-b"))
+    other = _post(tmp_path, cluster, review(_reranker(None), kind=DEPLOYMENT, namespace="team-b", dry_run=True))
     assert other["allowed"] is True
     assert any("not in this input" in w and "team-b" in w for w in other.get("warnings", []))
 
@@ -139,7 +101,7 @@ def test_a_plan_update_is_not_judged_with_another_namespaces_bound_workloads(tmp
     bigger = _plan("team-a")
     bigger["models"][0]["gpu_gb"] = 62  # alone it fits; beside a running 16 GiB reranker it does not
     beside_other_team = [_plan("team-a"), _reranker("team-b", replicas=1)]
-    assert _post(tmp_path, beside_other_team, _review(bigger, SERVING_PLAN, "team-a", "UPDATE"))["allowed"] is True
+    assert _post(tmp_path, beside_other_team, review(bigger, operation="UPDATE", dry_run=True))["allowed"] is True
     beside_own_team = [_plan("team-a"), _reranker("team-a", replicas=1)]
-    denied = _post(tmp_path, beside_own_team, _review(bigger, SERVING_PLAN, "team-a", "UPDATE"))
+    denied = _post(tmp_path, beside_own_team, review(bigger, operation="UPDATE", dry_run=True))
     assert denied["allowed"] is False and "[memory-fit]" in denied["status"]["message"]

@@ -4,7 +4,6 @@ with 400 in every mode; LeaderWorkerSets scale like Deployments."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fakes import admission
 from policy.api import Linter
 from policy.cluster import ClusterView, view_of
 from policy.cluster.snapshot import ClusterView as SnapshotView
@@ -132,25 +132,9 @@ def test_a_malformed_replica_count_is_a_400_deny_in_every_mode(replicas: Any, sa
 
 def _served(review: dict[str, Any], tmp_path: Path, **settings: Any) -> dict[str, Any]:
     """One review through the admission app (in-process) with `--cluster FILE`."""
-    import httpx
-
-    from webhook.app import Webhook, build_app
-    from webhook.config import ServeConfig
-    from webhook.metrics import Metrics
-    from webhook.ruleset import RuleHolder
-
     snapshot = tmp_path / "snapshot.yaml"
     snapshot.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": ITEMS}), encoding="utf-8")
-    config = ServeConfig(plain_http=True, cluster=str(snapshot), **settings)
-    metrics = Metrics()
-    app = build_app(Webhook(config, RuleHolder(config, metrics), metrics, None))
-
-    async def post() -> dict[str, Any]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gpuadmit") as http:
-            body: dict[str, Any] = (await http.post("/validate", json=review)).json()["response"]
-            return body
-
-    return asyncio.run(post())
+    return admission.answer(admission.webhook_app(cluster=str(snapshot), **settings), review)
 
 
 def test_fail_open_does_not_let_a_malformed_scale_through(tmp_path: Path) -> None:

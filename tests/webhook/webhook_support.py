@@ -20,6 +20,7 @@ import httpx
 import pytest
 import trustme
 import yaml
+from fakes.admission import review as review  # the AdmissionReview builder, where every test folder reaches it
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,32 +206,3 @@ def serving_plan(spec: dict[str, Any], name: str = "node-a", namespace: str = "t
         "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()), "generation": 1},
         "spec": body,
     }
-
-
-def review(
-    obj: dict[str, Any] | None,
-    *,
-    operation: str = "CREATE",
-    kind: tuple[str, str, str] = ("gpuadmit.dev", "v1alpha1", "ServingPlan"),
-    dry_run: bool = False,
-    uid: str | None = None,
-    old: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """An admission.k8s.io/v1 AdmissionReview request as the API server writes it."""
-    group, version, kind_name = kind
-    meta = (obj or old or {}).get("metadata", {})
-    request: dict[str, Any] = {
-        "uid": uid if uid is not None else str(uuid.uuid4()),
-        "kind": {"group": group, "version": version, "kind": kind_name},
-        "resource": {"group": group, "version": version, "resource": kind_name.lower() + "s"},
-        "requestKind": {"group": group, "version": version, "kind": kind_name},
-        "name": meta.get("name", ""),
-        "namespace": meta.get("namespace", ""),
-        "operation": operation,
-        "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
-        "object": obj,
-        "oldObject": old,
-        "dryRun": dry_run,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": f"{operation.title()}Options"},
-    }
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
