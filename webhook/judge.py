@@ -159,6 +159,12 @@ def _judge(linter: Linter, review: Review, mode: Mode, cluster: ClusterView | No
         if not sources and not findings:
             return allow([warning(f"gpuadmit: ConfigMap is labelled {PLAN_LABEL}=true but no data key holds a plan")])
     else:
+        if cluster is not None:
+            from .neighbours import counted_elsewhere
+
+            counted = counted_elsewhere(review, cluster)
+            if counted is not None:
+                return counted
         try:
             if cluster is not None:
                 from .neighbours import read_with_cluster

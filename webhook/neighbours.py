@@ -12,25 +12,37 @@ import copy
 from typing import Any
 
 from policy.cluster import ClusterView
-from policy.cluster.owners import counted_by_controller
+from policy.cluster.owners import described
 from policy.domains import Batch, group_with_plans, plan_key
 from policy.findings import Finding
 from policy.readers import read_documents
 from policy.source import PlanSource
 from policy.yamlio import Document
 
-from .review import Review
+from .review import Answer, Review, allow, warning
+
+
+def counted_elsewhere(review: Review, cluster: ClusterView) -> Answer | None:
+    """An allow, with a warning naming it, for an object that a controller the view really
+    holds counts (a Deployment's ReplicaSet: policy.cluster.owners.controller_in). That
+    controller was judged with every replica; judging the object beside it would count them
+    twice and deny the controller's own ReplicaSet at every rollout. None for any other
+    object, a reference naming a controller the view does not hold (same namespace, kind,
+    name and uid) included: it is judged like any object."""
+    obj = review.object
+    if not isinstance(obj, dict):
+        return None
+    counting = cluster.counted_through(obj, review.namespace)
+    if counting is None:
+        return None
+    return allow([warning(f"gpuadmit: counted as part of {described(counting)}, judged when it was admitted")])
 
 
 def read_with_cluster(
     review: Review, obj: dict[str, Any], file: str, cluster: ClusterView
 ) -> tuple[list[PlanSource], list[Finding]]:
-    """The plans of the domains `obj` joins, its neighbours from `cluster` included; none for
-    an object its controller counts (a Deployment's ReplicaSet: policy.cluster.owners). That
-    controller was judged with every replica; judging the object beside it would count them
-    twice and deny the controller's own ReplicaSet at every rollout."""
-    if counted_by_controller(obj):
-        return [], []
+    """The plans of the domains `obj` joins, its neighbours from `cluster` included (an
+    object its controller counts was answered before: `counted_elsewhere`)."""
     doc = Document(_namespaced(obj, review.namespace), file, 0, 1)
     objects: list[Document] = []
     plans = read_documents([doc], file, default_name=review.name or "plan", objects=objects)
@@ -82,7 +94,7 @@ def admitted(review: Review, cluster: ClusterView) -> Document | None:
     # A scale request is admitted as the review webhook.scale built of the scaled object.
     if review.sub_resource or not isinstance(obj, dict) or not kubernetes.is_object(obj):
         return None
-    if counted_by_controller(obj):
+    if cluster.counted_through(obj, review.namespace) is not None:
         return None  # counted through its controller, never beside it
     data = _namespaced(obj, review.namespace)
     meta = data.get("metadata")

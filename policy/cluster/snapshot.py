@@ -1,10 +1,11 @@
 """A cluster snapshot file to the objects gpuadmit judges beside the given ones.
 
 - `List` documents (`kubectl get ... -o yaml|json`) are unwrapped into their items.
-- Objects whose controller is of a kind the view reads and counts (a Deployment's
-  ReplicaSets and Pods, a Job's Pods, ...) are left out: their controller is counted, with
-  all its replicas; export the controllers with the pods. What a controller of another kind
-  owns (a PyTorchJob's Pods, ...) is counted from its own spec (policy.cluster.owners).
+- Objects whose controller the view holds (same namespace, kind, name and uid) and reads
+  and counts with all its replicas (a Deployment's ReplicaSets and Pods, a Job's Pods, ...)
+  are left out: their controller is counted. What a controller of another kind owns (a
+  PyTorchJob's Pods, ...), or one the view does not hold, is counted from its own spec
+  (policy.cluster.owners).
 - An object given for judging replaces the cluster's object of the same kind, namespace and
   name: it is that object's next version (an UPDATE, a `kubectl apply` of a change).
 """
@@ -21,7 +22,7 @@ from ..domains import Batch, identity
 from ..errors import InputError
 from ..source import PlanSource, Position
 from ..yamlio import Document, LineList, load_documents, read_text
-from .owners import left_out
+from .owners import controller_in, left_out
 
 #: Kinds a snapshot contributes: GPU nodes, cluster-wide settings and workloads.
 KINDS = {
@@ -63,6 +64,10 @@ class ClusterView:
     source: str
     objects: list[Document] = field(default_factory=list)
     by_identity: dict[tuple[str, str, str], Document] = field(default_factory=dict)
+    #: Objects left out because a controller the view holds counts them (policy.cluster.owners),
+    #: by identity: a controller of what is reviewed may be one of them (a leader Pod, a
+    #: Deployment's ReplicaSet).
+    owned: dict[tuple[str, str, str], Document] = field(default_factory=dict)
 
     #: Built on first use: the cluster-wide objects (nodes, priority classes, device-plugin
     #: configs), and each pool's domain (cluster objects joined through shared pools).
@@ -110,6 +115,7 @@ class ClusterView:
         with self.lock:
             self.objects = list(fresh.objects)
             self.by_identity = dict(fresh.by_identity)
+            self.owned = dict(fresh.owned)
             self._context = None
             self._plans = {}
             kept: dict[tuple[str, str, str], Document | None] = {}
@@ -298,6 +304,17 @@ class ClusterView:
         held = self._reserved.get(key)
         return held[0].file if held is not None else None
 
+    def counted_through(self, data: Any, namespace: str) -> Any | None:
+        """The object (its data) that counts `data` with its replicas: the controller its
+        reference names, when the view really holds it (policy.cluster.owners.controller_in),
+        followed up to the object the view counts; None when `data` counts by itself."""
+        return _counted_through(data, namespace, self._held)
+
+    def _held(self, kind: str, namespace: str, name: str) -> Any:
+        key = (kind, namespace or "default", name)
+        doc = self.by_identity.get(key) or self.owned.get(key)
+        return doc.data if doc is not None else None
+
     def find(self, kind: str, namespace: str, name: str) -> Document | None:
         return self.by_identity.get((kind, namespace or "default", name))
 
@@ -328,15 +345,42 @@ def view_of(docs: list[Document], source: str) -> ClusterView:
     for doc in docs:
         items.extend(_items(doc))
     view = ClusterView(source)
+    held: dict[tuple[str, str, str], Document] = {}
     for doc in items:
         data = doc.data
-        if not isinstance(data, dict) or data.get("kind") not in KINDS:
-            continue
-        if left_out(data):
-            continue
-        view.objects.append(doc)
-        view.by_identity[identity(doc)] = doc
+        if isinstance(data, dict) and data.get("kind") in KINDS and not left_out(data):
+            held[identity(doc)] = doc
+
+    def lookup(kind: str, namespace: str, name: str) -> Any:
+        found = held.get((kind, namespace or "default", name))
+        return found.data if found is not None else None
+
+    for key, doc in held.items():
+        # Left out only when the controller it names is held (the whole chain up is then
+        # counted, whichever of its objects is kept): a reference naming what is not there
+        # counts nothing, and the object is counted from its own spec.
+        if _counted_through(doc.data, "", lookup) is not None:
+            view.owned[key] = doc
+        else:
+            view.objects.append(doc)
+            view.by_identity[key] = doc
     return view
+
+
+def _counted_through(data: Any, namespace: str, lookup: Any) -> Any | None:
+    """The object `data` is counted through, up its chain of controllers found with `lookup`
+    to the one counted itself; None when `data` is counted itself. A chain that comes back
+    to where it started (references can name anything) is counted where it closes."""
+    seen = [id(data)]
+    found = controller_in(data, namespace, lookup)
+    top = None
+    while found is not None and id(found) not in seen:
+        top = found
+        seen.append(id(found))
+        found = controller_in(found, "", lookup)
+    if found is not None and id(found) == id(data):
+        return None  # a cycle through `data`: it counts itself, and the rest through it
+    return top
 
 
 def _items(doc: Document) -> list[Document]:

@@ -31,7 +31,7 @@ from typing import Any
 from ..domains import identity
 from ..yamlio import Document
 from .kube import OPTIONAL, SELECTORS, SOURCE, as_data, kube_config, resources
-from .owners import left_out
+from .owners import controller_in, left_out, may_count_others
 from .snapshot import ClusterView, view_of
 
 log = logging.getLogger("gpuadmit.cluster")
@@ -72,10 +72,12 @@ class ClusterWatch:
         self.max_backoff_s = max_backoff_s
         self.absent_retry_s = absent_retry_s
         self.server_timeout_s = server_timeout_s
-        #: What the API holds, by identity: the view is rebuilt from these. Objects a counted
-        #: controller owns (a Deployment's Pods and ReplicaSets) are counted through it and
-        #: Pods that have ended hold nothing (policy.cluster.owners): they are left out of
-        #: the view, so their many changes are not kept at all.
+        #: What the API holds, by identity: the view is rebuilt from these, and decides (as a
+        #: snapshot does) which are counted through a controller it holds. Pods that have ended
+        #: hold nothing (policy.cluster.owners) and are not kept at all. An object is kept
+        #: whether or not its controller is listed yet: kinds are followed apart, and a
+        #: controller may come after its children (at a relist, a CREATE seen late); until it
+        #: does, the children are counted from their own spec, never dropped.
         self._objects: dict[tuple[str, str, str], Document] = {identity(d): d for d in docs if not left_out(d.data)}
         self._line = len(docs)
         self.kinds: dict[str, KindState] = {}
@@ -218,9 +220,10 @@ class ClusterWatch:
     def _take(self, change: str, doc: Document) -> None:
         key = identity(doc)
         if change == "DELETED" or left_out(doc.data):
-            # Gone, counted through its controller, or ended (a Pod that was running): only
-            # an object the view held changes it.
-            if self._objects.pop(key, None) is None:
+            # Gone, or ended (a Pod that was running): only an object the store held changes
+            # the view, and not one counted through a controller that is still there.
+            held = self._objects.pop(key, None)
+            if held is None or self._counted_through(held):
                 return
         else:
             held = self._objects.get(key)
@@ -229,8 +232,24 @@ class ClusterWatch:
                 # Only its status or the API's bookkeeping moved (a Deployment's ready count,
                 # a Pod's conditions): nothing judging reads, so the view is not rebuilt.
                 return
+            if self._counted_through(doc) and (held is None or self._counted_through(held)):
+                # A Deployment's Pod coming or changing: its controller, held, counts it
+                # either way. Its controller leaving rebuilds the view, with it counted.
+                return
         self.received += 1
         self._dirty.set()
+
+    def _counted_through(self, doc: Document) -> bool:
+        """Whether a controller in the store counts `doc`, and nothing is counted through
+        `doc` itself: a change to it, or its leaving, changes nothing the view counts."""
+        if may_count_others(doc.data):
+            return False  # a ReplicaSet, a leader Pod: what it owns may be counted through it
+
+        def lookup(kind: str, namespace: str, name: str) -> Any:
+            found = self._objects.get((kind, namespace or "default", name))
+            return found.data if found is not None else None
+
+        return controller_in(doc.data, "", lookup) is not None
 
     def _take_kind(self, kind: str, fresh: dict[tuple[str, str, str], Document]) -> None:
         self._objects = {k: d for k, d in self._objects.items() if k[0] != kind}

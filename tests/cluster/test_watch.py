@@ -253,31 +253,93 @@ def test_a_broken_watch_past_the_limit_is_allowed_with_a_warning_under_fail_open
     run(server, kubeconfig, scenario, fail_open=True, cluster_stale_after_s=0.0, coordinate=False)
 
 
+async def delivered(webhook: Webhook, added: dict[str, Any]) -> None:
+    """Until the view has taken `added` (the object as the server answered it)."""
+    watch = webhook.cluster_watch
+    assert watch is not None
+    version = int(added["metadata"]["resourceVersion"])
+    kind = added["kind"]
+    await until(lambda: int(watch.kinds[kind].version or 0) >= version, f"the {kind}'s event delivered")
+    await watch.settled()
+
+
+def _owned_by(obj: dict[str, Any], kind: str, name: str, owner: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `obj` as `kind` `name`, with `owner` (the object as the API server holds it,
+    with its uid) as its controller."""
+    made = copy.deepcopy(obj)
+    made["kind"] = kind
+    made["metadata"] = {
+        "name": name,
+        "namespace": "prod",
+        "uid": f"uid-{name}",
+        "ownerReferences": [
+            {
+                "apiVersion": owner["apiVersion"],
+                "kind": owner["kind"],
+                "name": owner["metadata"]["name"],
+                "uid": owner["metadata"]["uid"],
+                "controller": True,
+            }
+        ],
+    }
+    return made
+
+
 def test_pods_a_controller_owns_change_nothing_in_the_view(api: tuple[FakeApiServer, Path]) -> None:
     server, kubeconfig = api
 
     async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
         await until(lambda: watching(webhook), "every kind watched")
         watch = webhook.cluster_watch
-        assert watch is not None
-        owned = {
+        assert watch is not None and webhook.cluster is not None
+        deployment = server.add(BATCH)
+        replica_set = server.add(_owned_by(BATCH, "ReplicaSet", "batch-7d9f", deployment))
+        await delivered(webhook, deployment)
+        await delivered(webhook, replica_set)
+        assert watch.received == 2, "the Deployment and its ReplicaSet (what the Deployment's pods name)"
+        pod = {
+            **_owned_by(BATCH, "Pod", "batch-7d9f-x2", replica_set),
             "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": "batch-7d9f-x2",
-                "namespace": "prod",
-                "ownerReferences": [
-                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "batch-7d9f", "uid": "u", "controller": True}
-                ],
-            },
             "spec": BATCH["spec"]["template"]["spec"],
         }
-        pod_version = int(server.add(owned)["metadata"]["resourceVersion"])
-        server.add(BATCH)
+        pod_version = int(server.add(pod)["metadata"]["resourceVersion"])
         await until(lambda: int(watch.kinds["Pod"].version or 0) >= pod_version, "the pod's event delivered")
-        await seen(webhook, server)
-        assert webhook.cluster is not None and webhook.cluster.find("Pod", "prod", "batch-7d9f-x2") is None
-        assert watch.received == 1, "only the Deployment changed the view"
+        await watch.settled()
+        assert webhook.cluster.find("Pod", "prod", "batch-7d9f-x2") is None
+        assert watch.received == 2, "the pod changed nothing: its ReplicaSet's Deployment counts it"
+        assert (await post(review(SMALL)))["allowed"] is False
+
+    run(server, kubeconfig, scenario)
+
+
+def test_a_pod_whose_controller_is_not_listed_yet_counts_until_it_is(api: tuple[FakeApiServer, Path]) -> None:
+    """Kinds are followed apart: a Pod may come before its ReplicaSet. Until the ReplicaSet
+    is there, the Pod holds its GPU in the view; then the ReplicaSet counts it. A Pod naming
+    a ReplicaSet under another uid stays counted."""
+    server, kubeconfig = api
+    late = copy.deepcopy(BATCH)
+    late["kind"] = "ReplicaSet"
+    late["metadata"] = {"name": "late-5c", "namespace": "prod", "uid": "uid-late"}
+    late["spec"]["replicas"] = 0  # scaled down: it counts no pod
+    late["spec"]["template"]["spec"] = {"containers": [{"name": "b", "image": "batch:1"}]}
+
+    async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
+        await until(lambda: watching(webhook), "every kind watched")
+        watch = webhook.cluster_watch
+        assert watch is not None and webhook.cluster is not None
+        assert (await post(review(SMALL)))["allowed"] is True
+        pod = {**_owned_by(BATCH, "Pod", "late-5c-x1", late), "apiVersion": "v1", "spec": BATCH["spec"]["template"]["spec"]}
+        await delivered(webhook, server.add(pod))
+        assert webhook.cluster.find("Pod", "prod", "late-5c-x1") is not None, "counted from its own spec"
+        assert (await post(review(SMALL)))["allowed"] is False
+        await delivered(webhook, server.add(late))
+        assert webhook.cluster.find("Pod", "prod", "late-5c-x1") is None, "counted through its ReplicaSet"
+        assert (await post(review(SMALL)))["allowed"] is True
+        other = copy.deepcopy(pod)
+        other["metadata"]["name"] = "late-5c-x2"
+        other["metadata"]["ownerReferences"][0]["uid"] = "uid-of-another"
+        await delivered(webhook, server.add(other))
+        assert webhook.cluster.find("Pod", "prod", "late-5c-x2") is not None
         assert (await post(review(SMALL)))["allowed"] is False
 
     run(server, kubeconfig, scenario)
@@ -314,18 +376,20 @@ def test_a_pod_of_a_controller_the_view_does_not_read_counts_until_it_ends(api: 
     run(server, kubeconfig, scenario)
 
 
-def test_what_a_counted_controller_owns_changes_nothing_in_the_view(api: tuple[FakeApiServer, Path]) -> None:
-    """A KServe serverless revision's Deployment (counted by its InferenceService) and a
-    LeaderWorkerSet's worker StatefulSet (counted by the LeaderWorkerSet) are dropped as
-    they come; a plain Knative revision's Deployment is a neighbour."""
-    from test_owned import owned
+def test_what_a_counted_controller_owns_is_left_out_of_the_view(api: tuple[FakeApiServer, Path]) -> None:
+    """A KServe serverless revision's Deployment (counted by the InferenceService its label
+    names) and a LeaderWorkerSet's worker StatefulSet (counted by the LeaderWorkerSet, through
+    its leader Pod) are left out; a plain Knative revision's Deployment is a neighbour."""
+    from test_owned import INFERENCE_SERVICE, LEADER, LWS, owned
 
     server, kubeconfig = api
 
     async def scenario(server: FakeApiServer, webhook: Webhook, post: Any) -> None:
         await until(lambda: watching(webhook), "every kind watched")
         watch = webhook.cluster_watch
-        assert watch is not None
+        assert watch is not None and webhook.cluster is not None
+        for counting in (INFERENCE_SERVICE, LWS, LEADER):
+            await delivered(webhook, server.add(counting))
         kserve = owned(
             "Deployment",
             "llm-predictor-00001-deployment",
@@ -335,17 +399,13 @@ def test_what_a_counted_controller_owns_changes_nothing_in_the_view(api: tuple[F
             gb="30",
         )
         workers = owned("StatefulSet", "vllm-0", "v1", "Pod", labels={"leaderworkerset.sigs.k8s.io/name": "vllm"}, gb="30")
-        deployed = int(server.add(kserve)["metadata"]["resourceVersion"])
-        version = int(server.add(workers)["metadata"]["resourceVersion"])
-        await until(lambda: int(watch.kinds["Deployment"].version or 0) >= deployed, "the revision's Deployment delivered")
-        await until(lambda: int(watch.kinds["StatefulSet"].version or 0) >= version, "the worker set delivered")
-        await watch.settled()
-        assert watch.received == 0, "neither changed the view"
+        await delivered(webhook, server.add(kserve))
+        await delivered(webhook, server.add(workers))
+        assert webhook.cluster.find("Deployment", "prod", "llm-predictor-00001-deployment") is None
+        assert webhook.cluster.find("StatefulSet", "prod", "vllm-0") is None
         assert (await post(review(SMALL)))["allowed"] is True
         plain = owned("Deployment", "hello-00001-deployment", "serving.knative.dev/v1", "Revision", gb="30")
-        server.add(plain)
-        await seen(webhook, server)
-        assert watch.received == 1
+        await delivered(webhook, server.add(plain))
         assert (await post(review(SMALL)))["allowed"] is False
 
     run(server, kubeconfig, scenario)
