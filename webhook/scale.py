@@ -4,9 +4,14 @@ object with the requested `spec.replicas` (policy.cluster.snapshot.SCALABLE says
 
 The scaled object is built once per review, under the cluster view's lock, and that one
 review is both judged and, when admitted, reserved (webhook.judge, webhook.neighbours).
-A Scale whose `spec.replicas` is not a non-negative integer is not one the API server
-sends (it decodes the Scale as int32 before admission): it is bad input, denied with 400
-in every mode, `--fail-open` and audit included, like any malformed review.
+A Scale without `spec.replicas` asks for 0: in autoscaling/v1 `ScaleSpec.replicas` is an
+`int32` with `json:"replicas,omitempty"` (k8s.io/api `autoscaling/v1/types.go`), so the API
+server leaves a count of 0 out of the Scale it sends (`kubectl scale --replicas=0`, KEDA
+scaling to zero send `spec: {}`, or no `spec`); a `null` decodes to 0 as well. A Scale whose
+`spec.replicas` is present and not a non-negative integer (a string, a negative number, a
+bool, a float), or whose `spec` is not an object, is not one the API server sends (it decodes
+the Scale as int32 before admission): it is bad input, denied with 400 in every mode,
+`--fail-open` and audit included, like any malformed review.
 """
 
 from __future__ import annotations
@@ -23,11 +28,22 @@ def is_scale(review: Review) -> bool:
     return review.sub_resource == "scale" and review.operation == "UPDATE"
 
 
+#: What a review that carries no Scale, or a `spec` that is not an object, holds instead of a count.
+_MALFORMED_SPEC = object()
+
+
 def requested_replicas(review: Review) -> Any:
-    """The Scale's `spec.replicas`, as sent (None when absent)."""
-    scale = review.object if isinstance(review.object, dict) else {}
+    """The Scale's `spec.replicas`, as sent; 0 when left out (omitempty: the count is 0)."""
+    scale = review.object
+    if not isinstance(scale, dict) or not scale:
+        return _MALFORMED_SPEC
     spec = scale.get("spec")
-    return spec.get("replicas") if isinstance(spec, dict) else None
+    if spec is None:
+        return 0
+    if not isinstance(spec, dict):
+        return _MALFORMED_SPEC
+    value = spec.get("replicas")
+    return 0 if value is None else value
 
 
 def _count(value: Any) -> int | None:
@@ -48,7 +64,12 @@ def malformed_scale(review: Review) -> Answer | None:
     if _count(value) is not None:
         return None
     spec = review.object.get("spec") if isinstance(review.object, dict) else None
-    found = f"spec.replicas {value!r}" if isinstance(spec, dict) and "replicas" in spec else "no spec.replicas"
+    if value is not _MALFORMED_SPEC:
+        found = f"spec.replicas {value!r}"
+    elif isinstance(review.object, dict) and review.object:
+        found = f"spec {spec!r}"
+    else:
+        found = "no Scale"
     return deny(
         400,
         f"gpuadmit: malformed AdmissionReview: {where(review)} carries {found}; expected a non-negative integer",

@@ -113,8 +113,6 @@ MALFORMED = [
     (-1, "-1"),
     (1.5, "1.5"),
     (True, "True"),
-    (None, "spec.replicas None"),
-    (..., "no spec.replicas"),
 ]
 
 
@@ -128,6 +126,38 @@ def test_a_malformed_replica_count_is_a_400_deny_in_every_mode(replicas: Any, sa
         "gpuadmit: malformed AdmissionReview: deployments/scale of prod/chat-llm carries "
     )
     assert said in answer.message and answer.message.endswith("expected a non-negative integer")
+
+
+@pytest.mark.parametrize(
+    "spec", [{}, None, {"replicas": None}, ...], ids=["empty spec", "no spec", "replicas null", "spec omitted"]
+)
+@pytest.mark.parametrize("with_view", [True, False], ids=["cluster-view", "no-view"])
+def test_a_scale_to_zero_sent_without_replicas_is_allowed(spec: Any, with_view: bool) -> None:
+    """autoscaling/v1 `ScaleSpec.replicas` is `omitempty`: `kubectl scale --replicas=0` and
+    KEDA scaling to zero send `spec: {}`. That is a count of 0, judged (it always fits), never
+    bad input, in enforce mode as the API server's `failurePolicy: Fail` registration uses."""
+    review = scale("chat-llm", 0)
+    if spec is ...:
+        del review.object["spec"]
+    else:
+        review.object["spec"] = spec
+    cluster = view() if with_view else None
+    answer = judge(LINTER, review, "enforce", cluster=cluster)
+    assert answer.allowed is True and answer.code is None, answer
+    if cluster is not None:
+        assert not answer.warnings, answer
+        reserved = cluster.find("Deployment", "prod", "chat-llm")
+        assert reserved is not None and reserved.data["spec"]["replicas"] == 0, "judged and counted at 0 replicas"
+
+
+@pytest.mark.parametrize(("spec", "said"), [("two", "spec 'two'"), ([1], "spec [1]")])
+def test_a_scale_whose_spec_is_not_an_object_is_a_400_deny(spec: Any, said: str) -> None:
+    review = scale("chat-llm", 0)
+    review.object["spec"] = spec
+    for cluster in (view(), None):
+        answer = judge(LINTER, review, "enforce", cluster=cluster)
+        assert answer.allowed is False and answer.code == 400, answer
+        assert f"carries {said};" in (answer.message or ""), answer
 
 
 def _served(review: dict[str, Any], tmp_path: Path, **settings: Any) -> dict[str, Any]:
