@@ -23,7 +23,7 @@ from ..findings import Finding
 from ..source import PlanSource
 from ..domains import Batch
 from ..yamlio import Document, load_documents, read_text
-from .files import Files
+from .files import OUTSIDE_HINT, Files, not_followed
 from .skip import READ_SUFFIXES, Skipped, foreign_suffix_note, not_ours_with_comments, template_note, unrendered_template
 
 PLAN_SUFFIXES = {".yaml", ".yml", ".json"}
@@ -84,6 +84,19 @@ def read_paths(
         targets = [t for t in _walk(path) if ignore is None or not ignore(t)] if path.is_dir() else [path]
         for target in targets:
             result.files += 1
+            if files is not None and not files.permits(target):
+                # A link out of the folders being linted (a pull request may add one): not
+                # read, its content never quoted, and said.
+                result.findings.append(
+                    not_followed(
+                        str(target),
+                        f"it is a link out of the folders being linted, so it was not read; {OUTSIDE_HINT}",
+                        severity="warning",
+                        file=str(target),
+                        line=None,
+                    )
+                )
+                continue
             objects: list[Document] = []
             try:
                 found = read_file(target, objects=objects, files=files)

@@ -37,7 +37,8 @@ LINT_IN_CI = "judge the repository where it lives: in CI, `gpuadmit lint <reposi
 
 
 #: Why a reference outside the folders being linted was not followed.
-OUTSIDE = "it points outside the folders being linted (add its folder with --files-root to read it)"
+OUTSIDE_HINT = "--files-root DIR adds a folder to those read"
+OUTSIDE = f"it points outside the folders being linted ({OUTSIDE_HINT})"
 
 
 @dataclass(frozen=True)

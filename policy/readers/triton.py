@@ -175,6 +175,8 @@ def read(path: Path) -> list[PlanSource]:
     elif not path.is_dir():
         raise InputError("no such file or folder", file=str(path))
     overlay = next((repo / n for n in OVERLAY_NAMES if (repo / n).is_file()), None)
+    if overlay is not None and not _inside(overlay, repo.resolve()):
+        raise InputError(f"{overlay.name} is a link out of the model repository; it was not read", file=str(overlay))
     if overlay is not None:
         from .native import read_plan_file
 
@@ -327,8 +329,24 @@ def repository_models(
     folders = sorted(p for p in repo.iterdir() if (p / CONFIG).is_file()) if repo.is_dir() else []
     if not folders:
         raise InputError(f"no <model>/{CONFIG} in this folder: not a Triton model repository", file=str(repo))
+    root = repo.resolve()
     for folder in folders:
         if only is not None and folder.name not in only:
+            continue
+        if not (_inside(folder, root) and _inside(folder / CONFIG, root)):
+            # What a repository holds is read inside it: a link out of it (a pull request
+            # may add one) is neither read nor quoted in a message.
+            findings.append(
+                not_followed(
+                    f"{folder.name}/{CONFIG}",
+                    "it is a link out of the model repository, so the model was not read",
+                    severity="error",
+                    file=str(folder),
+                    line=None,
+                    plan=plan_name,
+                    model=folder.name,
+                )
+            )
             continue
         parsed = parse(folder / CONFIG)
         read_names.add(folder.name)
@@ -719,6 +737,14 @@ def _estimated(model: Model, read_model: _RepoModel, plan_name: str, findings: l
     return model.model_copy(update={"gpu_gb": round(per_gpu, 3), "gpu_gb_estimated": True})
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """Whether `path`, its links followed, lies in `root` (resolved)."""
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a loop of links
+        return False
+
+
 def _weights_bytes(folder: Path) -> int:
     total = 0
     for path in folder.rglob("*"):
@@ -835,8 +861,22 @@ def _llm_api_args(data: dict[str, Any]) -> dict[str, Any]:
 
 def _engine_file(folder: Path, versions: list[Path], model: _RepoModel, plan_name: str, name: str) -> dict[str, Any] | None:
     """An engine-arguments file (`<version>/NAME`, or NAME beside the config); None when absent."""
+    home = folder.resolve()
     for path in [v / name for v in versions] + [folder / name]:
         if not path.is_file():
+            continue
+        if not _inside(path, home):  # a link out of the model's folder is not read
+            model.findings.append(
+                not_followed(
+                    f"{model.name}: {name}",
+                    "it is a link out of the model's folder, so it was not read",
+                    severity="warning",
+                    file=str(path),
+                    line=None,
+                    plan=plan_name,
+                    model=model.name,
+                )
+            )
             continue
         try:
             docs = load_documents(read_text(path), str(path))

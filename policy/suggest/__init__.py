@@ -58,6 +58,7 @@ def suggest(
     time_limit: float = 10.0,
     optimize: bool = False,
     workers: int | None = None,
+    files_roots: Sequence[str | Path] = (),
 ) -> Suggestion:
     """Suggest, for each plan in `paths`, the safe plan that uses its GPUs best.
 
@@ -75,7 +76,7 @@ def suggest(
         config = load_config(Path(config) if config is not None else find_config())
     linter = Linter(config, rule_dirs, capacity=capacity)
     with gc_paused():
-        read = read_paths(paths, ignore=config.ignored(), files=Files.within(paths))
+        read = read_paths(paths, ignore=config.ignored(), files=Files.within(paths, files_roots))
     result = Suggestion(input_findings=list(read.findings))
     if result.unusable_input:
         return result

@@ -20,6 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--capacity", default="declared", metavar="declared|nvml|FILE", help="where real GPU capacity comes from")
     parser.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
     parser.add_argument("--config", metavar="FILE", help="project config (default: nearest .gpuadmit.yaml)")
+    parser.add_argument(
+        "--files-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="read model repositories in this folder too, beside the working directory and the PATHs (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         move=args.move,
         time_limit=args.time_limit,
         optimize=args.optimize,
+        files_roots=args.files_root,
     )
     if result.unusable_input:
         sys.stderr.write(render_report(Report(input_findings=result.input_findings), "text"))

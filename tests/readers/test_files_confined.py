@@ -131,3 +131,44 @@ def test_a_repository_annotation_outside_is_an_error_not_a_read(tmp_path: Path) 
     (unread,) = [f for f in findings if f["rule"] == "repository-read"]
     assert unread["severity"] == "error" and code == 1
     assert not _models_judged(findings) & REPO_MODELS
+
+
+# -- links inside what is read -------------------------------------------------------------
+
+
+def test_a_linked_model_folder_in_a_repository_is_not_read(tmp_path: Path) -> None:
+    """A pull request may add `models/evil -> /elsewhere`: the link is reported, never followed."""
+    project, repo = _layout(tmp_path)
+    shutil.move(str(repo), project / "models")
+    outside = tmp_path / "secret-model"
+    shutil.copytree(project / "models" / "guard", outside)
+    (project / "models" / "evil").symlink_to(outside, target_is_directory=True)
+    _, findings = _lint("models", cwd=project)
+    (unread,) = [f for f in findings if f["rule"] == "repository-read"]
+    assert unread["severity"] == "error" and "link out of the model repository" in str(unread["message"])
+    assert "evil" not in _models_judged(findings) - {unread.get("model")}
+    assert _models_judged(findings) & REPO_MODELS  # the rest of the repository is judged
+
+
+def test_a_linked_config_is_not_read_nor_quoted(tmp_path: Path) -> None:
+    project, repo = _layout(tmp_path)
+    shutil.move(str(repo), project / "models")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET_TOKEN: hunter2\n", encoding="utf-8")
+    (project / "models" / "leak").mkdir()
+    (project / "models" / "leak" / "config.pbtxt").symlink_to(secret)
+    run = run_cli("lint", "--format", "json", "models", cwd=project)
+    assert "SECRET_TOKEN" not in run.stdout + run.stderr and "hunter2" not in run.stdout + run.stderr
+    findings = json.loads(run.stdout)["findings"]
+    assert any(f["rule"] == "repository-read" and f.get("model") == "leak" for f in findings)
+
+
+def test_a_linked_file_in_a_linted_folder_is_not_read(tmp_path: Path) -> None:
+    project, _ = _layout(tmp_path)
+    secret = tmp_path / "creds.yaml"
+    secret.write_text("kind: ServingPlan\nmetadata: {name: creds}\npassword: hunter2\n", encoding="utf-8")
+    (project / "c.yaml").symlink_to(secret)
+    run = run_cli("lint", "--format", "json", ".", cwd=project)
+    assert "hunter2" not in run.stdout + run.stderr and "password" not in run.stdout + run.stderr
+    (unread,) = [f for f in json.loads(run.stdout)["findings"] if f["rule"] == "repository-read"]
+    assert "link out of the folders being linted" in str(unread["message"])
