@@ -19,6 +19,7 @@ A ServingPlan is its own domain, and so is a Triton repository (one server's mod
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -76,6 +77,12 @@ def group(
     """
     from .readers import kubernetes
 
+    # A saved AdmissionReview is the object it carries, in the request's namespace, as the
+    # webhook reads it: its identity, name and replicas are the object's.
+    batches = [
+        dataclasses.replace(batch, docs=[kubernetes.unwrap_review(doc) for doc in batch.docs]) if not batch.replaceable else batch
+        for batch in batches
+    ]
     given = {identity(doc) for batch in batches if not batch.replaceable for doc in batch.docs}
     entries = [
         (b, batch, doc)

@@ -42,6 +42,7 @@ everything read.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import dataclass, field
@@ -205,7 +206,7 @@ def read_objects(docs: list[Document], file: str, default_name: str = "plan", fi
 
     Without `files`, model repositories the workloads name are not read (admission).
     """
-    docs = [_unwrap_review(doc) for doc in docs]
+    docs = [unwrap_review(doc) for doc in docs]
     context = _Context(file=file, plan_name=default_name, files=files)
     for doc in docs:
         _learn(doc, context)
@@ -247,7 +248,7 @@ def _namespace(doc: Document) -> str | None:
 def placements(docs: list[Document]) -> list[Placement]:
     """For each document, the pools it shares GPUs in. A document whose annotations
     cannot be read gets an empty placement: read alone, it reports its own error."""
-    docs = [_unwrap_review(doc) for doc in docs]
+    docs = [unwrap_review(doc) for doc in docs]
     context = _Context(file=docs[0].file if docs else "", plan_name="plan")
     for doc in docs:
         _learn(doc, context)
@@ -276,15 +277,31 @@ def placements(docs: list[Document]) -> list[Placement]:
     return result
 
 
-def _unwrap_review(doc: Document) -> Document:
+def unwrap_review(doc: Document) -> Document:
     """An AdmissionReview is judged by the object it carries."""
     data = doc.data
     if isinstance(data, dict) and data.get("kind") == "AdmissionReview":
         request = data.get("request")
         obj = request.get("object") if isinstance(request, dict) else None
-        if is_object(obj):
-            return Document(obj, doc.file, doc.index, getattr(obj, "line", None) or doc.line)
+        if isinstance(obj, dict) and is_object(obj):
+            namespace = request.get("namespace") if isinstance(request, dict) else None
+            line = getattr(obj, "line", None) or doc.line
+            return Document(_in_namespace(obj, namespace), doc.file, doc.index, line)
     return doc
+
+
+def _in_namespace(obj: dict[str, Any], namespace: Any) -> dict[str, Any]:
+    """The object with the request's namespace in its metadata where it names none (the
+    object of a CREATE may leave it out; the API server puts it in the request's), as the
+    webhook reads it. Line positions are kept."""
+    meta = obj.get("metadata")
+    if not isinstance(namespace, str) or not namespace or (isinstance(meta, dict) and meta.get("namespace")):
+        return obj
+    copied = copy.copy(obj)
+    new_meta = copy.copy(meta) if isinstance(meta, dict) else LineDict()
+    new_meta["namespace"] = namespace
+    copied["metadata"] = new_meta
+    return copied
 
 
 def _learn(doc: Document, context: _Context) -> None:

@@ -105,3 +105,12 @@ def test_a_plan_update_is_not_judged_with_another_namespaces_bound_workloads(tmp
     beside_own_team = [_plan("team-a"), _reranker("team-a", replicas=1)]
     denied = _post(tmp_path, beside_own_team, review(bigger, operation="UPDATE", dry_run=True))
     assert denied["allowed"] is False and "[memory-fit]" in denied["status"]["message"]
+
+
+def test_lint_of_a_saved_admission_review_binds_in_the_requests_namespace(tmp_path: Path) -> None:
+    """`gpuadmit lint` of an AdmissionReview reads its object as the webhook does: an object
+    that names no namespace is in the request's."""
+    saved = review(_reranker(None), kind=DEPLOYMENT, namespace="team-a")
+    code, report = _lint(tmp_path, _plan("team-a"), saved)
+    assert code == 1 and any(f["rule"] == "memory-fit" for f in report["findings"])
+    assert not _unbound(report)
