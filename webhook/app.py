@@ -216,7 +216,7 @@ class Webhook:
                 # holds the cluster view, this one waits for it in a thread, and the loop
                 # goes on answering probes and other reviews.
                 try:
-                    answer = judge(linter, review, mode, self.cluster, reserve_s=self._reserve_s, wait=False)
+                    answer = judge(linter, review, mode, self.cluster, due=due, reserve_s=self._reserve_s, wait=False)
                 except ViewBusy:
                     pass
                 else:
@@ -226,7 +226,7 @@ class Webhook:
                     # (and logged and counted) as the deadline's answer, like a threaded one.
                     raise asyncio.TimeoutError
             return await asyncio.wait_for(
-                run_in_threadpool(judge, linter, review, mode, self.cluster, None, None, self._reserve_s),
+                run_in_threadpool(judge, linter, review, mode, self.cluster, None, due, self._reserve_s),
                 timeout=max(due - loop.time(), 0.0),
             )
         except asyncio.TimeoutError:

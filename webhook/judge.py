@@ -9,6 +9,7 @@ them to the readers the CLI uses; the rules decide.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from policy.api import Linter, gc_paused
@@ -54,6 +55,8 @@ def judge(
     With `cluster`, the object is judged with its neighbours there (webhook.neighbours); with
     `coordinator` too, in step with the other replicas (webhook.coordination), which may
     raise CoordinationError (gpuadmit's own failure) and gives up at `due` (time.monotonic).
+    A review still waiting for the view at `due`, or judged past it, raises TimeoutError and
+    reserves nothing: the API server has answered it already and does not create the object.
     An admitted object is reserved for `reserve_s` (default: neighbours.RESERVATION_SECONDS).
     With `wait=False`, raises ViewBusy rather than wait for the cluster view's lock: the
     event loop judges inline only what it can judge at once.
@@ -74,6 +77,9 @@ def judge(
         if not view.lock.acquire(blocking=wait):
             raise ViewBusy
         try:
+            if due is not None and time.monotonic() > due:
+                # Waited for the view past the deadline: the API server has its answer already.
+                raise TimeoutError("the deadline passed while the review waited for the cluster view")
             view.expire()
             if is_scale(review):
                 # The scaled object, built once: judged, and reserved when admitted.
@@ -91,6 +97,10 @@ def judge(
             if answer.allowed and not review.dry_run:
                 doc = admitted(review, cluster)
                 if doc is not None:
+                    if due is not None and time.monotonic() > due:
+                        # Answered too late: the API server gave up and the object is not
+                        # created, so nothing is reserved for it.
+                        raise TimeoutError("the deadline passed while the review was judged")
                     cluster.reserve(doc, reserve_s or reservation_seconds())
             return answer
         finally:

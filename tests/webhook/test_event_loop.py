@@ -110,3 +110,34 @@ def test_a_review_judged_inline_is_still_counted_before_the_next(tmp_path: Path)
     first, second = asyncio.run(both())
     assert first["allowed"] is True, first
     assert second["allowed"] is False and "[memory-fit]" in second["status"]["message"], second
+
+
+def test_a_review_past_its_deadline_while_the_view_is_held_reserves_nothing(tmp_path: Path) -> None:
+    """The API server gets the deadline's answer and does not create the object, so the
+    object must not keep room in the view: the next one that fits alone is admitted."""
+    snapshot = tmp_path / "snapshot.yaml"
+    snapshot.write_text(NODES, encoding="utf-8")
+    settings = ServeConfig(plain_http=True, cluster=str(snapshot), deadline_s=0.3)
+    metrics = Metrics()
+    webhook = Webhook(settings, RuleHolder(settings, metrics), metrics, None)
+    assert webhook.cluster is not None
+    big = {**DEPLOYMENT, "metadata": {**DEPLOYMENT["metadata"], "annotations": {"gpuadmit.dev/gpu-gb": "50"}}}
+    other = {**big, "metadata": {**big["metadata"], "name": "svc-2"}}
+    lock = webhook.cluster.lock
+
+    async def late_then_next() -> list[dict[str, Any]]:
+        transport = httpx.ASGITransport(app=build_app(webhook))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gpuadmit", timeout=30) as http:
+            lock.acquire()
+            try:
+                late = await http.post("/validate", json=review(big, kind=("apps", "v1", "Deployment")))
+                await asyncio.sleep(0.1)
+            finally:
+                lock.release()
+            await asyncio.sleep(0.5)  # the review's worker thread takes the view and finishes
+            following = await http.post("/validate", json=review(other, kind=("apps", "v1", "Deployment")))
+        return [late.json()["response"], following.json()["response"]]
+
+    late, following = asyncio.run(late_then_next())
+    assert late["allowed"] is False and "deadline" in late["status"]["message"], late
+    assert following["allowed"] is True, following
