@@ -314,12 +314,15 @@ def _bind(source: PlanSource, docs: list[Document], context: list[Document], gro
     findings = list(source.findings)
     dialects = dict(source.dialects)  # fix hints for bound workloads speak Kubernetes
     replicas = {_name(doc): _replicas(doc) for doc in docs}
+    waivers = list(plan.waivers)
     for part in built:
+        renamed: dict[str, str] = {}
         for model in part.plan.models:
             name = model.name
             while name in taken:
                 name = f"{name}-bound"
             taken.add(name)
+            renamed[model.name] = name
             instances = max(model.instances, replicas.get(model.name.split("/")[0], 1))
             placed: dict[str, Any] = {"name": name, "instances": instances, "gpu": None, "gpus": None}
             placed["gpu" if len(targets) == 1 else "gpus"] = targets[0] if len(targets) == 1 else list(targets)
@@ -329,7 +332,14 @@ def _bind(source: PlanSource, docs: list[Document], context: list[Document], gro
                 if key[0] == "model" and key[1] == model.name:
                     positions[("model", name, *key[2:])] = pos if len(pos) > 2 else (pos[0], pos[1], part.file or "")
         findings.extend(part.findings)
-    merged = plan.model_copy(update={"models": models, "waivers": [*plan.waivers, *(w for p in built for w in p.plan.waivers)]})
+        # A bound workload's waivers (its `gpuadmit.dev/waive`) waive its own models, under
+        # the names they take in the plan: never the plan's model whose name it shares.
+        waivers.extend(
+            w.model_copy(update={"model": renamed[w.model]})
+            for w in part.plan.waivers
+            if w.model is not None and w.model in renamed
+        )
+    merged = plan.model_copy(update={"models": models, "waivers": waivers})
     return PlanSource(
         plan=merged,
         file=source.file,

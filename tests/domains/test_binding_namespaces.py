@@ -114,3 +114,17 @@ def test_lint_of_a_saved_admission_review_binds_in_the_requests_namespace(tmp_pa
     code, report = _lint(tmp_path, _plan("team-a"), saved)
     assert code == 1 and any(f["rule"] == "memory-fit" for f in report["findings"])
     assert not _unbound(report)
+
+
+def test_a_bound_workloads_waiver_does_not_waive_the_plans_model_of_the_same_name(tmp_path: Path) -> None:
+    """A Deployment named like the plan's model joins as `<name>-bound`; its waiver goes with it."""
+    plan = copy.deepcopy(PLAN)
+    plan["metadata"] = {"name": "node-a", "namespace": "team-a"}
+    plan["models"] = [{**plan["models"][0], "latency_critical": True, "sla_ms": 300}]  # no rate limit: a finding
+    namesake = _reranker("team-a", replicas=1)
+    namesake["metadata"]["name"] = "chat-llm"
+    namesake["metadata"]["annotations"]["gpuadmit.dev/gpu-gb"] = "4"
+    namesake["metadata"]["annotations"]["gpuadmit.dev/waive"] = "latency-critical-rate-limit=not the plan's"
+    _, report = _lint(tmp_path, plan, namesake)
+    own = [f for f in report["findings"] if f["rule"] == "latency-critical-rate-limit" and f["model"] == "chat-llm"]
+    assert own and not any(f.get("waived") for f in own), own
