@@ -84,9 +84,10 @@ def read_paths(
         targets = [t for t in _walk(path) if ignore is None or not ignore(t)] if path.is_dir() else [path]
         for target in targets:
             result.files += 1
-            if files is not None and not files.permits(target):
-                # A link out of the folders being linted (a pull request may add one): not
-                # read, its content never quoted, and said.
+            if files is not None and target is not path and not files.permits(target):
+                # Found by walking a folder, a link out of the folders being linted (a pull
+                # request may add one): not read, its content never quoted, and said. A path
+                # named on the command line is read as named (`/dev/stdin`, a pipe).
                 result.findings.append(
                     not_followed(
                         str(target),
