@@ -36,7 +36,7 @@ from policy.errors import InputError
 
 from .config import ServeConfig
 from .coordination import CoordinationError, Coordinator, KubeLeases
-from .judge import JUDGED_OPERATIONS, ViewBusy, describe, judge, malformed
+from .judge import JUDGED_OPERATIONS, ViewBusy, describe, judge, malformed, unreadable
 from .limits import REQUEST_STARTED
 from .metrics import CONTENT_TYPE, Metrics
 from .readiness import cluster_view_readiness
@@ -189,10 +189,12 @@ class Webhook:
             return await self._verdict(review, size, deadline, due)
         seconds, why = problem
         if seconds > self.settings.cluster_stale_after_s:
-            # Bad input is denied as such, never answered by the failure policy.
+            # Bad input is denied as such, never answered by the failure policy: the object
+            # is read, without the view, as the judge reads it.
             return (
                 malformed(review)
                 or malformed_scale(review)
+                or unreadable(self.rules.current, review, self.settings.mode)
                 or self._failure(review, f"cluster view {seconds:.0f} s behind, over --cluster-stale-after ({why})")
             )
         answer = await self._verdict(review, size, deadline, due)

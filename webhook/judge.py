@@ -107,6 +107,17 @@ def judge(
             view.lock.release()
 
 
+def unreadable(linter: Linter, review: Review, mode: Mode = "enforce") -> Answer | None:
+    """The verdict on an object that cannot be read (a `replicas: "4"`), judged alone as
+    without a cluster view: where the view cannot be used (too stale), bad input is still
+    answered as such, never by the failure policy. None when the object reads."""
+    with gc_paused():
+        answer = _judge(linter, review, mode)
+    if any(f.rule == "schema" and f.severity == "error" for f in answer.findings):
+        return answer
+    return None
+
+
 def malformed(review: Review) -> Answer | None:
     """A deny for a review that is not one the API server sends, whatever the mode:
     bad input is never allowed, not under `--fail-open` and not in audit mode."""

@@ -249,6 +249,12 @@ def test_a_broken_watch_past_the_limit_is_allowed_with_a_warning_under_fail_open
         bad["request"]["resource"] = {"group": "apps", "version": "v1", "resource": "deployments"}
         answer = await post(bad)
         assert answer["allowed"] is False and answer["status"]["code"] == 400, answer
+        # So is an object whose count cannot be read, judged without the view.
+        unreadable = copy.deepcopy(SMALL)
+        unreadable["spec"]["replicas"] = "4"
+        answer = await post(review(unreadable))
+        assert answer["allowed"] is False and answer["status"]["code"] == 403, answer
+        assert "[schema] spec.replicas: expected a whole number ≥ 0, got '4'" in answer["status"]["message"], answer
 
     run(server, kubeconfig, scenario, fail_open=True, cluster_stale_after_s=0.0, coordinate=False)
 
