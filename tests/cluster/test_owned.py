@@ -352,3 +352,12 @@ def test_the_cli_reproduction_of_a_forged_controller_is_denied(tmp_path: Path) -
     run = run_cli("lint", "--cluster", str(SNAPSHOT), str(path), "--format", "json")
     assert run.code == 1, run.stdout
     assert any(f["rule"] == "memory-fit" for f in json.loads(run.stdout)["findings"])
+
+
+def test_every_counting_controller_says_what_it_makes() -> None:
+    """An object is left out only through a controller that may make its kind: each counting
+    controller has its kinds, and no other controller has any."""
+    from policy.cluster.owners import OWNS
+
+    assert set(OWNS) == COUNTING_CONTROLLERS
+    assert all(OWNS.values())
