@@ -663,6 +663,19 @@ def _plan(workloads: list[_Workload], context: _Context) -> PlanSource:
     for workload in workloads:
         name = _unique(workload.name, taken)
         annotations = _gpuadmit_annotations(workload, context)
+        if workload.replicas == 0:
+            # Scaled to zero (parked, or by an autoscaler): it holds no GPU now, and the scale
+            # that brings it back is judged then.
+            context.findings.append(
+                Finding(
+                    rule="schema",
+                    severity="info",
+                    message=f"{name}: 0 replicas, so it holds no GPU now; scaling it up is judged then",
+                    file=workload.doc.file,
+                    line=workload.doc.line,
+                )
+            )
+            continue
         product = context.product(annotations.pop("gpu-product", None) or workload.node_selector.get(PRODUCT_LABEL))
         memory_gb = _label_memory(workload.node_selector.get(MEMORY_LABEL))
         if memory_gb is None and product in context.nodes:
