@@ -69,16 +69,12 @@ ENDED_PHASES = {"Succeeded", "Failed"}
 
 def controller_of(data: Any) -> tuple[str, str] | None:
     """(API group, kind) of the object's controller reference, or None without one."""
-    meta = data.get("metadata") if isinstance(data, dict) else None
-    refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
-    if not isinstance(refs, list):
+    ref = _controller_ref(data)
+    if ref is None:
         return None
-    for ref in refs:
-        if isinstance(ref, dict) and ref.get("controller") is True:
-            api_version = str(ref.get("apiVersion") or "")
-            group = api_version.partition("/")[0] if "/" in api_version else ""
-            return group, str(ref.get("kind") or "")
-    return None
+    api_version = str(ref.get("apiVersion") or "")
+    group = api_version.partition("/")[0] if "/" in api_version else ""
+    return group, str(ref.get("kind") or "")
 
 
 def counted_by_controller(data: Any) -> bool:
