@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="DIR",
-        help="read model repositories in this folder too, beside the working directory and the paths (repeatable)",
+        help="read model repositories in these folders too, beside the working directory and the paths; "
+        "separated by spaces or newlines (quotes allowed), repeatable",
     )
     return parser
 
@@ -72,7 +73,8 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(Path(args.config) if args.config else find_config())
     if args.fail_on:
         config.fail_on = args.fail_on
-    report = Linter(config, args.rules).lint_paths(paths, files_roots=args.files_root)
+    roots = [root for text in args.files_root for root in shlex.split(text)]
+    report = Linter(config, args.rules).lint_paths(paths, files_roots=roots)
 
     sys.stdout.write(render(report, args.format))
     if args.sarif:

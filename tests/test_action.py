@@ -236,3 +236,24 @@ def test_ci_script_reports_a_broken_config_as_one_annotation(
         capsys.readouterr().out
         == "::error title=gpuadmit::rules.bulk-caped: no rule 'bulk-caped' to configure; did you mean 'bulk-capped'?\n"
     )
+
+
+def test_a_repository_outside_the_workspace_is_read_only_when_files_root_names_it(action_run: ActionRun, tmp_path: Path) -> None:
+    runner = action_run.runner
+    repo = tmp_path / "models"
+    shutil.copytree(ROOT / "samples" / "triton", repo)
+    (repo / "gpuadmit.yaml").unlink()
+    (runner.workspace / "node").mkdir(exist_ok=True)
+    (runner.workspace / "node" / "node.yaml").write_text(
+        "kind: ServingPlan\nmetadata: {name: node}\ngpus: [{id: gpu0, product: H100}]\n"
+        f"triton: {{repository: '{repo}', args: [--model-repository=/models]}}\n",
+        encoding="utf-8",
+    )
+    runner.inputs = {**runner.inputs, "paths": "node/", "fail-on": "never", "summary": "false", "format": "github"}
+    proc = runner.run(lint_step())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "repository-read" in proc.stdout and "outside the folders being linted" in proc.stdout
+    runner.inputs = {**runner.inputs, "files-root": str(tmp_path)}
+    proc = runner.run(lint_step())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "repository-read" not in proc.stdout and "chat-llm" in proc.stdout  # the repository's models judged

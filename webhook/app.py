@@ -231,7 +231,7 @@ class Webhook:
                 run_in_threadpool(judge, linter, review, mode, self.cluster, None, due, self._reserve_s),
                 timeout=max(due - loop.time(), 0.0),
             )
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, TimeoutError):  # two classes before Python 3.11; judge raises the builtin
             return self._failure(review, f"no verdict within the {deadline:g} s deadline")
         except CoordinationError as exc:
             log.warning("coordination failed", extra={"event": "coordination-error", "uid": review.uid, "error": str(exc)})
