@@ -43,16 +43,55 @@ def review(
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
 
 
-def webhook_app(**settings: Any) -> Any:
-    """The admission app of `gpuadmit serve` with these settings (plain HTTP), in this process."""
-    from webhook.app import Webhook, build_app
+#: A cluster snapshot of one node of time-sliced A100 80GB GPUs (76 GiB usable each).
+SHARED_A100_NODES = """\
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Node
+    metadata:
+      name: gpu-a100-1
+      labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB-SHARED, nvidia.com/gpu.memory: "81920"}
+"""
+
+
+def shared_a100_deployment(name: str, gpu_gb: float = 14.0) -> dict[str, Any]:
+    """One replica of `gpu_gb` + a 0.5 GiB CUDA context on the shared A100s: at 14 GiB, five
+    fit in 76 GiB usable, six do not."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "prod", "annotations": {"gpuadmit.dev/gpu-gb": str(gpu_gb)}},
+        "spec": {
+            "replicas": 1,
+            "template": {
+                "spec": {
+                    "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB-SHARED"},
+                    "containers": [{"name": "c", "image": "server:1", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
+                }
+            },
+        },
+    }
+
+
+def webhook(**settings: Any) -> Any:
+    """The `Webhook` of `gpuadmit serve` with these settings (plain HTTP), in this process."""
+    from webhook.app import Webhook
     from webhook.config import ServeConfig
     from webhook.metrics import Metrics
     from webhook.ruleset import RuleHolder
 
     config = ServeConfig(plain_http=True, **settings)
     metrics = Metrics()
-    return build_app(Webhook(config, RuleHolder(config, metrics), metrics, None))
+    return Webhook(config, RuleHolder(config, metrics), metrics, None)
+
+
+def webhook_app(**settings: Any) -> Any:
+    """The admission app of `gpuadmit serve` with these settings (plain HTTP), in this process."""
+    from webhook.app import build_app
+
+    return build_app(webhook(**settings))
 
 
 def answer(app: Any, request: dict[str, Any]) -> dict[str, Any]:

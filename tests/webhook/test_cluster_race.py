@@ -8,51 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from webhook_support import review
-
-from webhook.app import Webhook, build_app
-from webhook.config import ServeConfig
-from webhook.metrics import Metrics
-from webhook.ruleset import RuleHolder
-
-DEPLOYMENT = ("apps", "v1", "Deployment")
-NODES = """\
-apiVersion: v1
-kind: List
-items:
-  - apiVersion: v1
-    kind: Node
-    metadata:
-      name: gpu-a100-1
-      labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB-SHARED, nvidia.com/gpu.memory: "81920"}
-"""
-
-
-def _deployment(name: str, gpu_gb: float = 14.0) -> dict[str, Any]:
-    """One replica of `gpu_gb` + a 0.5 GiB CUDA context: five fit in 76 GiB usable, six do not."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "prod", "annotations": {"gpuadmit.dev/gpu-gb": str(gpu_gb)}},
-        "spec": {
-            "replicas": 1,
-            "template": {
-                "spec": {
-                    "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB-SHARED"},
-                    "containers": [{"name": "c", "image": "server:1", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
-                }
-            },
-        },
-    }
+from fakes.admission import DEPLOYMENT, SHARED_A100_NODES, review, shared_a100_deployment, webhook_app
 
 
 def _app(tmp_path: Path) -> Any:
     snapshot = tmp_path / "snapshot.yaml"
-    snapshot.write_text(NODES, encoding="utf-8")
+    snapshot.write_text(SHARED_A100_NODES, encoding="utf-8")
     # Every review in a worker thread: they really run at the same time.
-    settings = ServeConfig(plain_http=True, cluster=str(snapshot), inline_max_bytes=0)
-    metrics = Metrics()
-    return build_app(Webhook(settings, RuleHolder(settings, metrics), metrics, None))
+    return webhook_app(cluster=str(snapshot), inline_max_bytes=0)
 
 
 async def _send(app: Any, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -64,7 +27,7 @@ async def _send(app: Any, requests: list[dict[str, Any]]) -> list[dict[str, Any]
 
 def test_twenty_concurrent_creates_into_room_for_five_admit_exactly_five(tmp_path: Path) -> None:
     app = _app(tmp_path)
-    answers = asyncio.run(_send(app, [review(_deployment(f"svc-{n}"), kind=DEPLOYMENT) for n in range(20)]))
+    answers = asyncio.run(_send(app, [review(shared_a100_deployment(f"svc-{n}"), kind=DEPLOYMENT) for n in range(20)]))
     allowed = [a for a in answers if a["allowed"]]
     assert len(allowed) == 5, [a.get("status", {}).get("message", "")[:120] for a in answers]
     denied = [a for a in answers if not a["allowed"]]
@@ -73,17 +36,17 @@ def test_twenty_concurrent_creates_into_room_for_five_admit_exactly_five(tmp_pat
 
 def test_an_update_of_an_admitted_object_replaces_its_reservation(tmp_path: Path) -> None:
     app = _app(tmp_path)
-    first = [review(_deployment(f"svc-{n}"), kind=DEPLOYMENT) for n in range(5)]
+    first = [review(shared_a100_deployment(f"svc-{n}"), kind=DEPLOYMENT) for n in range(5)]
     assert all(a["allowed"] for a in asyncio.run(_send(app, first)))
-    again = review(_deployment("svc-0"), operation="UPDATE", kind=DEPLOYMENT)
+    again = review(shared_a100_deployment("svc-0"), operation="UPDATE", kind=DEPLOYMENT)
     assert asyncio.run(_send(app, [again]))[0]["allowed"] is True
-    sixth = review(_deployment("svc-5"), kind=DEPLOYMENT)
+    sixth = review(shared_a100_deployment("svc-5"), kind=DEPLOYMENT)
     assert asyncio.run(_send(app, [sixth]))[0]["allowed"] is False
 
 
 def test_a_dry_run_reserves_nothing(tmp_path: Path) -> None:
     app = _app(tmp_path)
-    dry = [review(_deployment(f"svc-{n}"), kind=DEPLOYMENT, dry_run=True) for n in range(8)]
+    dry = [review(shared_a100_deployment(f"svc-{n}"), kind=DEPLOYMENT, dry_run=True) for n in range(8)]
     assert all(a["allowed"] for a in asyncio.run(_send(app, dry)))
 
 
@@ -95,16 +58,16 @@ def test_a_reservation_ends_when_the_cluster_lists_the_object_and_stays_until_th
         return view_of([Document(o, "cluster", n, n + 1) for n, o in enumerate(objects)], "cluster")
 
     cluster = view()
-    admitted = _deployment("svc-0")
+    admitted = shared_a100_deployment("svc-0")
     admitted["metadata"]["generation"] = 2
     cluster.reserve(Document(admitted, "admitted", 0, 1), 600)
     cluster.refresh(view())  # listed before the API server stored it: still reserved
     assert [d.data["metadata"]["name"] for d in cluster.objects] == ["svc-0"]
-    older = _deployment("svc-0")
+    older = shared_a100_deployment("svc-0")
     older["metadata"]["generation"] = 1
     cluster.refresh(view(older))  # the previous version: the reservation still counts
     assert cluster.objects[0].data["metadata"]["generation"] == 2
-    listed = _deployment("svc-0")
+    listed = shared_a100_deployment("svc-0")
     listed["metadata"]["generation"] = 2
     cluster.refresh(view(listed))  # listed as admitted: the listing counts, the reservation ends
     assert cluster.objects[0].file == "cluster" and not cluster._reserved

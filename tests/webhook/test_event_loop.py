@@ -11,49 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from webhook_support import review
+from fakes import admission
+from fakes.admission import SHARED_A100_NODES, review, shared_a100_deployment
 
 from webhook.app import Webhook, build_app
-from webhook.config import ServeConfig
-from webhook.metrics import Metrics
-from webhook.ruleset import RuleHolder
 
-NODES = """\
-apiVersion: v1
-kind: List
-items:
-  - apiVersion: v1
-    kind: Node
-    metadata:
-      name: gpu-a100-1
-      labels: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB-SHARED, nvidia.com/gpu.memory: "81920"}
-"""
-
-DEPLOYMENT = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "svc", "namespace": "prod", "annotations": {"gpuadmit.dev/gpu-gb": "14"}},
-    "spec": {
-        "replicas": 1,
-        "template": {
-            "spec": {
-                "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB-SHARED"},
-                "containers": [{"name": "c", "image": "server:1", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
-            }
-        },
-    },
-}
+DEPLOYMENT = shared_a100_deployment("svc")
 
 #: How long the view stays held: long enough that an event loop blocked on it shows.
 HELD_S = 1.5
 
 
-def _webhook(tmp_path: Path) -> Webhook:
+def _webhook(tmp_path: Path, **settings: Any) -> Webhook:
     snapshot = tmp_path / "snapshot.yaml"
-    snapshot.write_text(NODES, encoding="utf-8")
-    settings = ServeConfig(plain_http=True, cluster=str(snapshot))  # small reviews judged inline by default
-    metrics = Metrics()
-    return Webhook(settings, RuleHolder(settings, metrics), metrics, None)
+    snapshot.write_text(SHARED_A100_NODES, encoding="utf-8")
+    made: Webhook = admission.webhook(cluster=str(snapshot), **settings)  # small reviews judged inline by default
+    return made
 
 
 async def _review_and_probe_while_held(webhook: Webhook) -> tuple[dict[str, Any], float, float]:
@@ -115,18 +88,14 @@ def test_a_review_judged_inline_is_still_counted_before_the_next(tmp_path: Path)
 def test_a_review_past_its_deadline_while_the_view_is_held_reserves_nothing(tmp_path: Path) -> None:
     """The API server gets the deadline's answer and does not create the object, so the
     object must not keep room in the view: the next one that fits alone is admitted."""
-    snapshot = tmp_path / "snapshot.yaml"
-    snapshot.write_text(NODES, encoding="utf-8")
-    settings = ServeConfig(plain_http=True, cluster=str(snapshot), deadline_s=0.3)
-    metrics = Metrics()
-    webhook = Webhook(settings, RuleHolder(settings, metrics), metrics, None)
-    assert webhook.cluster is not None
+    served = _webhook(tmp_path, deadline_s=0.3)
+    assert served.cluster is not None
     big = {**DEPLOYMENT, "metadata": {**DEPLOYMENT["metadata"], "annotations": {"gpuadmit.dev/gpu-gb": "50"}}}
     other = {**big, "metadata": {**big["metadata"], "name": "svc-2"}}
-    lock = webhook.cluster.lock
+    lock = served.cluster.lock
 
     async def late_then_next() -> list[dict[str, Any]]:
-        transport = httpx.ASGITransport(app=build_app(webhook))
+        transport = httpx.ASGITransport(app=build_app(served))
         async with httpx.AsyncClient(transport=transport, base_url="http://gpuadmit", timeout=30) as http:
             lock.acquire()
             try:
