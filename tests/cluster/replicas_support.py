@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fakes.admission import shared_a100_deployment
 
 from webhook.app import Webhook, build_app
 from webhook.config import ServeConfig
@@ -26,22 +27,8 @@ NODE = {
 POOL = "shared-nvidia-a100-sxm4-80gb"
 
 
-def deployment(name: str, gpu_gb: float = 14.0) -> dict[str, Any]:
-    """One replica of `gpu_gb` + a 0.5 GiB CUDA context: five fit in 76 GiB usable, six do not."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "prod", "annotations": {"gpuadmit.dev/gpu-gb": str(gpu_gb)}},
-        "spec": {
-            "replicas": 1,
-            "template": {
-                "spec": {
-                    "nodeSelector": {"nvidia.com/gpu.product": PRODUCT},
-                    "containers": [{"name": "c", "image": "server:1", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
-                }
-            },
-        },
-    }
+#: One replica of `gpu_gb` + a 0.5 GiB CUDA context: five fit in 76 GiB usable, six do not.
+deployment = shared_a100_deployment
 
 
 def create(obj: dict[str, Any], *, dry_run: bool = False, uid: str | None = None) -> dict[str, Any]:
